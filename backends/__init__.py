@@ -1,0 +1,1 @@
+"""gradspec's in-tree backends: ``backends.python`` and ``backends.numba``."""

@@ -1,0 +1,1 @@
+"""gradspec's conformance suite (work in progress)."""

@@ -1,0 +1,68 @@
+"""gradspec's contract: the op table, the error contract, the interface, and
+the parts written once for every backend (models, losses, optimizers).
+
+Backend authors start here: implement the primitives of :data:`OPS` on a
+subclass of :class:`ValueBase`, bind the models with :func:`bind_nn`, describe
+the result with :class:`Backend`, register it, and run the conformance suite.
+"""
+
+from spec.backend import ENTRY_POINT_GROUP, Backend, available_backends, load_backend
+from spec.errors import (
+    BackendMismatchError,
+    DivisionByZeroError,
+    DomainError,
+    GradspecError,
+    NonFiniteError,
+    OperandTypeError,
+    ResultOverflowError,
+    ShapeError,
+)
+from spec.interface import MLPProtocol, ModuleProtocol, ValueProtocol
+from spec.losses import binary_cross_entropy, l2_penalty, mse_loss, svm_loss
+from spec.nn import ACTIVATIONS, MLP, Activation, Layer, Module, Neuron, bind_nn, initial_parameters
+from spec.ops import COMPOSITES, OPS, OpCode, OpSpec, check_domain, op_symbol, overflow_error
+from spec.optim import SGD, LearningRate, linear_decay
+from spec.value import ValueBase
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "COMPOSITES",
+    "ENTRY_POINT_GROUP",
+    "MLP",
+    "OPS",
+    "SGD",
+    "Activation",
+    "Backend",
+    "BackendMismatchError",
+    "DivisionByZeroError",
+    "DomainError",
+    "GradspecError",
+    "LearningRate",
+    "Layer",
+    "MLPProtocol",
+    "Module",
+    "ModuleProtocol",
+    "Neuron",
+    "NonFiniteError",
+    "OpCode",
+    "OpSpec",
+    "OperandTypeError",
+    "ResultOverflowError",
+    "ShapeError",
+    "ValueBase",
+    "ValueProtocol",
+    "available_backends",
+    "binary_cross_entropy",
+    "bind_nn",
+    "check_domain",
+    "initial_parameters",
+    "l2_penalty",
+    "linear_decay",
+    "load_backend",
+    "mse_loss",
+    "op_symbol",
+    "overflow_error",
+    "svm_loss",
+]

@@ -1,0 +1,76 @@
+"""Backend descriptions and the registry that finds them.
+
+A backend is a package that exposes a :class:`Backend` object and registers it
+under the entry-point group ``gradspec.backends``::
+
+    [project.entry-points."gradspec.backends"]
+    mybackend = "mybackend:BACKEND"
+
+:func:`load_backend` accepts a registered name (``"python"``) or, for
+unregistered code such as test-only variants, an import path
+(``"package.module:BACKEND"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from spec.ops import OPS, OpCode
+from spec.value import ValueBase
+
+__all__ = ["ENTRY_POINT_GROUP", "Backend", "available_backends", "load_backend"]
+
+ENTRY_POINT_GROUP = "gradspec.backends"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What a backend provides, for the registry and the conformance suite."""
+
+    name: str
+    version: str
+    Value: type[ValueBase]
+    Neuron: type
+    Layer: type
+    MLP: type
+    #: the backend's lowering of each op of :data:`spec.ops.OPS`, keyed by op code
+    lowerings: Mapping[OpCode, Any]
+    #: optional capabilities, e.g. ``"compile_step"``
+    capabilities: frozenset[str] = frozenset()
+    #: conformance check id -> reason, for checks this backend is known to fail
+    expected_failures: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [OPS[code].name for code in OPS if code not in self.lowerings]
+        if missing:
+            raise NotImplementedError(
+                f"backend {self.name!r} has no lowering for op(s): {', '.join(missing)}"
+            )
+
+
+def available_backends() -> list[str]:
+    """Names of the backends registered under ``gradspec.backends``, sorted."""
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def load_backend(name: str) -> Backend:
+    """The :class:`Backend` registered as ``name``, or at import path ``"module:attribute"``."""
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+        backend = getattr(importlib.import_module(module_name), attribute)
+    else:
+        matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not matches:
+            known = ", ".join(available_backends()) or "none"
+            raise LookupError(
+                f"no gradspec backend named {name!r} is installed (registered: {known}); "
+                "install it, or pass an import path like 'package.module:BACKEND'"
+            )
+        backend = matches[0].load()
+    if not isinstance(backend, Backend):
+        raise TypeError(f"{name!r} is a {type(backend).__name__}, not a spec.Backend")
+    return backend

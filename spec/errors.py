@@ -1,0 +1,59 @@
+"""The error contract: what every backend raises for bad input.
+
+Every exception derives from :class:`GradspecError` *and* from the built-in
+exception a Python programmer would expect, so ``except ValueError`` keeps
+working. Backends raise these exact classes, with the messages built here, and
+raise them *before* anything is changed: a failed operation creates no node,
+and a failed assignment leaves the old value in place.
+
+NaN/inf policy: the ``data`` of every Value is a finite float64. Constructing
+or assigning a non-finite number raises :class:`NonFiniteError`; an operation
+whose result is not finite raises :class:`ResultOverflowError` (NaN can only
+come from non-finite inputs, which cannot exist). Gradients are plain IEEE
+float64 and are not checked: backward passes never raise.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendMismatchError",
+    "DivisionByZeroError",
+    "DomainError",
+    "GradspecError",
+    "NonFiniteError",
+    "OperandTypeError",
+    "ResultOverflowError",
+    "ShapeError",
+]
+
+
+class GradspecError(Exception):
+    """Base class of every error gradspec raises on purpose."""
+
+
+class OperandTypeError(GradspecError, TypeError):
+    """A Value's data or an operand is not a real number (``Value("3")``)."""
+
+
+class BackendMismatchError(GradspecError, TypeError):
+    """Values of two different backends (or two tapes) were combined."""
+
+
+class NonFiniteError(GradspecError, ValueError):
+    """A NaN or an infinity was given where a finite float is required."""
+
+
+class DomainError(GradspecError, ValueError):
+    """An operation's input lies outside its domain (``log`` of a non-positive)."""
+
+
+class DivisionByZeroError(DomainError, ZeroDivisionError):
+    """Zero raised to a negative power: the primitive that division lowers to."""
+
+
+class ResultOverflowError(GradspecError, OverflowError):
+    """An operation's exact result is too large for a finite float64."""
+
+
+class ShapeError(GradspecError, ValueError):
+    """Sizes disagree: MLP input width, loss lengths, layer sizes."""

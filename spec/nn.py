@@ -1,0 +1,219 @@
+"""Neuron, Layer and MLP, written once for every backend.
+
+The classes are generic over the backend's ``Value`` class: a backend calls
+:func:`bind_nn` with its ``Value`` and gets subclasses that build Values of
+that backend. The maths is micrograd's, operation for operation, so a model
+built after ``random.seed(1337)`` reproduces micrograd's demo numbers.
+
+Initialisation. Each weight is ``rng.uniform(-1, 1)``, each bias ``0``, drawn
+in parameter order (layer by layer, neuron by neuron, weights before the
+bias). With ``seed=None`` the draws come from Python's global :mod:`random`
+(exactly micrograd's behaviour); with an integer seed from
+``random.Random(seed)``, so ``MLP(..., seed=s)`` is bit-identical on every
+backend. :func:`initial_parameters` gives the same numbers without a backend.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from numbers import Integral
+from typing import Any, ClassVar, Literal, TypeAlias
+
+from spec.errors import ShapeError
+from spec.value import ValueBase
+
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "Activation",
+    "Layer",
+    "Module",
+    "Neuron",
+    "bind_nn",
+    "initial_parameters",
+]
+
+Activation: TypeAlias = Literal["relu", "tanh", "sigmoid", "linear"]
+ACTIVATIONS: tuple[Activation, ...] = ("relu", "tanh", "sigmoid", "linear")
+Rng: TypeAlias = random.Random | Any  # the random module itself is a valid rng
+
+
+def _activate(x: Any, activation: Activation) -> Any:
+    if activation == "linear":
+        return x
+    method: Callable[[], Any] = getattr(x, activation)
+    return method()
+
+
+def _check_size(n: object, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+        raise ShapeError(f"{what} must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def _check_activation(activation: object) -> Activation:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return activation  # type: ignore[return-value]
+
+
+def _draw_weights(rng: Rng, nin: int) -> list[float]:
+    return [rng.uniform(-1, 1) for _ in range(nin)]
+
+
+def _layer_sizes(nin: object, nouts: object) -> list[int]:
+    if not isinstance(nouts, Sequence) or isinstance(nouts, str) or len(nouts) == 0:
+        raise ShapeError(f"nouts must be a non-empty list of layer sizes, got {nouts!r}")
+    return [_check_size(nin, "nin")] + [_check_size(n, "layer size") for n in nouts]
+
+
+def initial_parameters(nin: int, nouts: Sequence[int], seed: int) -> list[float]:
+    """The initial parameters of ``MLP(nin, nouts, seed=seed)``, in parameter order."""
+    rng = random.Random(seed)
+    sizes = _layer_sizes(nin, nouts)
+    params: list[float] = []
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        for _ in range(fan_out):
+            params += _draw_weights(rng, fan_in) + [0.0]
+    return params
+
+
+class Module:
+    """Something with parameters: micrograd's ``Module``."""
+
+    def parameters(self) -> list[Any]:
+        return []
+
+    def zero_grad(self) -> None:
+        """Set every parameter's grad to 0."""
+        for p in self.parameters():
+            p.grad = 0.0
+
+
+class Neuron(Module):
+    """``activation(w · x + b)`` with ``nin`` weights: micrograd's ``Neuron``."""
+
+    value_type: ClassVar[type[ValueBase]]
+
+    def __init__(
+        self,
+        nin: int,
+        nonlin: bool = True,
+        activation: Activation = "relu",
+        *,
+        rng: Rng | None = None,
+    ) -> None:
+        self.nin = _check_size(nin, "nin")
+        self.activation: Activation = _check_activation(activation) if nonlin else "linear"
+        weights = _draw_weights(random if rng is None else rng, self.nin)
+        self.w = [self.value_type(w) for w in weights]
+        self.b = self.value_type(0)
+
+    @property
+    def nonlin(self) -> bool:
+        return self.activation != "linear"
+
+    def __call__(self, x: Sequence[Any]) -> Any:
+        if len(x) != self.nin:
+            raise ShapeError(f"this neuron takes {self.nin} inputs, got {len(x)}")
+        # sum(..., self.b): b + w0*x0 + w1*x1 + ..., micrograd's order of additions.
+        act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
+        return _activate(act, self.activation)
+
+    def parameters(self) -> list[Any]:
+        return self.w + [self.b]
+
+    def __repr__(self) -> str:
+        return f"{self.activation.capitalize()}Neuron({self.nin})"
+
+
+class Layer(Module):
+    """``nout`` neurons over the same inputs: micrograd's ``Layer``."""
+
+    neuron_type: ClassVar[type[Neuron]]
+
+    def __init__(self, nin: int, nout: int, **kwargs: Any) -> None:
+        nout = _check_size(nout, "nout")
+        self.neurons = [self.neuron_type(nin, **kwargs) for _ in range(nout)]
+
+    def __call__(self, x: Sequence[Any]) -> Any:
+        out = [n(x) for n in self.neurons]
+        return out[0] if len(out) == 1 else out
+
+    def parameters(self) -> list[Any]:
+        return [p for n in self.neurons for p in n.parameters()]
+
+    def __repr__(self) -> str:
+        return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
+
+
+class MLP(Module):
+    """A multi-layer perceptron: micrograd's ``MLP`` plus activation choice and a seed.
+
+    Example::
+
+        model = MLP(2, [16, 16, 1], seed=0)        # ReLU hidden layers, linear output
+        model = MLP(3, [4, 4, 1], activation="tanh", output_activation="tanh")
+        score = model([0.5, -1.0])                 # one output: a Value
+    """
+
+    layer_type: ClassVar[type[Layer]]
+
+    def __init__(
+        self,
+        nin: int,
+        nouts: Sequence[int],
+        activation: Activation = "relu",
+        output_activation: Activation = "linear",
+        seed: int | None = None,
+    ) -> None:
+        sizes = _layer_sizes(nin, nouts)
+        _check_activation(activation)
+        _check_activation(output_activation)
+        rng = random if seed is None else random.Random(seed)
+        last = len(sizes) - 2
+        self.nin = sizes[0]
+        self.layers = [
+            self.layer_type(
+                sizes[i],
+                sizes[i + 1],
+                activation=output_activation if i == last else activation,
+                rng=rng,
+            )
+            for i in range(len(sizes) - 1)
+        ]
+
+    def __call__(self, x: Sequence[Any]) -> Any:
+        """The output for one input vector: a Value if the last layer has one neuron, else a list."""
+        if isinstance(x, str | bytes) or not isinstance(x, Sequence):
+            x = _as_sequence(x)
+        if len(x) != self.nin:
+            raise ShapeError(f"this MLP takes {self.nin} inputs, got {len(x)}")
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def parameters(self) -> list[Any]:
+        """Every parameter: layer by layer, neuron by neuron, weights then bias."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def __repr__(self) -> str:
+        return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
+
+
+def _as_sequence(x: object) -> Sequence[Any]:
+    # NumPy rows are not Sequences; anything else iterable is taken as a list.
+    try:
+        return list(x)  # type: ignore[call-overload]
+    except TypeError:
+        raise ShapeError(f"an MLP input must be a sequence of numbers or Values, got {x!r:.80}") from None
+
+
+def bind_nn(value_type: type[ValueBase]) -> tuple[type[Neuron], type[Layer], type[MLP]]:
+    """Neuron, Layer and MLP classes that build ``value_type`` Values."""
+    module = value_type.__module__.rpartition(".")[0] or value_type.__module__
+    neuron = type("Neuron", (Neuron,), {"value_type": value_type, "__module__": module})
+    layer = type("Layer", (Layer,), {"neuron_type": neuron, "__module__": module})
+    mlp = type("MLP", (MLP,), {"layer_type": layer, "__module__": module})
+    return neuron, layer, mlp

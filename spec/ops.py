@@ -1,0 +1,233 @@
+"""The op table: every primitive operation, once.
+
+Each row says what a backend must implement for one primitive: its op code,
+how many Value inputs it takes, whether it carries a float constant, the
+forward rule, the local partial derivatives (as functions of the inputs, the
+constant and the output), the domain, and how the public API spells it.
+
+The rules here are the *reference*: written with :mod:`math` on Python floats,
+they define the float64 operations (and their order) a backend must perform,
+so that two backends give bit-identical results. Backends lower every row;
+conformance checks each backend's lowering against these rules, and the golden
+fixtures check the rules themselves against an independent oracle.
+
+Composite operations are not rows: they are defined once, below the table, in
+terms of primitives (``a - b`` is ``a + (-b)``), and every backend must build
+exactly that graph.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from spec.errors import DivisionByZeroError, DomainError, ResultOverflowError
+
+__all__ = [
+    "COMPOSITES",
+    "OPS",
+    "OpCode",
+    "OpSpec",
+    "check_domain",
+    "division_by_zero_error",
+    "op_symbol",
+    "overflow_error",
+]
+
+
+class OpCode(IntEnum):
+    """Stable small-integer op codes (array backends store these)."""
+
+    LEAF = 0
+    ADD = 1
+    MUL = 2
+    POW_CONST = 3
+    POW = 4
+    EXP = 5
+    LOG = 6
+    TANH = 7
+    RELU = 8
+    SIGMOID = 9
+
+
+Floats = tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One primitive: everything a backend needs to lower it."""
+
+    code: OpCode
+    name: str  #: the name used in programs, fixtures and error messages
+    symbol: str  #: what ``Value.op`` shows (constant ops append the constant)
+    arity: int  #: number of Value inputs
+    has_constant: bool  #: whether the node carries a float constant
+    forward: Callable[[Floats, float], float]  #: (inputs, constant) -> output
+    partials: Callable[[Floats, float, float], Floats]  #: (inputs, constant, out) -> d out/d input
+    domain: Callable[[Floats, float], str | None]  #: reason the inputs are invalid, or None
+    domain_text: str  #: the domain, in words, for documentation
+    #: where property tests sample each input (and the constant): well inside the domain
+    sample_ranges: tuple[tuple[float, float], ...]
+    #: how the public Value API spells the op: (operands..., [constant]) -> Value
+    apply: Callable[..., Any]
+
+
+def _no_domain(inputs: Floats, c: float) -> str | None:
+    return None
+
+
+def _sigmoid(x: float) -> float:
+    # Two branches so exp never overflows: exp(-x) for x >= 0, exp(x) otherwise.
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _pow_const_partial(x: float, c: float) -> float:
+    # d/dx x**0 is 0 everywhere; written out so x = 0 needs no 0**-1.
+    return 0.0 if c == 0.0 else c * x ** (c - 1.0)
+
+
+def _pow_const_domain(inputs: Floats, c: float) -> str | None:
+    (x,) = inputs
+    if x == 0.0 and c < 0.0:
+        return f"0.0 ** {c!r}: zero cannot be raised to a negative power"
+    if x == 0.0 and 0.0 < c < 1.0:
+        return f"0.0 ** {c!r}: the derivative of x ** {c!r} is infinite at x = 0"
+    if x < 0.0 and not c.is_integer():
+        return f"{x!r} ** {c!r}: a negative base needs an integer exponent"
+    return None
+
+
+def _pow_domain(inputs: Floats, c: float) -> str | None:
+    x, y = inputs
+    if x <= 0.0:
+        return f"{x!r} ** Value({y!r}): a Value exponent needs a positive base"
+    return None
+
+
+def _log_domain(inputs: Floats, c: float) -> str | None:
+    (x,) = inputs
+    return None if x > 0.0 else f"log({x!r}): the input must be positive"
+
+
+_SAMPLE = (-3.0, 3.0)
+_POSITIVE = (0.2, 3.0)
+
+# fmt: off
+_ROWS = [
+    # --- binary -----------------------------------------------------------------
+    OpSpec(OpCode.ADD, "add", "+", 2, False,
+           forward=lambda i, c: i[0] + i[1],
+           partials=lambda i, c, out: (1.0, 1.0),
+           domain=_no_domain, domain_text="all finite x, y",
+           sample_ranges=(_SAMPLE, _SAMPLE),
+           apply=lambda x, y: x + y),
+    OpSpec(OpCode.MUL, "mul", "*", 2, False,
+           forward=lambda i, c: i[0] * i[1],
+           partials=lambda i, c, out: (i[1], i[0]),
+           domain=_no_domain, domain_text="all finite x, y",
+           sample_ranges=(_SAMPLE, _SAMPLE),
+           apply=lambda x, y: x * y),
+    OpSpec(OpCode.POW, "pow", "**", 2, False,
+           forward=lambda i, c: i[0] ** i[1],
+           partials=lambda i, c, out: (i[1] * i[0] ** (i[1] - 1.0), out * math.log(i[0])),
+           domain=_pow_domain, domain_text="x > 0 (the partial in y is out * log x)",
+           sample_ranges=(_POSITIVE, _SAMPLE),
+           apply=lambda x, y: x ** y),
+    # --- unary with a constant --------------------------------------------------
+    OpSpec(OpCode.POW_CONST, "pow_const", "**", 1, True,
+           forward=lambda i, c: i[0] ** c,
+           partials=lambda i, c, out: (_pow_const_partial(i[0], c),),
+           domain=_pow_const_domain,
+           domain_text="x > 0; x = 0 with c = 0 or c >= 1; x < 0 with integer c",
+           sample_ranges=(_POSITIVE, _SAMPLE),
+           apply=lambda x, c: x ** c),
+    # --- unary ------------------------------------------------------------------
+    OpSpec(OpCode.EXP, "exp", "exp", 1, False,
+           forward=lambda i, c: math.exp(i[0]),
+           partials=lambda i, c, out: (out,),
+           domain=_no_domain, domain_text="x <= log(max float64) ~ 709.78, else overflow",
+           sample_ranges=((-4.0, 4.0),),
+           apply=lambda x: x.exp()),
+    OpSpec(OpCode.LOG, "log", "log", 1, False,
+           forward=lambda i, c: math.log(i[0]),
+           partials=lambda i, c, out: (1.0 / i[0],),
+           domain=_log_domain, domain_text="x > 0",
+           sample_ranges=((0.05, 10.0),),
+           apply=lambda x: x.log()),
+    OpSpec(OpCode.TANH, "tanh", "tanh", 1, False,
+           forward=lambda i, c: math.tanh(i[0]),
+           partials=lambda i, c, out: (1.0 - out * out,),
+           domain=_no_domain, domain_text="all finite x",
+           sample_ranges=((-4.0, 4.0),),
+           apply=lambda x: x.tanh()),
+    OpSpec(OpCode.RELU, "relu", "ReLU", 1, False,
+           # 0.0 if x < 0 else x: micrograd's rule, so relu(-0.0) is -0.0.
+           forward=lambda i, c: 0.0 if i[0] < 0.0 else i[0],
+           # The derivative at 0 is 0, as in micrograd and PyTorch.
+           partials=lambda i, c, out: (1.0 if out > 0.0 else 0.0,),
+           domain=_no_domain, domain_text="all finite x; relu'(0) = 0",
+           sample_ranges=(_SAMPLE,),
+           apply=lambda x: x.relu()),
+    OpSpec(OpCode.SIGMOID, "sigmoid", "sigmoid", 1, False,
+           forward=lambda i, c: _sigmoid(i[0]),
+           partials=lambda i, c, out: (out * (1.0 - out),),
+           domain=_no_domain, domain_text="all finite x",
+           sample_ranges=((-6.0, 6.0),),
+           apply=lambda x: x.sigmoid()),
+]
+# fmt: on
+
+#: The table, keyed by op code. LEAF has no row: a leaf is not an operation.
+OPS: Mapping[OpCode, OpSpec] = {row.code: row for row in _ROWS}
+
+#: Composite operations and the primitive graph each one builds. ``n`` is a
+#: plain number operand; a number operand of a primitive becomes a leaf Value.
+COMPOSITES: Mapping[str, str] = {
+    "neg": "-a         = a * -1",
+    "sub": "a - b      = a + (-b)          (a - n = a + leaf(-n))",
+    "rsub": "n - a      = (-a) + leaf(n)",
+    "truediv": "a / b      = a * b ** -1       (a / n = a * leaf(1.0 / n); n = 0 raises)",
+    "rtruediv": "n / a      = a ** -1 * leaf(n)",
+    "radd": "n + a      = a + leaf(n)",
+    "rmul": "n * a      = a * leaf(n)",
+    "rpow": "n ** a     = leaf(n) ** a      (POW: needs n > 0)",
+}
+
+
+def op_symbol(code: OpCode | int, constant: float = 0.0) -> str:
+    """The ``Value.op`` string of a node: ``""`` for a leaf, ``"**2"`` for x ** 2."""
+    if code == OpCode.LEAF:
+        return ""
+    row = OPS[OpCode(code)]
+    return f"{row.symbol}{constant:g}" if row.has_constant else row.symbol
+
+
+def check_domain(code: OpCode | int, inputs: Floats, constant: float = 0.0) -> None:
+    """Raise the contract's error if ``inputs`` lie outside the op's domain."""
+    row = OPS[OpCode(code)]
+    reason = row.domain(inputs, constant)
+    if reason is None:
+        return
+    if code == OpCode.POW_CONST and inputs[0] == 0.0 and constant < 0.0:
+        raise DivisionByZeroError(reason)
+    raise DomainError(reason)
+
+
+def overflow_error(code: OpCode | int, inputs: Floats, constant: float = 0.0) -> ResultOverflowError:
+    """The contract's error for an op whose result does not fit a finite float64."""
+    row = OPS[OpCode(code)]
+    args = ", ".join(repr(x) for x in inputs)
+    if row.has_constant:
+        args += f"; constant {constant!r}"
+    return ResultOverflowError(f"{row.name}({args}) overflows float64")
+
+
+def division_by_zero_error(numerator: float) -> DivisionByZeroError:
+    """The contract's error for ``a / 0`` with a number 0 (no node is built)."""
+    return DivisionByZeroError(f"division by zero: {numerator!r} / 0")

@@ -1,0 +1,108 @@
+"""Programs: backend-neutral expression graphs, as data.
+
+A program names its input leaves and lists steps ``[dest, op, *args]``; each
+arg is the name of an earlier result or a plain number. Golden fixtures,
+property tests and differential tests all speak this format, and
+:func:`run_program` builds it on any backend through the public operators, so
+numbers become leaves exactly as user code would make them.
+
+Ops: binary ``add sub mul truediv pow`` (a number may stand on either side:
+``["c", "sub", 1.0, "a"]`` is ``1.0 - a``; ``["c", "pow", "a", 2.0]`` is the
+POW_CONST primitive, ``["c", "pow", 2.0, "a"]`` and ``["c", "pow", "a", "b"]``
+are POW), unary ``neg exp log tanh relu sigmoid``.
+
+JSON form::
+
+    {"inputs": {"a": -4.0, "b": 2.0},
+     "steps": [["c", "mul", "a", "b"], ["d", "add", "c", 1.0], ["e", "tanh", "d"]],
+     "output": "e"}
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["BINARY_OPS", "UNARY_OPS", "Program", "run_program"]
+
+BINARY_OPS: Mapping[str, Callable[[Any, Any], Any]] = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "truediv": operator.truediv,
+    "pow": operator.pow,
+}
+UNARY_OPS: Mapping[str, Callable[[Any], Any]] = {
+    "neg": operator.neg,
+    "exp": lambda v: v.exp(),
+    "log": lambda v: v.log(),
+    "tanh": lambda v: v.tanh(),
+    "relu": lambda v: v.relu(),
+    "sigmoid": lambda v: v.sigmoid(),
+}
+
+Arg = str | float
+Step = tuple[str, str, tuple[Arg, ...]]
+
+
+@dataclass(frozen=True)
+class Program:
+    """An expression graph over named input leaves."""
+
+    inputs: Mapping[str, float]
+    steps: Sequence[Step]
+    output: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Program:
+        steps = [(s[0], s[1], tuple(s[2:])) for s in data["steps"]]
+        program = cls(dict(data["inputs"]), steps, data["output"])
+        program.validate()
+        return program
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inputs": dict(self.inputs),
+            "steps": [[dest, op, *args] for dest, op, args in self.steps],
+            "output": self.output,
+        }
+
+    def validate(self) -> None:
+        """Raise ValueError unless every name is defined before use and every op is known."""
+        defined = set(self.inputs)
+        for dest, op, args in self.steps:
+            arity = 2 if op in BINARY_OPS else 1 if op in UNARY_OPS else None
+            if arity is None:
+                raise ValueError(f"unknown op {op!r} in step {dest!r}")
+            if len(args) != arity:
+                raise ValueError(f"step {dest!r}: {op} takes {arity} args, got {len(args)}")
+            names = [a for a in args if isinstance(a, str)]
+            if not names:
+                raise ValueError(f"step {dest!r}: at least one arg must name a Value")
+            undefined = [n for n in names if n not in defined]
+            if undefined:
+                raise ValueError(f"step {dest!r} uses {undefined} before they are defined")
+            if dest in defined:
+                raise ValueError(f"step {dest!r} redefines a name")
+            defined.add(dest)
+        if self.output not in defined:
+            raise ValueError(f"output {self.output!r} is never defined")
+
+    def evaluate(self, leaf: Callable[[float], Any]) -> dict[str, Any]:
+        """Every named result, with ``leaf(x)`` making each input (any number-like type works)."""
+        env: dict[str, Any] = {name: leaf(x) for name, x in self.inputs.items()}
+        for dest, op, args in self.steps:
+            operands = [env[a] if isinstance(a, str) else a for a in args]
+            if op in BINARY_OPS:
+                env[dest] = BINARY_OPS[op](*operands)
+            else:
+                env[dest] = UNARY_OPS[op](*operands)
+        return env
+
+
+def run_program(program: Program, value_type: Callable[[float], Any]) -> tuple[Any, dict[str, Any]]:
+    """Build ``program`` with a backend's ``Value``: the output Value and the input leaves by name."""
+    env = program.evaluate(value_type)
+    return env[program.output], {name: env[name] for name in program.inputs}

@@ -1,0 +1,72 @@
+"""What every backend's ``Value`` shares: the composite operators.
+
+A backend's ``Value`` subclasses :class:`ValueBase` and implements only the
+primitives of :mod:`spec.ops` (``+``, ``*``, ``**``, ``exp``, ``log``, ``tanh``,
+``relu``, ``sigmoid``), ``backward``, ``zero_grad`` and the attributes of
+:class:`spec.interface.Value`. The composites below are written once, here, in
+terms of those primitives, so every backend builds the same graph for
+``a - b`` or ``n / a`` and computes the same float64 numbers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from spec.operands import as_finite_float, foreign_value_error
+from spec.ops import division_by_zero_error
+
+__all__ = ["ValueBase"]
+
+
+class ValueBase:
+    """Base class of every backend's ``Value``: composite operators and the backend marker."""
+
+    __slots__ = ()
+    #: the registry name of the backend; also tells one backend's Values from another's
+    backend_name: ClassVar[str] = ""
+
+    if TYPE_CHECKING:
+        # The primitives each backend provides.
+        def __init__(self, data: object, label: str = "") -> None: ...
+        def __add__(self, other: object) -> ValueBase: ...
+        def __mul__(self, other: object) -> ValueBase: ...
+        def __pow__(self, other: object) -> ValueBase: ...
+        @property
+        def data(self) -> float: ...
+
+    def _number(self, other: object, what: str = "operand") -> float:
+        """A number operand as a finite float; a foreign Value is a backend mismatch."""
+        if isinstance(other, ValueBase):
+            raise foreign_value_error(self, other)
+        return as_finite_float(other, what)
+
+    def __neg__(self) -> ValueBase:  # self * -1
+        return self * -1.0
+
+    def __radd__(self, other: object) -> ValueBase:  # self + other
+        return self + other
+
+    def __sub__(self, other: object) -> ValueBase:  # self + (-other)
+        if isinstance(other, ValueBase):
+            return self + (-other)
+        return self + -self._number(other)
+
+    def __rsub__(self, other: object) -> ValueBase:  # (-self) + other
+        return -self + other
+
+    def __rmul__(self, other: object) -> ValueBase:  # self * other
+        return self * other
+
+    def __truediv__(self, other: object) -> ValueBase:  # self * other**-1
+        if isinstance(other, ValueBase):
+            return self * other**-1.0
+        divisor = self._number(other)
+        if divisor == 0.0:
+            raise division_by_zero_error(self.data)
+        return self * (1.0 / divisor)
+
+    def __rtruediv__(self, other: object) -> ValueBase:  # self**-1 * other
+        return self**-1.0 * other
+
+    def __rpow__(self, other: object) -> ValueBase:  # Value(other) ** self
+        return type(self)(self._number(other)) ** self
