@@ -1,1 +1,39 @@
-"""gradspec's conformance suite (work in progress)."""
+"""gradspec's conformance suite: one set of checks that every backend must pass.
+
+Run it against a registered backend::
+
+    pytest --pyargs conformance --backend numba
+
+or from an out-of-tree backend's own tests::
+
+    from conformance import parametrize_with_checks
+    from mybackend import BACKEND
+
+    @parametrize_with_checks(BACKEND)
+    def test_conformance(check):
+        check()
+
+Each check is a plain function ``check_<property>(backend)`` (see
+:mod:`conformance.checks`); a backend lists the checks it is known to fail,
+with reasons, in ``Backend.expected_failures``.
+"""
+
+from conformance._registry import check_params, iter_checks, parametrize_with_checks
+from conformance.gradcheck import (
+    FINITE_DIFFERENCE,
+    Tolerance,
+    assert_close,
+    check_program_gradients,
+    finite_difference_gradients,
+)
+
+__all__ = [
+    "FINITE_DIFFERENCE",
+    "Tolerance",
+    "assert_close",
+    "check_params",
+    "check_program_gradients",
+    "finite_difference_gradients",
+    "iter_checks",
+    "parametrize_with_checks",
+]

@@ -1,1 +1,94 @@
-"""pytest plugin (work in progress)."""
+"""pytest plugin: choose the backend under test and print it in the report header.
+
+Installed through the ``pytest11`` entry point, so it is active wherever
+gradspec is installed::
+
+    pytest --pyargs conformance --backend numba
+    GRADSPEC_BACKEND=numba pytest --pyargs conformance
+
+``--backend`` takes a registered name or an import path ``module:BACKEND``.
+Hypothesis profiles: ``ci`` (the default: few, derandomized examples) and
+``thorough`` (``--hypothesis-profile=thorough``) for long local runs.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from spec import Backend, available_backends, load_backend
+
+_DEFAULT_BACKEND = "python"
+
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=2000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gradspec")
+    group.addoption(
+        "--backend",
+        default=os.environ.get("GRADSPEC_BACKEND", _DEFAULT_BACKEND),
+        help="gradspec backend to run the conformance suite against: a registered name "
+        f"({', '.join(available_backends()) or 'none registered'}) or 'module:BACKEND' "
+        "(default: $GRADSPEC_BACKEND or 'python')",
+    )
+
+
+def backend_under_test(config: pytest.Config) -> Backend:
+    """The backend named by ``--backend``, loaded once per session."""
+    cached: Backend | None = getattr(config, "_gradspec_backend", None)
+    if cached is None:
+        cached = load_backend(config.getoption("--backend"))
+        config._gradspec_backend = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    try:
+        backend = backend_under_test(config)
+    except Exception as error:  # the header must not hide the real error
+        return f"gradspec backend: {config.getoption('--backend')} (failed to load: {error})"
+    return (
+        f"gradspec backend: {backend.name} {backend.version} (registered: {', '.join(available_backends())})"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "conformance_check" not in metafunc.fixturenames:
+        return
+    from conformance import check_params
+
+    backend = backend_under_test(metafunc.config)
+    metafunc.parametrize("conformance_check", check_params(backend))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> None:
+    ran = {item.callspec.id for item in items if hasattr(item, "callspec")}
+    if not any("conformance_check" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    backend = backend_under_test(config)
+    for check_id in sorted(set(backend.expected_failures) - ran):
+        warnings.warn(
+            f"backend {backend.name!r} lists an expected failure {check_id!r} "
+            "that matches no conformance check",
+            stacklevel=1,
+        )

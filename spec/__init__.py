@@ -20,8 +20,8 @@ from spec.errors import (
 from spec.interface import MLPProtocol, ModuleProtocol, ValueProtocol
 from spec.losses import binary_cross_entropy, l2_penalty, mse_loss, svm_loss
 from spec.nn import ACTIVATIONS, MLP, Activation, Layer, Module, Neuron, bind_nn, initial_parameters
-from spec.ops import COMPOSITES, OPS, OpCode, OpSpec, check_domain, op_symbol, overflow_error
-from spec.optim import SGD, LearningRate, linear_decay
+from spec.ops import COMPOSITES, OPS, OpCode, OpSpec, check_domain, ieee_pow, op_symbol, overflow_error
+from spec.optim import SGD, Adam, LearningRate, Optimizer, linear_decay
 from spec.value import ValueBase
 
 __version__ = "0.1.0"
@@ -34,13 +34,14 @@ __all__ = [
     "OPS",
     "SGD",
     "Activation",
+    "Adam",
     "Backend",
     "BackendMismatchError",
     "DivisionByZeroError",
     "DomainError",
     "GradspecError",
-    "LearningRate",
     "Layer",
+    "LearningRate",
     "MLPProtocol",
     "Module",
     "ModuleProtocol",
@@ -49,6 +50,7 @@ __all__ = [
     "OpCode",
     "OpSpec",
     "OperandTypeError",
+    "Optimizer",
     "ResultOverflowError",
     "ShapeError",
     "ValueBase",
@@ -57,6 +59,7 @@ __all__ = [
     "binary_cross_entropy",
     "bind_nn",
     "check_domain",
+    "ieee_pow",
     "initial_parameters",
     "l2_penalty",
     "linear_decay",

@@ -3,8 +3,10 @@
 Every exception derives from :class:`GradspecError` *and* from the built-in
 exception a Python programmer would expect, so ``except ValueError`` keeps
 working. Backends raise these exact classes, with the messages built here, and
-raise them *before* anything is changed: a failed operation creates no node,
-and a failed assignment leaves the old value in place.
+raise them *before* anything is changed: a failed primitive operation creates
+no node (not even the leaf of a number operand), and a failed assignment leaves
+the old value in place. A composite (``a - b`` is ``a + (-b)``) whose second
+primitive fails keeps the node its first one made; no graph reaches that node.
 
 NaN/inf policy: the ``data`` of every Value is a finite float64. Constructing
 or assigning a non-finite number raises :class:`NonFiniteError`; an operation

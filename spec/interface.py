@@ -18,6 +18,12 @@ Backward semantics (``Value.backward``), stated once for all backends:
    local contributions to its children in argument order. Float addition is not
    associative, so fixing this order is what makes backends bit-identical.
 
+Not covered: assigning ``data`` to a node *after* other nodes were computed from
+it leaves those nodes' values stale, and their partials are then evaluated at
+the new data (possibly outside an op's domain, where results are IEEE infinities
+or NaNs on compiled backends and unspecified in general). Assign to leaves
+between steps, as optimizers do, not in the middle of a graph.
+
 micrograd differs in step 3 (it never resets interior nodes, so a second call
 also doubles interior grads) and in step 5 (its order depends on set iteration).
 """
@@ -52,6 +58,7 @@ class ValueProtocol(Protocol):
     @property
     def op(self) -> str:
         """The op symbol of the node that made this Value (``"+"``, ``"tanh"``), ``""`` for a leaf."""
+
     @property
     def children(self) -> tuple[Any, ...]:
         """The operands of that op, in argument order; ``()`` for a leaf."""

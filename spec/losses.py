@@ -23,7 +23,7 @@ def _pairs(predictions: Sequence[Any], targets: Sequence[Any], what: str) -> lis
         )
     if len(predictions) == 0:
         raise ShapeError(f"{what}: no predictions; a mean over zero samples is undefined")
-    return [(p, as_finite_float(t, "target")) for p, t in zip(predictions, targets)]
+    return [(p, as_finite_float(t, "target")) for p, t in zip(predictions, targets, strict=True)]
 
 
 def _mean(terms: list[Any]) -> Any:

@@ -15,10 +15,12 @@ backend. :func:`initial_parameters` gives the same numbers without a backend.
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import pairwise
 from numbers import Integral
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 from spec.errors import ShapeError
 from spec.value import ValueBase
@@ -73,7 +75,7 @@ def initial_parameters(nin: int, nouts: Sequence[int], seed: int) -> list[float]
     rng = random.Random(seed)
     sizes = _layer_sizes(nin, nouts)
     params: list[float] = []
-    for fan_in, fan_out in zip(sizes, sizes[1:]):
+    for fan_in, fan_out in pairwise(sizes):
         for _ in range(fan_out):
             params += _draw_weights(rng, fan_in) + [0.0]
     return params
@@ -89,6 +91,31 @@ class Module:
         """Set every parameter's grad to 0."""
         for p in self.parameters():
             p.grad = 0.0
+
+    # Saving and loading: thin wrappers over spec.state (imported here: it imports this module).
+    def state_dict(self) -> dict[str, Any]:
+        """The parameters and architecture as plain JSON-able data (see :mod:`spec.state`)."""
+        from spec.state import state_dict
+
+        return state_dict(self)
+
+    def load_state_dict(self, state: Any) -> None:
+        """Set the parameters from :meth:`state_dict` data; on any problem raise and change nothing."""
+        from spec.state import load_state_dict
+
+        load_state_dict(self, state)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`state_dict` to ``path`` as JSON, atomically."""
+        from spec.state import save
+
+        save(self, path)
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Read parameters saved by :meth:`save`; on any problem raise and change nothing."""
+        from spec.state import load
+
+        load(self, path)
 
 
 class Neuron(Module):
@@ -118,7 +145,7 @@ class Neuron(Module):
         if len(x) != self.nin:
             raise ShapeError(f"this neuron takes {self.nin} inputs, got {len(x)}")
         # sum(..., self.b): b + w0*x0 + w1*x1 + ..., micrograd's order of additions.
-        act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
+        act = sum((wi * xi for wi, xi in zip(self.w, x, strict=True)), self.b)
         return _activate(act, self.activation)
 
     def parameters(self) -> list[Any]:
@@ -138,8 +165,12 @@ class Layer(Module):
         self.neurons = [self.neuron_type(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x: Sequence[Any]) -> Any:
-        out = [n(x) for n in self.neurons]
+        out = self.outputs(x)
         return out[0] if len(out) == 1 else out
+
+    def outputs(self, x: Sequence[Any]) -> list[Any]:
+        """The output of every neuron, as a list even for one neuron."""
+        return [n(x) for n in self.neurons]
 
     def parameters(self) -> list[Any]:
         return [p for n in self.neurons for p in n.parameters()]
@@ -191,8 +222,8 @@ class MLP(Module):
         if len(x) != self.nin:
             raise ShapeError(f"this MLP takes {self.nin} inputs, got {len(x)}")
         for layer in self.layers:
-            x = layer(x)
-        return x
+            x = layer.outputs(x)
+        return x[0] if len(x) == 1 else x
 
     def parameters(self) -> list[Any]:
         """Every parameter: layer by layer, neuron by neuron, weights then bias."""
@@ -205,7 +236,7 @@ class MLP(Module):
 def _as_sequence(x: object) -> Sequence[Any]:
     # NumPy rows are not Sequences; anything else iterable is taken as a list.
     try:
-        return list(x)  # type: ignore[call-overload]
+        return list(cast(Iterable[Any], x))
     except TypeError:
         raise ShapeError(f"an MLP input must be a sequence of numbers or Values, got {x!r:.80}") from None
 

@@ -32,7 +32,7 @@ def _describe(value: object) -> str:
 
 def as_float(x: object, what: str = "operand") -> float:
     """``x`` as a float, or :class:`OperandTypeError` if it is not a real number."""
-    if isinstance(x, float):
+    if type(x) is float:
         return x
     if isinstance(x, Real):
         return float(x)

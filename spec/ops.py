@@ -33,6 +33,7 @@ __all__ = [
     "OpSpec",
     "check_domain",
     "division_by_zero_error",
+    "ieee_pow",
     "op_symbol",
     "overflow_error",
 ]
@@ -87,9 +88,37 @@ def _sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
+def ieee_pow(x: float, y: float) -> float:
+    """``x ** y`` with IEEE overflow: an infinity, where Python's float ``**`` raises.
+
+    Backward passes never raise (spec.errors), so partials that overflow become
+    infinities exactly as they do in compiled code. Only called where the result
+    is real (``x > 0``, or ``y`` an integer).
+    """
+    try:
+        result: float = x**y
+    except OverflowError:
+        negative = x < 0.0 and y % 2.0 == 1.0
+        return -math.inf if negative else math.inf
+    return result
+
+
+def _tanh_partial(x: float) -> float:
+    # sech(x)**2 from exp(-2|x|), not 1 - tanh(x)**2: the latter cancels to nothing
+    # once tanh(x) rounds near 1 (|x| > ~10), losing every digit of a tiny derivative.
+    e = math.exp(-2.0 * abs(x))
+    return 4.0 * e / ((1.0 + e) * (1.0 + e))
+
+
+def _sigmoid_partial(x: float) -> float:
+    # e / (1 + e)**2 with e = exp(-|x|), not s * (1 - s): same cancellation near s = 1.
+    e = math.exp(-abs(x))
+    return e / ((1.0 + e) * (1.0 + e))
+
+
 def _pow_const_partial(x: float, c: float) -> float:
     # d/dx x**0 is 0 everywhere; written out so x = 0 needs no 0**-1.
-    return 0.0 if c == 0.0 else c * x ** (c - 1.0)
+    return 0.0 if c == 0.0 else c * ieee_pow(x, c - 1.0)
 
 
 def _pow_const_domain(inputs: Floats, c: float) -> str | None:
@@ -135,7 +164,7 @@ _ROWS = [
            apply=lambda x, y: x * y),
     OpSpec(OpCode.POW, "pow", "**", 2, False,
            forward=lambda i, c: i[0] ** i[1],
-           partials=lambda i, c, out: (i[1] * i[0] ** (i[1] - 1.0), out * math.log(i[0])),
+           partials=lambda i, c, out: (i[1] * ieee_pow(i[0], i[1] - 1.0), out * math.log(i[0])),
            domain=_pow_domain, domain_text="x > 0 (the partial in y is out * log x)",
            sample_ranges=(_POSITIVE, _SAMPLE),
            apply=lambda x, y: x ** y),
@@ -162,7 +191,7 @@ _ROWS = [
            apply=lambda x: x.log()),
     OpSpec(OpCode.TANH, "tanh", "tanh", 1, False,
            forward=lambda i, c: math.tanh(i[0]),
-           partials=lambda i, c, out: (1.0 - out * out,),
+           partials=lambda i, c, out: (_tanh_partial(i[0]),),
            domain=_no_domain, domain_text="all finite x",
            sample_ranges=((-4.0, 4.0),),
            apply=lambda x: x.tanh()),
@@ -176,7 +205,7 @@ _ROWS = [
            apply=lambda x: x.relu()),
     OpSpec(OpCode.SIGMOID, "sigmoid", "sigmoid", 1, False,
            forward=lambda i, c: _sigmoid(i[0]),
-           partials=lambda i, c, out: (out * (1.0 - out),),
+           partials=lambda i, c, out: (_sigmoid_partial(i[0]),),
            domain=_no_domain, domain_text="all finite x",
            sample_ranges=((-6.0, 6.0),),
            apply=lambda x: x.sigmoid()),

@@ -9,7 +9,7 @@ from typing import Any, TypeAlias
 from spec.errors import ResultOverflowError
 from spec.operands import as_finite_float
 
-__all__ = ["SGD", "LearningRate", "linear_decay"]
+__all__ = ["SGD", "Adam", "LearningRate", "Optimizer", "linear_decay"]
 
 #: A constant learning rate, or a schedule ``step_index -> learning rate``.
 LearningRate: TypeAlias = float | Callable[[int], float]
@@ -25,21 +25,17 @@ def linear_decay(start: float, end: float, steps: int) -> Callable[[int], float]
     return lambda k: start - drop * k / steps
 
 
-class SGD:
-    """Stochastic gradient descent, optionally with momentum.
+class Optimizer:
+    """What every optimizer shares: parameters, the learning rate (or schedule), atomic steps.
 
-    Each :meth:`step` does ``p.data -= lr * p.grad`` (micrograd's update) for
-    plain SGD; with momentum ``v = momentum * v + p.grad; p.data -= lr * v``.
-    ``lr`` is a number or a schedule called with the step index (0, 1, ...).
+    A subclass implements :meth:`_updates`, returning the new parameter values and
+    its new state; :meth:`step` checks them all before changing anything, so a
+    step that would make a parameter non-finite raises and changes nothing.
     """
 
-    def __init__(self, params: Iterable[Any], lr: LearningRate, momentum: float = 0.0) -> None:
+    def __init__(self, params: Iterable[Any], lr: LearningRate) -> None:
         self.params = list(params)
         self.lr = lr if callable(lr) else _positive(lr, "learning rate")
-        self.momentum = as_finite_float(momentum, "momentum")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        self.velocity = [0.0] * len(self.params)
         self.steps = 0
 
     def learning_rate(self) -> float:
@@ -48,27 +44,101 @@ class SGD:
             return _positive(self.lr(self.steps), f"learning rate schedule at step {self.steps}")
         return self.lr
 
+    def _updates(self, lr: float) -> tuple[list[float], Callable[[], None]]:
+        """The new parameter values, and a function that commits the optimizer's new state."""
+        raise NotImplementedError
+
     def step(self) -> None:
         """Update every parameter from its gradient."""
-        lr = self.learning_rate()
-        if self.momentum == 0.0:
-            velocity = [p.grad for p in self.params]
-        else:
-            velocity = [self.momentum * v + p.grad for v, p in zip(self.velocity, self.params)]
-        # Computed in full and checked before any parameter changes: a failed step changes nothing.
-        updated = [p.data - lr * v for p, v in zip(self.params, velocity)]
+        updated, commit = self._updates(self.learning_rate())
         for index, value in enumerate(updated):
             if not math.isfinite(value):
-                raise ResultOverflowError(f"SGD step: parameter {index} would become {value!r}")
-        for p, value in zip(self.params, updated):
+                raise ResultOverflowError(
+                    f"{type(self).__name__} step: parameter {index} would become {value!r}"
+                )
+        for p, value in zip(self.params, updated, strict=True):
             p.data = value
-        self.velocity = velocity
+        commit()
         self.steps += 1
 
     def zero_grad(self) -> None:
         """Set every parameter's grad to 0."""
         for p in self.params:
             p.grad = 0.0
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with momentum.
+
+    Each :meth:`step` does ``p.data -= lr * p.grad`` (micrograd's update) for
+    plain SGD; with momentum ``v = momentum * v + p.grad; p.data -= lr * v``.
+    ``lr`` is a number or a schedule called with the step index (0, 1, ...).
+    """
+
+    def __init__(self, params: Iterable[Any], lr: LearningRate, momentum: float = 0.0) -> None:
+        super().__init__(params, lr)
+        self.momentum = as_finite_float(momentum, "momentum")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        self.velocity = [0.0] * len(self.params)
+
+    def _updates(self, lr: float) -> tuple[list[float], Callable[[], None]]:
+        if self.momentum == 0.0:
+            velocity = [p.grad for p in self.params]
+        else:
+            velocity = [self.momentum * v + p.grad for v, p in zip(self.velocity, self.params, strict=True)]
+
+        def commit() -> None:
+            self.velocity = velocity
+
+        return [p.data - lr * v for p, v in zip(self.params, velocity, strict=True)], commit
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015), as in PyTorch's ``torch.optim.Adam`` without weight decay.
+
+    Each :meth:`step`, with ``t`` the number of steps taken so far plus one and ``g``
+    each parameter's grad, computes exactly these float64 operations::
+
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * (g * g)
+        p.data -= lr * (m / (1 - beta1 ** t)) / (math.sqrt(v / (1 - beta2 ** t)) + eps)
+
+    ``lr`` is a number or a schedule called with the step index (0, 1, ...), as for :class:`SGD`.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: LearningRate = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = (as_finite_float(beta, "beta") for beta in betas)
+        for beta in (self.beta1, self.beta2):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Adam betas must be in [0, 1), got {betas!r}")
+        self.eps = _positive(eps, "eps")
+        self.m = [0.0] * len(self.params)
+        self.v = [0.0] * len(self.params)
+
+    def _updates(self, lr: float) -> tuple[list[float], Callable[[], None]]:
+        b1, b2 = self.beta1, self.beta2
+        t = self.steps + 1
+        grads = [p.grad for p in self.params]
+        m = [b1 * mi + (1.0 - b1) * g for mi, g in zip(self.m, grads, strict=True)]
+        v = [b2 * vi + (1.0 - b2) * (g * g) for vi, g in zip(self.v, grads, strict=True)]
+        m_scale, v_scale = 1.0 - b1**t, 1.0 - b2**t
+        updated = [
+            p.data - lr * (mi / m_scale) / (math.sqrt(vi / v_scale) + self.eps)
+            for p, mi, vi in zip(self.params, m, v, strict=True)
+        ]
+
+        def commit() -> None:
+            self.m, self.v = m, v
+
+        return updated, commit
 
 
 def _positive(lr: object, what: str) -> float:

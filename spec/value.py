@@ -10,10 +10,10 @@ terms of those primitives, so every backend builds the same graph for
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeGuard
 
 from spec.operands import as_finite_float, foreign_value_error
-from spec.ops import division_by_zero_error
+from spec.ops import OpCode, check_domain, division_by_zero_error
 
 __all__ = ["ValueBase"]
 
@@ -34,6 +34,14 @@ class ValueBase:
         @property
         def data(self) -> float: ...
 
+    def _is_mine(self, other: object) -> TypeGuard[ValueBase]:
+        """True for a Value of this backend, False for anything else but another backend's Value."""
+        if isinstance(other, ValueBase):
+            if isinstance(other, type(self)):
+                return True
+            raise foreign_value_error(self, other)
+        return False
+
     def _number(self, other: object, what: str = "operand") -> float:
         """A number operand as a finite float; a foreign Value is a backend mismatch."""
         if isinstance(other, ValueBase):
@@ -47,7 +55,7 @@ class ValueBase:
         return self + other
 
     def __sub__(self, other: object) -> ValueBase:  # self + (-other)
-        if isinstance(other, ValueBase):
+        if self._is_mine(other):
             return self + (-other)
         return self + -self._number(other)
 
@@ -58,7 +66,7 @@ class ValueBase:
         return self * other
 
     def __truediv__(self, other: object) -> ValueBase:  # self * other**-1
-        if isinstance(other, ValueBase):
+        if self._is_mine(other):
             return self * other**-1.0
         divisor = self._number(other)
         if divisor == 0.0:
@@ -69,4 +77,6 @@ class ValueBase:
         return self**-1.0 * other
 
     def __rpow__(self, other: object) -> ValueBase:  # Value(other) ** self
-        return type(self)(self._number(other)) ** self
+        base = self._number(other)
+        check_domain(OpCode.POW, (base, self.data))  # before the base's leaf exists
+        return type(self)(base) ** self

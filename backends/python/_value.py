@@ -19,7 +19,7 @@ from itertools import count
 from operator import attrgetter
 
 from spec.operands import as_finite_float, as_float
-from spec.ops import OpCode, check_domain, op_symbol, overflow_error
+from spec.ops import OpCode, check_domain, ieee_pow, op_symbol, overflow_error
 from spec.value import ValueBase
 
 _INF = math.inf
@@ -167,14 +167,14 @@ def _mul_backward(node: Value, grad: float) -> None:
 def _pow_backward(node: Value, grad: float) -> None:
     a, b = node._a, node._b
     x, y = a._data, b._data
-    a._grad += y * x ** (y - 1.0) * grad
+    a._grad += y * ieee_pow(x, y - 1.0) * grad
     b._grad += node._data * _log(x) * grad
 
 
 def _pow_const_backward(node: Value, grad: float) -> None:
     a = node._a
     c = node._constant
-    a._grad += (0.0 if c == 0.0 else c * a._data ** (c - 1.0)) * grad
+    a._grad += (0.0 if c == 0.0 else c * ieee_pow(a._data, c - 1.0)) * grad
 
 
 def _exp_backward(node: Value, grad: float) -> None:
@@ -187,8 +187,10 @@ def _log_backward(node: Value, grad: float) -> None:
 
 
 def _tanh_backward(node: Value, grad: float) -> None:
-    t = node._data
-    node._a._grad += (1.0 - t * t) * grad
+    # sech(x)**2, accurate where 1 - tanh(x)**2 cancels (spec.ops).
+    a = node._a
+    e = _exp(-2.0 * abs(a._data))
+    a._grad += 4.0 * e / ((1.0 + e) * (1.0 + e)) * grad
 
 
 def _relu_backward(node: Value, grad: float) -> None:
@@ -196,8 +198,10 @@ def _relu_backward(node: Value, grad: float) -> None:
 
 
 def _sigmoid_backward(node: Value, grad: float) -> None:
-    s = node._data
-    node._a._grad += s * (1.0 - s) * grad
+    # e / (1 + e)**2 with e = exp(-|x|), accurate where s * (1 - s) cancels (spec.ops).
+    a = node._a
+    e = _exp(-abs(a._data))
+    a._grad += e / ((1.0 + e) * (1.0 + e)) * grad
 
 
 #: The backend's lowering of the op table: one backward rule per op code.

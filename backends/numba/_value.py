@@ -1,0 +1,381 @@
+"""The Value handle: the public API over one node of a tape.
+
+A Value is two slots, its tape and its node number; ``data`` and ``grad``
+read and write the tape's arrays. An operation computes its output in Python,
+with the very float64 expressions of :mod:`spec.ops` (so results are
+bit-identical to the Python backend), checks it, and only then appends: a
+failed operation appends nothing, not even the leaf of a number operand.
+``backward`` and ``zero_grad`` are kernels of :mod:`backends.numba._kernels`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from backends.numba import _kernels
+from backends.numba._tape import Tape, _threads, wrong_thread_error
+from spec.operands import as_finite_float, as_float, foreign_value_error
+from spec.ops import OpCode, check_domain, op_symbol, overflow_error
+from spec.value import ValueBase
+
+__all__ = ["FORWARD_RULES", "Value"]
+
+_INF = math.inf
+_exp, _log, _tanh = math.exp, math.log, math.tanh
+_new = object.__new__
+_LEAF = int(OpCode.LEAF)
+_ADD, _MUL, _POW, _POW_CONST = int(OpCode.ADD), int(OpCode.MUL), int(OpCode.POW), int(OpCode.POW_CONST)
+_EXP, _LOG, _TANH, _RELU, _SIGMOID = (
+    int(OpCode.EXP),
+    int(OpCode.LOG),
+    int(OpCode.TANH),
+    int(OpCode.RELU),
+    int(OpCode.SIGMOID),
+)
+
+
+class Value(ValueBase):
+    """A float64 scalar in a computation graph: a handle on one node of its thread's tape."""
+
+    __slots__ = ("_i", "_t")
+    backend_name = "numba"
+    # NumPy scalars must defer to our reflected operators (np.int64(2) * v).
+    __array_ufunc__ = None
+
+    def __init__(self, data: object, label: str = "") -> None:
+        x = as_finite_float(data)
+        t = _threads.tape
+        self._t = t
+        self._i = _push_leaf(t, x)
+        t.fresh.append(self)
+        if label.__class__ is not str or label:
+            t.labels[self._i] = label
+
+    # --- graph inspection --------------------------------------------------------
+    @property
+    def data(self) -> float:
+        return self._t.data[self._i]
+
+    @data.setter
+    def data(self, value: object) -> None:
+        self._t.data[self._i] = as_finite_float(value)
+
+    @property
+    def grad(self) -> float:
+        grad = self._t.grad
+        i = self._i
+        return grad[i] if i < len(grad) else 0.0
+
+    @grad.setter
+    def grad(self, value: object) -> None:
+        g = as_float(value, "grad")
+        t = self._t
+        if self._i >= len(t.grad):
+            t.fill_grad()
+        t.grad[self._i] = g
+
+    @property
+    def label(self) -> str:
+        return self._t.labels.get(self._i, "")
+
+    @label.setter
+    def label(self, value: str) -> None:
+        labels = self._t.labels
+        if value.__class__ is not str or value:
+            labels[self._i] = value
+        else:
+            labels.pop(self._i, None)
+
+    @property
+    def op(self) -> str:
+        t, i = self._t, self._i
+        return op_symbol(t.op[i], t.const[i])
+
+    @property
+    def children(self) -> tuple[Value, ...]:
+        t, i = self._t, self._i
+        if t.op[i] == _LEAF:
+            return ()
+        a, b = t.a[i], t.b[i]
+        if b < 0:
+            return (t.handle(a, Value),)
+        return (t.handle(a, Value), t.handle(b, Value))
+
+    def __repr__(self) -> str:
+        return f"Value(data={self.data}, grad={self.grad})"
+
+    # --- copies: a handle cannot take its graph along -------------------------------
+    def __copy__(self) -> Value:
+        """A new leaf, on the calling thread's tape, with this Value's data, grad and label."""
+        copy = Value(self.data, self.label)
+        copy.grad = self.grad
+        return copy
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Value:
+        return self.__copy__()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _leaf_copy, (self.data, self.grad, self.label)
+
+    # --- primitives: forward here, backward in the kernels ---------------------------
+    def __add__(self, other: object) -> Value:
+        t = self._t
+        data = t.data
+        x = data[self._i]
+        if other.__class__ is not Value:
+            y = self._number(other)
+            out = x + y
+            if not -_INF < out < _INF:
+                raise overflow_error(_ADD, (x, y))
+            return _push_with_leaf(t, out, _ADD, self, y)
+        if other._t is not t:  # type: ignore[attr-defined]
+            raise foreign_value_error(self, other)
+        y = data[other._i]  # type: ignore[attr-defined]
+        out = x + y
+        if not -_INF < out < _INF:
+            raise overflow_error(_ADD, (x, y))
+        # _push(t, out, _ADD, self, other, 0.0), written out: the hottest path of all.
+        if t is not _threads.tape:
+            raise wrong_thread_error(t)
+        n = len(data)
+        if n >= t.limit:
+            t.housekeep()
+            n = len(data)
+        data.append(out)
+        t.op.append(_ADD)
+        t.a.append(self._i)
+        t.b.append(other._i)  # type: ignore[attr-defined]
+        t.const.append(0.0)
+        node = _new(Value)
+        node._t = t
+        node._i = n
+        t.fresh.append(node)
+        return node
+
+    def __mul__(self, other: object) -> Value:
+        t = self._t
+        data = t.data
+        x = data[self._i]
+        if other.__class__ is not Value:
+            y = self._number(other)
+            out = x * y
+            if not -_INF < out < _INF:
+                raise overflow_error(_MUL, (x, y))
+            return _push_with_leaf(t, out, _MUL, self, y)
+        if other._t is not t:  # type: ignore[attr-defined]
+            raise foreign_value_error(self, other)
+        y = data[other._i]  # type: ignore[attr-defined]
+        out = x * y
+        if not -_INF < out < _INF:
+            raise overflow_error(_MUL, (x, y))
+        # _push(t, out, _MUL, self, other, 0.0), written out: the hottest path of all.
+        if t is not _threads.tape:
+            raise wrong_thread_error(t)
+        n = len(data)
+        if n >= t.limit:
+            t.housekeep()
+            n = len(data)
+        data.append(out)
+        t.op.append(_MUL)
+        t.a.append(self._i)
+        t.b.append(other._i)  # type: ignore[attr-defined]
+        t.const.append(0.0)
+        node = _new(Value)
+        node._t = t
+        node._i = n
+        t.fresh.append(node)
+        return node
+
+    def __pow__(self, other: object) -> Value:
+        t = self._t
+        x = t.data[self._i]
+        if other.__class__ is Value:
+            if other._t is not t:  # type: ignore[attr-defined]
+                raise foreign_value_error(self, other)
+            y = t.data[other._i]  # type: ignore[attr-defined]
+            check_domain(OpCode.POW, (x, y))
+            return _push(t, _checked_pow(_POW, x, y), _POW, self, other, 0.0)  # type: ignore[arg-type]
+        c = self._number(other, "exponent")
+        check_domain(OpCode.POW_CONST, (x,), c)
+        return _push(t, _checked_pow(_POW_CONST, x, c), _POW_CONST, self, None, c)
+
+    def __rpow__(self, other: object) -> Value:  # Value(other) ** self
+        # spec.value builds the leaf first; here it is appended only once the POW is valid.
+        t = self._t
+        x = self._number(other)
+        y = t.data[self._i]
+        check_domain(OpCode.POW, (x, y))
+        return _push_leaf_first(t, _checked_pow(_POW, x, y), _POW, x, self)
+
+    def exp(self) -> Value:
+        t = self._t
+        x = t.data[self._i]
+        try:
+            out = _exp(x)
+        except OverflowError:
+            raise overflow_error(_EXP, (x,)) from None
+        return _push(t, out, _EXP, self, None, 0.0)
+
+    def log(self) -> Value:
+        t = self._t
+        x = t.data[self._i]
+        check_domain(OpCode.LOG, (x,))
+        return _push(t, _log(x), _LOG, self, None, 0.0)
+
+    def tanh(self) -> Value:
+        t = self._t
+        return _push(t, _tanh(t.data[self._i]), _TANH, self, None, 0.0)
+
+    def relu(self) -> Value:
+        t = self._t
+        x = t.data[self._i]
+        return _push(t, 0.0 if x < 0.0 else x, _RELU, self, None, 0.0)
+
+    def sigmoid(self) -> Value:
+        t = self._t
+        x = t.data[self._i]
+        if x >= 0.0:
+            out = 1.0 / (1.0 + _exp(-x))
+        else:
+            e = _exp(x)
+            out = e / (1.0 + e)
+        return _push(t, out, _SIGMOID, self, None, 0.0)
+
+    # --- backward --------------------------------------------------------------------
+    def backward(self) -> None:
+        """Fill ``grad`` with d self / d node for every node of this graph.
+
+        The root's grad is set to 1, every interior node's grad is recomputed from
+        zero, and leaves *accumulate* (see :mod:`spec.interface`).
+        """
+        t = self._t
+        if t is not _threads.tape:
+            raise wrong_thread_error(t)
+        _kernels.backward(*t.arrays(), self._i)
+
+    def zero_grad(self) -> None:
+        """Set the grad of every node of this graph, leaves included, to 0."""
+        t = self._t
+        if t is not _threads.tape:
+            raise wrong_thread_error(t)
+        _, grad, op, a, b, _ = t.arrays()
+        _kernels.zero_grad(grad, op, a, b, self._i)
+
+
+# --- appending nodes ---------------------------------------------------------------------
+# Each appends after housekeeping (which may renumber nodes), so node numbers are
+# read from the handles only then; the caller has validated everything before.
+def _push(t: Tape, out: float, code: int, x: Value, y: Value | None, c: float) -> Value:
+    """Append the node ``code(x[, y])`` with value ``out`` (constant ``c``); its new handle."""
+    if t is not _threads.tape:
+        raise wrong_thread_error(t)
+    data = t.data
+    n = len(data)
+    if n >= t.limit:
+        t.housekeep()
+        n = len(data)
+    data.append(out)
+    t.op.append(code)
+    t.a.append(x._i)
+    t.b.append(-1 if y is None else y._i)
+    t.const.append(c)
+    node = _new(Value)
+    node._t = t
+    node._i = n
+    t.fresh.append(node)
+    return node
+
+
+def _push_with_leaf(t: Tape, out: float, code: int, x: Value, y: float) -> Value:
+    """Append a leaf for the number ``y``, then the node ``code(x, leaf)``; its new handle."""
+    if t is not _threads.tape:
+        raise wrong_thread_error(t)
+    data = t.data
+    n = len(data)
+    if n + 1 >= t.limit:
+        t.housekeep()
+        n = len(data)
+    data.append(y)
+    data.append(out)
+    t.op.append(_LEAF)
+    t.op.append(code)
+    a = t.a
+    a.append(-1)
+    a.append(x._i)
+    b = t.b
+    b.append(-1)
+    b.append(n)
+    const = t.const
+    const.append(0.0)
+    const.append(0.0)
+    node = _new(Value)
+    node._t = t
+    node._i = n + 1
+    t.fresh.append(node)
+    return node
+
+
+def _push_leaf_first(t: Tape, out: float, code: int, x: float, y: Value) -> Value:
+    """Append a leaf for the number ``x``, then the node ``code(leaf, y)``; its new handle."""
+    if t is not _threads.tape:
+        raise wrong_thread_error(t)
+    if len(t.data) + 1 >= t.limit:
+        t.housekeep()
+    n = _push_leaf(t, x)
+    t.data.append(out)
+    t.op.append(code)
+    t.a.append(n)
+    t.b.append(y._i)
+    t.const.append(0.0)
+    node = _new(Value)
+    node._t = t
+    node._i = n + 1
+    t.fresh.append(node)
+    return node
+
+
+def _push_leaf(t: Tape, x: float) -> int:
+    """Append a leaf holding ``x``; its node number."""
+    data = t.data
+    n = len(data)
+    if n >= t.limit:
+        t.housekeep()
+        n = len(data)
+    data.append(x)
+    t.op.append(_LEAF)
+    t.a.append(-1)
+    t.b.append(-1)
+    t.const.append(0.0)
+    return n
+
+
+def _leaf_copy(data: float, grad: float, label: str) -> Value:
+    """Unpickle a Value: a leaf on the calling thread's tape."""
+    copy = Value(data, label)
+    copy.grad = grad
+    return copy
+
+
+def _checked_pow(code: int, x: float, y: float) -> float:
+    out: float
+    try:
+        out = x**y
+    except OverflowError:
+        out = _INF
+    if not -_INF < out < _INF:
+        raise overflow_error(code, (x, y) if code == _POW else (x,), y)
+    return out
+
+
+#: The eager forward rule of each op code: the Value method that computes and appends it.
+FORWARD_RULES = {
+    OpCode.ADD: Value.__add__,
+    OpCode.MUL: Value.__mul__,
+    OpCode.POW: Value.__pow__,
+    OpCode.POW_CONST: Value.__pow__,
+    OpCode.EXP: Value.exp,
+    OpCode.LOG: Value.log,
+    OpCode.TANH: Value.tanh,
+    OpCode.RELU: Value.relu,
+    OpCode.SIGMOID: Value.sigmoid,
+}

@@ -1,0 +1,189 @@
+"""The error contract (spec.errors): each bad input raises the documented type, and nothing changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from conformance._registry import check
+from spec import (
+    SGD,
+    Backend,
+    BackendMismatchError,
+    DivisionByZeroError,
+    DomainError,
+    NonFiniteError,
+    OperandTypeError,
+    ResultOverflowError,
+    ShapeError,
+    ValueBase,
+    binary_cross_entropy,
+    l2_penalty,
+    mse_loss,
+    svm_loss,
+)
+
+
+class ForeignValue(ValueBase):
+    """A Value of a backend that is not the one under test."""
+
+    __slots__ = ("data",)
+    backend_name = "foreign"
+
+    def __init__(self, data: float) -> None:
+        self.data = data
+
+
+def _mlp(backend: Backend, *args: Any, **kwargs: Any) -> Any:
+    return backend.MLP(*args, **kwargs)
+
+
+BadInput = Callable[[Backend], Any]
+
+# id -> (the call that must fail, the exception type it must raise)
+ERROR_CASES: dict[str, tuple[BadInput, type[Exception]]] = {
+    # --- construction -------------------------------------------------------------
+    "value_from_string": (lambda b: b.Value("3"), OperandTypeError),
+    "value_from_list": (lambda b: b.Value([1.0]), OperandTypeError),
+    "value_from_none": (lambda b: b.Value(None), OperandTypeError),
+    "value_from_complex": (lambda b: b.Value(1j), OperandTypeError),
+    "value_from_nan": (lambda b: b.Value(float("nan")), NonFiniteError),
+    "value_from_inf": (lambda b: b.Value(float("-inf")), NonFiniteError),
+    # --- operands -----------------------------------------------------------------
+    "add_string": (lambda b: b.Value(1.0) + "2", OperandTypeError),
+    "mul_none": (lambda b: b.Value(1.0) * None, OperandTypeError),
+    "radd_list": (lambda b: b.Value(1.0).__radd__([1]), OperandTypeError),
+    "add_nan": (lambda b: b.Value(1.0) + float("nan"), NonFiniteError),
+    "pow_string_exponent": (lambda b: b.Value(2.0) ** "2", OperandTypeError),
+    "foreign_add": (lambda b: b.Value(1.0) + ForeignValue(1.0), BackendMismatchError),
+    "foreign_radd": (lambda b: b.Value(1.0).__radd__(ForeignValue(1.0)), BackendMismatchError),
+    "foreign_mul": (lambda b: b.Value(1.0) * ForeignValue(1.0), BackendMismatchError),
+    "foreign_sub": (lambda b: b.Value(1.0) - ForeignValue(1.0), BackendMismatchError),
+    "foreign_div": (lambda b: b.Value(1.0) / ForeignValue(1.0), BackendMismatchError),
+    "foreign_pow": (lambda b: b.Value(1.0) ** ForeignValue(1.0), BackendMismatchError),
+    # --- domains --------------------------------------------------------------------
+    "log_zero": (lambda b: b.Value(0.0).log(), DomainError),
+    "log_negative": (lambda b: b.Value(-1.0).log(), DomainError),
+    "div_by_number_zero": (lambda b: b.Value(1.0) / 0, DivisionByZeroError),
+    "div_by_value_zero": (lambda b: b.Value(1.0) / b.Value(0.0), DivisionByZeroError),
+    "rdiv_by_value_zero": (lambda b: 1.0 / b.Value(0.0), DivisionByZeroError),
+    "zero_to_negative_power": (lambda b: b.Value(0.0) ** -2, DivisionByZeroError),
+    "zero_to_fractional_power": (lambda b: b.Value(0.0) ** 0.5, DomainError),
+    "negative_to_fractional_power": (lambda b: b.Value(-8.0) ** (1 / 3), DomainError),
+    "negative_base_value_exponent": (lambda b: b.Value(-2.0) ** b.Value(2.0), DomainError),
+    "negative_number_to_value_power": (lambda b: (-2.0) ** b.Value(2.0), DomainError),
+    # --- overflow -------------------------------------------------------------------
+    "exp_overflow": (lambda b: b.Value(1000.0).exp(), ResultOverflowError),
+    "mul_overflow": (lambda b: b.Value(1e200) * 1e200, ResultOverflowError),
+    "add_overflow": (lambda b: b.Value(1.7e308) + b.Value(1.7e308), ResultOverflowError),
+    "pow_overflow": (lambda b: b.Value(10.0) ** 400, ResultOverflowError),
+    "pow_value_overflow": (lambda b: b.Value(10.0) ** b.Value(400.0), ResultOverflowError),
+    "div_overflow": (lambda b: b.Value(1e300) / 1e-300, ResultOverflowError),
+    # --- models -----------------------------------------------------------------------
+    "mlp_input_too_narrow": (lambda b: _mlp(b, 3, [2, 1], seed=0)([1.0, 2.0]), ShapeError),
+    "mlp_input_too_wide": (lambda b: _mlp(b, 2, [2, 1], seed=0)([1.0, 2.0, 3.0]), ShapeError),
+    "mlp_input_not_a_sequence": (lambda b: _mlp(b, 1, [1], seed=0)(1.0), ShapeError),
+    "mlp_input_string_element": (lambda b: _mlp(b, 1, [1], seed=0)(["x"]), OperandTypeError),
+    "mlp_no_layers": (lambda b: _mlp(b, 2, []), ShapeError),
+    "mlp_zero_inputs": (lambda b: _mlp(b, 0, [1]), ShapeError),
+    "mlp_negative_layer": (lambda b: _mlp(b, 2, [4, -1]), ShapeError),
+    "mlp_zero_layer": (lambda b: _mlp(b, 2, [0, 1]), ShapeError),
+    "mlp_fractional_layer": (lambda b: _mlp(b, 2, [2.5, 1]), ShapeError),
+    "mlp_unknown_activation": (lambda b: _mlp(b, 2, [1], activation="swish"), ValueError),
+    "layer_zero_outputs": (lambda b: b.Layer(2, 0), ShapeError),
+    "neuron_negative_inputs": (lambda b: b.Neuron(-1), ShapeError),
+    # --- losses -------------------------------------------------------------------------
+    "mse_length_mismatch": (lambda b: mse_loss([b.Value(1.0)], [1.0, 2.0]), ShapeError),
+    "svm_length_mismatch": (lambda b: svm_loss([b.Value(1.0), b.Value(2.0)], [1.0]), ShapeError),
+    "bce_length_mismatch": (lambda b: binary_cross_entropy([b.Value(0.5)], []), ShapeError),
+    "mse_empty": (lambda b: mse_loss([], []), ShapeError),
+    "mse_string_target": (lambda b: mse_loss([b.Value(1.0)], ["1"]), OperandTypeError),
+    "bce_probability_one": (lambda b: binary_cross_entropy([b.Value(1.0)], [1.0]), DomainError),
+    "l2_no_parameters": (lambda b: l2_penalty([], 1e-4), ShapeError),
+    # --- optimizer ------------------------------------------------------------------------
+    "sgd_string_lr": (lambda b: SGD([b.Value(1.0)], lr="0.1"), OperandTypeError),
+    "sgd_nan_lr": (lambda b: SGD([b.Value(1.0)], lr=float("nan")), NonFiniteError),
+    "sgd_negative_lr": (lambda b: SGD([b.Value(1.0)], lr=-0.1), ValueError),
+    "sgd_schedule_returns_string": (
+        lambda b: SGD([b.Value(1.0)], lr=lambda k: "fast").step(),
+        OperandTypeError,
+    ),
+}
+
+
+def _error_cases() -> list[tuple[str, str]]:
+    return [(name, name) for name in ERROR_CASES]
+
+
+@check(params=_error_cases)
+def check_error_contract(backend: Backend, case: str) -> None:
+    bad_input, expected = ERROR_CASES[case]
+    try:
+        result = bad_input(backend)
+    except expected as error:
+        assert str(error), f"{case}: {type(error).__name__} has an empty message"
+        return
+    except Exception as error:
+        raise AssertionError(
+            f"{case}: expected {expected.__name__}, got {type(error).__name__}: {error}"
+        ) from error
+    raise AssertionError(f"{case}: expected {expected.__name__}, but it returned {result!r}")
+
+
+@check
+def check_failed_ops_change_nothing(backend: Backend) -> None:
+    a, b = backend.Value(2.0), backend.Value(3.0)
+    out = a * b + a
+    for bad in (
+        lambda: (a - 2.0).log(),
+        lambda: a / 0,
+        lambda: a * 1e308 * 1e308,
+        lambda: a + "x",
+        lambda: (a * b) ** 0.5 + (-a) ** 0.5,
+    ):
+        try:
+            bad()
+        except (ValueError, TypeError, ArithmeticError):
+            pass
+    out.backward()
+    assert (a.grad, b.grad) == (4.0, 2.0), (
+        f"after failed ops, gradients are {(a.grad, b.grad)}, expected (4.0, 2.0)"
+    )
+    assert len(out.children) == 2 and out.data == 8.0, "a failed op changed an existing node"
+    later = a * b
+    later.backward()
+    assert (later.data, b.grad) == (6.0, 2.0 + 2.0), "graphs built after failed ops are wrong"
+
+
+@check
+def check_failed_assignments_change_nothing(backend: Backend) -> None:
+    v = backend.Value(1.25)
+    for bad, error in ((float("nan"), NonFiniteError), ("2", OperandTypeError), (None, OperandTypeError)):
+        try:
+            v.data = bad
+        except error:
+            pass
+        else:
+            raise AssertionError(f"assigning {bad!r} to data should raise {error.__name__}")
+        assert v.data == 1.25, f"a refused assignment changed data to {v.data!r}"
+    try:
+        v.grad = "0"
+    except OperandTypeError:
+        pass
+    else:
+        raise AssertionError("assigning a string to grad should raise OperandTypeError")
+    assert v.grad == 0.0
+
+
+@check
+def check_failed_sgd_step_changes_nothing(backend: Backend) -> None:
+    params = [backend.Value(1.0), backend.Value(1e308)]
+    params[0].grad, params[1].grad = 1.0, -1e308
+    optimizer = SGD(params, lr=10.0)
+    try:
+        optimizer.step()
+    except ResultOverflowError:
+        pass
+    else:
+        raise AssertionError("an SGD step that overflows a parameter should raise ResultOverflowError")
+    assert [p.data for p in params] == [1.0, 1e308], "a failed SGD step changed parameters"

@@ -1,0 +1,92 @@
+"""Developer sessions: `nox -s tests` (everything CI runs), lint, fixtures, mutants, demo, bench."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint"]
+
+BACKENDS = ["python", "numba"]
+SUITES = [*BACKENDS, "project"]
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def install(session: nox.Session, *groups: str, extras: str = "") -> None:
+    """The project (editable, so entry points point at this checkout) and dependency groups."""
+    requirements = [r for group in groups for r in nox.project.dependency_groups(PYPROJECT, group)]
+    session.install("-e", f".{extras}", *requirements)
+
+
+def numba_env(session: nox.Session) -> None:
+    # Numba's cache is per session: it cannot see edits in other modules, and a
+    # boundscheck build must never be reused by a timed run.
+    session.env["NUMBA_CACHE_DIR"] = str(Path(session.virtualenv.location) / "numba-cache")
+
+
+def ensure_graphviz(session: nox.Session) -> None:
+    """Graphviz's `dot` renders draw_dot pictures; install the system package where we can."""
+    if shutil.which("dot"):
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "graphviz", external=True)
+    else:
+        session.warn(
+            "Graphviz `dot` is missing: install it (apt-get install graphviz / brew install graphviz)"
+        )
+
+
+@nox.session
+@nox.parametrize("suite", SUITES, ids=SUITES)
+def tests(session: nox.Session, suite: str) -> None:
+    """Conformance suite against one backend (plus its own tests), or the project's own tests."""
+    install(session, "test", "demo")
+    numba_env(session)
+    if suite == "project":
+        ensure_graphviz(session)
+        ignored = [f"--ignore=tests/{backend}" for backend in BACKENDS]
+        session.run("pytest", "tests", *ignored, *session.posargs)
+        return
+    session.env["NUMBA_BOUNDSCHECK"] = "1"
+    session.run("pytest", "--pyargs", "conformance", "--backend", suite, *session.posargs)
+    if Path(f"tests/{suite}").is_dir():
+        session.run("pytest", f"tests/{suite}", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint + format check) everywhere, mypy --strict on spec/."""
+    install(session, "lint", "test")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "spec")
+
+
+@nox.session
+def fixtures(session: nox.Session) -> None:
+    """Check the golden fixtures against the oracle (`-- --write` regenerates them)."""
+    install(session, "fixtures")
+    session.run("python", "-m", "spec.fixtures", *(session.posargs or ["--check"]))
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Run the conformance suite against deliberately broken Python backends: all must fail."""
+    install(session, "test")
+    numba_env(session)
+    session.run("python", "tests/mutation_runner.py", *session.posargs)
+
+
+@nox.session(default=False)
+def demo(session: nox.Session) -> None:
+    """Train micrograd's moons demo (options: `nox -s demo -- --help`); pictures go to out/demo."""
+    install(session, "demo")
+    numba_env(session)
+    ensure_graphviz(session)
+    session.run("python", "-m", "benchmarks.demo", *session.posargs)

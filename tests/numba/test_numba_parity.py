@@ -1,0 +1,176 @@
+"""The Numba backend against the Python backend (bit for bit) and against micrograd itself.
+
+Both backends perform the same float64 operations in the same order (forward:
+spec.ops' expressions; backward: reverse creation order, operands in argument
+order), so every value and gradient must be *identical*, not merely close.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+
+import backends.numba as numba_backend
+from backends import python as reference
+from conformance.strategies import programs
+from spec.programs import Program, run_program
+
+
+def results(value_type: type, program: Program) -> tuple[float, dict[str, float], dict[str, float]]:
+    """The output, the leaf grads after one backward, and after a second one."""
+    output, leaves = run_program(program, value_type)
+    output.backward()
+    once = {name: leaf.grad for name, leaf in leaves.items()}
+    output.backward()
+    twice = {name: leaf.grad for name, leaf in leaves.items()}
+    return output.data, once, twice
+
+
+@settings(max_examples=300)
+@given(program=programs(max_inputs=4, max_steps=25))
+def test_random_programs_are_bit_identical(program: Program) -> None:
+    assert results(numba_backend.Value, program) == results(reference.Value, program), program.to_json()
+
+
+def test_handwritten_programs_are_bit_identical() -> None:
+    cases = [
+        {
+            "inputs": {"a": -4.0, "b": 2.0},
+            "steps": [["c", "mul", "a", "b"], ["d", "add", "c", 1.0], ["e", "tanh", "d"]],
+        },
+        {
+            "inputs": {"x": 0.3, "y": 1.7},
+            "steps": [
+                ["p", "pow", "y", "x"],
+                ["q", "pow", 2.0, "x"],
+                ["r", "truediv", 1.0, "p"],
+                ["s", "sub", "r", "q"],
+                ["t", "sigmoid", "s"],
+                ["u", "log", "y"],
+                ["v", "mul", "t", "u"],
+                ["w", "exp", "v"],
+                ["z", "add", "w", "x"],
+            ],
+        },
+        {
+            "inputs": {"x": -0.5},
+            "steps": [["a", "relu", "x"], ["b", "neg", "x"], ["c", "relu", "b"], ["d", "add", "a", "c"]],
+        },
+    ]
+    for case in cases:
+        case["output"] = case["steps"][-1][0]
+        program = Program.from_json(case)
+        assert results(numba_backend.Value, program) == results(reference.Value, program), case
+
+
+def test_twenty_demo_steps_are_bit_identical(moons_data, demo_model, demo_step) -> None:  # type: ignore[no-untyped-def]
+    X, y = moons_data
+    trajectories = {}
+    for backend in (numba_backend, reference):
+        model = demo_model(backend)
+        losses = [demo_step(backend, model, X, y, k).data for k in range(20)]
+        trajectories[backend.__name__] = (losses, [p.data for p in model.parameters()])
+    ours, theirs = trajectories[numba_backend.__name__], trajectories[reference.__name__]
+    assert ours[0] == theirs[0], "loss trajectories differ"
+    assert ours[1] == theirs[1], "parameters after 20 steps differ"
+    assert ours[0][0] == 0.8958441028683222  # micrograd's demo: step 0 loss 0.8958441028683222
+
+
+# --- micrograd's own test_engine.py and demo, with only the import changed ----------------------
+def sanity_check(Value):  # type: ignore[no-untyped-def]  # micrograd test_engine.py
+    x = Value(-4.0)
+    z = 2 * x + 2 + x
+    q = z.relu() + z * x
+    h = (z * z).relu()
+    y = h + q + q * x
+    y.backward()
+    return y.data, x.grad
+
+
+def more_ops(Value):  # type: ignore[no-untyped-def]  # micrograd test_engine.py
+    a = Value(-4.0)
+    b = Value(2.0)
+    c = a + b
+    d = a * b + b**3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g += 10.0 / f
+    g.backward()
+    return g.data, a.grad, b.grad
+
+
+def test_micrograd_test_engine() -> None:
+    from micrograd.engine import Value as MicrogradValue
+
+    # micrograd checks these against PyTorch: exact for the first, within 1e-6 for the second.
+    assert sanity_check(numba_backend.Value) == sanity_check(MicrogradValue) == (-20.0, 46.0)
+    ours, theirs = more_ops(numba_backend.Value), more_ops(MicrogradValue)
+    pytorch = (24.70408163265306, 138.83381924198252, 645.5772594752186)  # micrograd's README
+    assert all(abs(x - y) < 1e-6 for x, y in zip(ours, theirs, strict=True)), (ours, theirs)
+    assert all(abs(x - y) < 1e-6 for x, y in zip(ours, pytorch, strict=True)), (ours, pytorch)
+    assert ours == more_ops(reference.Value)
+
+
+def micrograd_demo(backend, X, y, steps):  # type: ignore[no-untyped-def]
+    """micrograd's demo.ipynb training cells, verbatim but for the import."""
+    import random
+
+    # was: from micrograd.engine import Value; from micrograd.nn import MLP
+    Value, MLP = backend.Value, backend.MLP
+    np.random.seed(1337)
+    random.seed(1337)
+    model = MLP(2, [16, 16, 1])  # 2-layer neural network
+
+    def loss(batch_size=None):  # type: ignore[no-untyped-def]
+        # inline DataLoader :)
+        if batch_size is None:
+            Xb, yb = X, y
+        else:
+            ri = np.random.permutation(X.shape[0])[:batch_size]
+            Xb, yb = X[ri], y[ri]
+        inputs = [list(map(Value, xrow)) for xrow in Xb]
+
+        # forward the model to get scores
+        scores = list(map(model, inputs))
+
+        # svm "max-margin" loss
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(yb, scores)]  # noqa: B905
+        data_loss = sum(losses) * (1.0 / len(losses))
+        # L2 regularization
+        alpha = 1e-4
+        reg_loss = alpha * sum(p * p for p in model.parameters())
+        total_loss = data_loss + reg_loss
+
+        # also get accuracy
+        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(yb, scores)]  # noqa: B905
+        return total_loss, sum(accuracy) / len(accuracy)
+
+    trajectory = []
+    for k in range(steps):
+        # forward
+        total_loss, acc = loss()
+
+        # backward
+        model.zero_grad()
+        total_loss.backward()
+
+        # update (sgd)
+        learning_rate = 1.0 - 0.9 * k / 100
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+
+        trajectory.append((total_loss.data, acc))
+    return trajectory
+
+
+def test_micrograd_demo_verbatim_matches_the_python_backend_step_for_step(moons_data) -> None:  # type: ignore[no-untyped-def]
+    X, y = (np.array(a) for a in moons_data)
+    y = y.astype(np.int64)  # as in the notebook: y = y*2 - 1 on make_moons' integer labels
+    ours = micrograd_demo(numba_backend, X, y, 10)
+    assert ours == micrograd_demo(reference, X, y, 10)
+    assert ours[0] == (0.8958441028683222, 0.5)  # the notebook's first printed line
