@@ -96,19 +96,19 @@ def template_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (_purelib(python) / "gradspec-dev.pth").write_text(f"{REPO}\nimport site; site.addsitedir({parent!r})\n")
     # Install from a copy: setuptools builds in the source folder (build/, *.egg-info).
     source = shutil.copytree(TEMPLATE, root / "source", ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    install = [*_installer(), "--python", python, "install", "--no-deps", "--quiet", source]
+    install = [*_installer(python), "--no-deps", "--quiet", source]
     _run(install, root, "installing the backend template")
     return python
 
 
-def _installer() -> list[str]:
-    """pip from this environment, or uv where this environment has no pip (uv-made venvs)."""
+def _installer(python: Path) -> list[str | Path]:
+    """An install command into ``python``'s venv: this environment's pip, or uv where it has none."""
     if importlib.util.find_spec("pip") is not None:
-        return [sys.executable, "-m", "pip"]
+        return [sys.executable, "-m", "pip", "--python", python, "install"]
     uv = shutil.which("uv")
     if uv is None:
-        pytest.skip("neither pip nor uv is available to install the backend template")
-    return [uv, "pip"]
+        pytest.fail("neither pip nor uv is available to install the backend template")
+    return [uv, "pip", "install", "--python", python]
 
 
 def test_template_is_registered_and_matches_the_python_backend(template_python: Path, tmp_path: Path) -> None:

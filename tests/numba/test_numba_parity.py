@@ -77,45 +77,6 @@ def test_twenty_demo_steps_are_bit_identical(moons_data, demo_model, demo_step) 
 
 
 # --- micrograd's own test_engine.py and demo, with only the import changed ----------------------
-def sanity_check(Value):  # type: ignore[no-untyped-def]  # micrograd test_engine.py
-    x = Value(-4.0)
-    z = 2 * x + 2 + x
-    q = z.relu() + z * x
-    h = (z * z).relu()
-    y = h + q + q * x
-    y.backward()
-    return y.data, x.grad
-
-
-def more_ops(Value):  # type: ignore[no-untyped-def]  # micrograd test_engine.py
-    a = Value(-4.0)
-    b = Value(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    g.backward()
-    return g.data, a.grad, b.grad
-
-
-def test_micrograd_test_engine() -> None:
-    from micrograd.engine import Value as MicrogradValue
-
-    # micrograd checks these against PyTorch: exact for the first, within 1e-6 for the second.
-    assert sanity_check(numba_backend.Value) == sanity_check(MicrogradValue) == (-20.0, 46.0)
-    ours, theirs = more_ops(numba_backend.Value), more_ops(MicrogradValue)
-    pytorch = (24.70408163265306, 138.83381924198252, 645.5772594752186)  # micrograd's README
-    assert all(abs(x - y) < 1e-6 for x, y in zip(ours, theirs, strict=True)), (ours, theirs)
-    assert all(abs(x - y) < 1e-6 for x, y in zip(ours, pytorch, strict=True)), (ours, pytorch)
-    assert ours == more_ops(reference.Value)
-
-
 def micrograd_demo(backend, X, y, steps):  # type: ignore[no-untyped-def]
     """micrograd's demo.ipynb training cells, verbatim but for the import."""
     import random
