@@ -62,7 +62,7 @@ def tests(session: nox.Session, suite: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint + format check) everywhere, mypy --strict on spec/."""
-    install(session, "lint", "test")
+    install(session, "lint", "test", "demo")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "spec")

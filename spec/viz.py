@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import graphviz  # type: ignore[import-untyped]
+    import graphviz  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 __all__ = ["draw_dot", "render_graph"]
 
