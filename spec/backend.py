@@ -14,7 +14,7 @@ unregistered code such as test-only variants, an import path
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -41,6 +41,9 @@ class Backend:
     lowerings: Mapping[OpCode, Any]
     #: optional capabilities, e.g. ``"compile_step"``
     capabilities: frozenset[str] = frozenset()
+    #: ``compile_step(model, loss_fn, inputs, targets, optimizer, **options)``: this backend's
+    #: capture-and-replay (see :mod:`spec.compile`); ``None`` where the backend has none
+    compile_step: Callable[..., Any] | None = None
     #: conformance check id -> reason, for checks this backend is known to fail
     expected_failures: Mapping[str, str] = field(default_factory=dict)
 
@@ -49,6 +52,10 @@ class Backend:
         if missing:
             raise NotImplementedError(
                 f"backend {self.name!r} has no lowering for op(s): {', '.join(missing)}"
+            )
+        if ("compile_step" in self.capabilities) != (self.compile_step is not None):
+            raise ValueError(
+                f"backend {self.name!r}: list 'compile_step' in capabilities exactly when compile_step is given"
             )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendMismatchError",
+    "CaptureError",
     "DivisionByZeroError",
     "DomainError",
     "GradspecError",
@@ -59,3 +60,7 @@ class ResultOverflowError(GradspecError, OverflowError):
 
 class ShapeError(GradspecError, ValueError):
     """Sizes disagree: MLP input width, loss lengths, layer sizes."""
+
+
+class CaptureError(GradspecError, ValueError):
+    """``compile_step`` cannot capture this training step for replay (see :mod:`spec.compile`)."""

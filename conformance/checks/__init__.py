@@ -1,12 +1,15 @@
-"""The conformance checks, one module per theme; importing registers them in order."""
+"""The conformance checks, one module per theme; importing registers them in this order.
 
-from conformance.checks import (  # noqa: F401  (imported to register)
-    api,
-    differential,
-    errors,
-    golden,
-    lowering,
-    models,
-    properties,
-    semantics,
-)
+The order is the order they run in: cheap, basic checks first, so that a broken
+backend fails fast and on the most telling check (``pytest -x``).
+"""
+# isort: skip_file
+
+from conformance.checks import api  # noqa: F401  (imported to register its checks)
+from conformance.checks import lowering  # noqa: F401
+from conformance.checks import errors  # noqa: F401
+from conformance.checks import golden  # noqa: F401
+from conformance.checks import semantics  # noqa: F401
+from conformance.checks import properties  # noqa: F401
+from conformance.checks import models  # noqa: F401
+from conformance.checks import differential  # noqa: F401
