@@ -90,3 +90,13 @@ def demo(session: nox.Session) -> None:
     numba_env(session)
     ensure_graphviz(session)
     session.run("python", "-m", "benchmarks.demo", *session.posargs)
+
+
+@nox.session(default=False, venv_backend="virtualenv")
+def bench(session: nox.Session) -> None:
+    """Benchmarks against micrograd, PyTorch, NumPy (and JAX if installed); `-- --quick` < 1 min."""
+    # pip, not uv: pip takes the CPU build of torch==2.13.0 where one is configured (find-links),
+    # where uv would fetch the multi-GB CUDA build.
+    install(session, "bench", extras="[bench]")
+    numba_env(session)
+    session.run("python", "-m", "benchmarks.bench", *session.posargs)

@@ -7,8 +7,10 @@ the result with :class:`Backend`, register it, and run the conformance suite.
 """
 
 from spec.backend import ENTRY_POINT_GROUP, Backend, available_backends, load_backend
+from spec.compile import TrainingStep, compile_step
 from spec.errors import (
     BackendMismatchError,
+    CaptureError,
     DivisionByZeroError,
     DomainError,
     GradspecError,
@@ -37,6 +39,7 @@ __all__ = [
     "Adam",
     "Backend",
     "BackendMismatchError",
+    "CaptureError",
     "DivisionByZeroError",
     "DomainError",
     "GradspecError",
@@ -53,12 +56,14 @@ __all__ = [
     "Optimizer",
     "ResultOverflowError",
     "ShapeError",
+    "TrainingStep",
     "ValueBase",
     "ValueProtocol",
     "available_backends",
     "binary_cross_entropy",
     "bind_nn",
     "check_domain",
+    "compile_step",
     "ieee_pow",
     "initial_parameters",
     "l2_penalty",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from spec.nn import bind_nn
 from spec.ops import OPS, OpCode
 from spec.value import ValueBase
 
@@ -46,6 +47,19 @@ class Backend:
     compile_step: Callable[..., Any] | None = None
     #: conformance check id -> reason, for checks this backend is known to fail
     expected_failures: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, name: str, value_type: type[ValueBase], lowerings: Mapping[OpCode, Any], **options: Any
+    ) -> Backend:
+        """A backend for ``value_type``, with Neuron/Layer/MLP bound to it by :func:`spec.nn.bind_nn`."""
+        from spec import __version__  # spec/__init__ imports this module first
+
+        neuron, layer, mlp = bind_nn(value_type)
+        options.setdefault("version", __version__)
+        return cls(
+            name=name, Value=value_type, Neuron=neuron, Layer=layer, MLP=mlp, lowerings=lowerings, **options
+        )
 
     def __post_init__(self) -> None:
         missing = [OPS[code].name for code in OPS if code not in self.lowerings]

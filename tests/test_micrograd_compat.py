@@ -8,11 +8,14 @@ The demo is micrograd's ``demo.ipynb`` training loop, verbatim.
 
 from __future__ import annotations
 
+import importlib
 import random
 
 import numpy as np
+import pytest
 
 from benchmarks.datasets import moons
+from spec import available_backends
 from spec.fixtures import expression_cases
 
 ORACLE = {case.name: case for case in expression_cases()}
@@ -63,13 +66,12 @@ def test_more_ops(backend_module):
     assert abs(bmg.grad - oracle.grads["b"]) < tol
 
 
-def test_moons_demo(backend_module):
-    Value, MLP = backend_module.Value, backend_module.MLP
+def micrograd_demo(backend, X, y, steps=100):
+    """micrograd's demo.ipynb training cells, verbatim but for the import: ``[(loss, accuracy)]``."""
+    Value, MLP = backend.Value, backend.MLP  # was: from micrograd.engine import Value; ...nn import MLP
 
-    # --- micrograd's demo.ipynb, verbatim from here (make_moons -> the same 100 points) ---
     np.random.seed(1337)
     random.seed(1337)
-    X, y = moons()  # make_moons(n_samples=100, noise=0.1), y*2 - 1: exactly micrograd's points
 
     model = MLP(2, [16, 16, 1])  # 2-layer neural network
 
@@ -97,7 +99,8 @@ def test_moons_demo(backend_module):
         accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(yb, scores)]  # noqa: B905
         return total_loss, sum(accuracy) / len(accuracy)
 
-    for k in range(100):
+    trajectory = []
+    for k in range(steps):
         # forward
         total_loss, acc = loss()
 
@@ -109,8 +112,31 @@ def test_moons_demo(backend_module):
         learning_rate = 1.0 - 0.9 * k / 100
         for p in model.parameters():
             p.data -= learning_rate * p.grad
-    # --- end of micrograd's demo ---
 
-    # micrograd's notebook prints "step 99 loss 0.010978..., accuracy 100.0%".
-    assert acc == 1.0
-    assert abs(total_loss.data - 0.010978) < 5e-7, total_loss.data
+        trajectory.append((total_loss.data, acc))
+    return trajectory
+
+
+@pytest.fixture(scope="module")
+def demo_runs():
+    """The full demo on every registered backend (make_moons -> exactly micrograd's 100 points)."""
+    X, y = moons()
+    return {
+        name: micrograd_demo(importlib.import_module(f"backends.{name}"), X, y)
+        for name in available_backends()
+    }
+
+
+def test_moons_demo_reaches_micrograds_result(demo_runs):
+    for name, trajectory in demo_runs.items():
+        # micrograd's notebook prints "step 0 loss 0.8958441028683222, accuracy 50.0%" ...
+        assert trajectory[0] == (0.8958441028683222, 0.5), name
+        # ... and "step 99 loss 0.010978..., accuracy 100.0%".
+        loss, accuracy = trajectory[-1]
+        assert accuracy == 1.0 and abs(loss - 0.010978) < 5e-7, (name, loss, accuracy)
+
+
+def test_moons_demo_is_identical_on_every_backend(demo_runs):
+    reference = demo_runs["python"]
+    for name, trajectory in demo_runs.items():
+        assert trajectory == reference, f"{name} differs from the python backend step for step"

@@ -10,48 +10,36 @@ training loop runs in bounded memory (see :mod:`backends.numba._tape`).
 >>> a = Value(2.0); b = a * a + a
 >>> b.backward(); a.grad
 5.0
+
+Training steps compile (``spec.compile_step``): the step's graph is captured once and
+replayed by Numba kernels (see :mod:`backends.numba._replay`, imported on first use).
 """
+
+from typing import Any
 
 from backends.numba import _kernels
 from backends.numba._value import FORWARD_RULES, Value
-from spec import (
-    SGD,
-    Backend,
-    OpCode,
-    binary_cross_entropy,
-    bind_nn,
-    l2_penalty,
-    linear_decay,
-    mse_loss,
-    svm_loss,
-)
-from spec import __version__ as _spec_version
+from spec import Backend, OpCode, common
+from spec.common import *  # noqa: F403  (the losses and optimizers every backend re-exports)
 
-Neuron, Layer, MLP = bind_nn(Value)
+
+def compile_step(model: Any, loss_fn: Any, inputs: Any, targets: Any, optimizer: Any, **options: Any) -> Any:
+    """Capture one training step and replay it with Numba kernels (``spec.compile_step``)."""
+    from backends.numba import _replay  # compiles the replay kernels on first use
+
+    return _replay.compile_step(model, loss_fn, inputs, targets, optimizer, **options)
+
 
 #: Each op's lowering: its eager forward (a Value method) and its op code in the kernels.
 LOWERINGS = {OpCode[name]: (FORWARD_RULES[OpCode[name]], code) for name, code in _kernels.LOWERED_OPS.items()}
 
-BACKEND = Backend(
-    name="numba",
-    version=_spec_version,
-    Value=Value,
-    Neuron=Neuron,
-    Layer=Layer,
-    MLP=MLP,
-    lowerings=LOWERINGS,
+BACKEND = Backend.build(
+    "numba",
+    Value,
+    LOWERINGS,
+    capabilities=frozenset({"compile_step"}),
+    compile_step=compile_step,
 )
+Neuron, Layer, MLP = BACKEND.Neuron, BACKEND.Layer, BACKEND.MLP
 
-__all__ = [
-    "BACKEND",
-    "MLP",
-    "SGD",
-    "Layer",
-    "Neuron",
-    "Value",
-    "binary_cross_entropy",
-    "l2_penalty",
-    "linear_decay",
-    "mse_loss",
-    "svm_loss",
-]
+__all__ = ["BACKEND", "MLP", "Layer", "Neuron", "Value", "compile_step", *common.__all__]

@@ -7,40 +7,10 @@
 """
 
 from backends.python._value import BACKWARD_RULES, Value
-from spec import (
-    SGD,
-    Backend,
-    binary_cross_entropy,
-    bind_nn,
-    l2_penalty,
-    linear_decay,
-    mse_loss,
-    svm_loss,
-)
-from spec import __version__ as _spec_version
+from spec import Backend, common
+from spec.common import *  # noqa: F403  (the losses and optimizers every backend re-exports)
 
-Neuron, Layer, MLP = bind_nn(Value)
+BACKEND = Backend.build("python", Value, BACKWARD_RULES)
+Neuron, Layer, MLP = BACKEND.Neuron, BACKEND.Layer, BACKEND.MLP
 
-BACKEND = Backend(
-    name="python",
-    version=_spec_version,
-    Value=Value,
-    Neuron=Neuron,
-    Layer=Layer,
-    MLP=MLP,
-    lowerings=BACKWARD_RULES,
-)
-
-__all__ = [
-    "BACKEND",
-    "MLP",
-    "SGD",
-    "Layer",
-    "Neuron",
-    "Value",
-    "binary_cross_entropy",
-    "l2_penalty",
-    "linear_decay",
-    "mse_loss",
-    "svm_loss",
-]
+__all__ = ["BACKEND", "MLP", "Layer", "Neuron", "Value", *common.__all__]

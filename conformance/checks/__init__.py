@@ -12,4 +12,5 @@ from conformance.checks import golden  # noqa: F401
 from conformance.checks import semantics  # noqa: F401
 from conformance.checks import properties  # noqa: F401
 from conformance.checks import models  # noqa: F401
+from conformance.checks import compiled  # noqa: F401
 from conformance.checks import differential  # noqa: F401

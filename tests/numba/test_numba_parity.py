@@ -7,7 +7,6 @@ order), so every value and gradient must be *identical*, not merely close.
 
 from __future__ import annotations
 
-import numpy as np
 from hypothesis import given, settings
 
 import backends.numba as numba_backend
@@ -74,64 +73,3 @@ def test_twenty_demo_steps_are_bit_identical(moons_data, demo_model, demo_step) 
     assert ours[0] == theirs[0], "loss trajectories differ"
     assert ours[1] == theirs[1], "parameters after 20 steps differ"
     assert ours[0][0] == 0.8958441028683222  # micrograd's demo: step 0 loss 0.8958441028683222
-
-
-# --- micrograd's own test_engine.py and demo, with only the import changed ----------------------
-def micrograd_demo(backend, X, y, steps):  # type: ignore[no-untyped-def]
-    """micrograd's demo.ipynb training cells, verbatim but for the import."""
-    import random
-
-    # was: from micrograd.engine import Value; from micrograd.nn import MLP
-    Value, MLP = backend.Value, backend.MLP
-    np.random.seed(1337)
-    random.seed(1337)
-    model = MLP(2, [16, 16, 1])  # 2-layer neural network
-
-    def loss(batch_size=None):  # type: ignore[no-untyped-def]
-        # inline DataLoader :)
-        if batch_size is None:
-            Xb, yb = X, y
-        else:
-            ri = np.random.permutation(X.shape[0])[:batch_size]
-            Xb, yb = X[ri], y[ri]
-        inputs = [list(map(Value, xrow)) for xrow in Xb]
-
-        # forward the model to get scores
-        scores = list(map(model, inputs))
-
-        # svm "max-margin" loss
-        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(yb, scores)]  # noqa: B905
-        data_loss = sum(losses) * (1.0 / len(losses))
-        # L2 regularization
-        alpha = 1e-4
-        reg_loss = alpha * sum(p * p for p in model.parameters())
-        total_loss = data_loss + reg_loss
-
-        # also get accuracy
-        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(yb, scores)]  # noqa: B905
-        return total_loss, sum(accuracy) / len(accuracy)
-
-    trajectory = []
-    for k in range(steps):
-        # forward
-        total_loss, acc = loss()
-
-        # backward
-        model.zero_grad()
-        total_loss.backward()
-
-        # update (sgd)
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-
-        trajectory.append((total_loss.data, acc))
-    return trajectory
-
-
-def test_micrograd_demo_verbatim_matches_the_python_backend_step_for_step(moons_data) -> None:  # type: ignore[no-untyped-def]
-    X, y = (np.array(a) for a in moons_data)
-    y = y.astype(np.int64)  # as in the notebook: y = y*2 - 1 on make_moons' integer labels
-    ours = micrograd_demo(numba_backend, X, y, 10)
-    assert ours == micrograd_demo(reference, X, y, 10)
-    assert ours[0] == (0.8958441028683222, 0.5)  # the notebook's first printed line

@@ -10,25 +10,22 @@ Registered under the entry-point group ``gradspec.backends`` as ``template``
 conformance suite runs against it with ``pytest --pyargs conformance --backend template``.
 """
 
-from spec import Backend, bind_nn
+from spec import Backend, common
+from spec.common import *  # noqa: F403  (losses and optimizers, re-exported like every backend)
 
 from gradspec_template._value import LOWERINGS, Value
 
 __version__ = "0.1.0"
 
-# Neuron, Layer and MLP are written once in spec.nn; bind them to this Value.
-Neuron, Layer, MLP = bind_nn(Value)
-
-BACKEND = Backend(
-    name="template",
+# Neuron, Layer and MLP are written once in spec.nn; Backend.build binds them to this Value.
+BACKEND = Backend.build(
+    "template",
+    Value,
+    LOWERINGS,
     version=__version__,
-    Value=Value,
-    Neuron=Neuron,
-    Layer=Layer,
-    MLP=MLP,
-    lowerings=LOWERINGS,
     # conformance check id -> reason, for checks this backend is known to fail
     expected_failures={},
 )
+Neuron, Layer, MLP = BACKEND.Neuron, BACKEND.Layer, BACKEND.MLP
 
-__all__ = ["BACKEND", "MLP", "Layer", "Neuron", "Value"]
+__all__ = ["BACKEND", "MLP", "Layer", "Neuron", "Value", *common.__all__]

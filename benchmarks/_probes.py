@@ -1,0 +1,126 @@
+"""Measurements that need a fresh process: compile cost (cold and cached Numba cache) and peak memory.
+
+Each probe runs ``python -m benchmarks._probes KIND ...`` and reads one JSON line back.
+
+- ``compile``: import the Numba backend, then ``compile_step`` on the moons demo (import of
+  the replay kernels, two traces, the passes) and the first step, each timed. Run twice
+  with one empty ``NUMBA_CACHE_DIR``: the first run compiles every kernel (*cold*), the
+  second loads them from the cache (*cached*).
+- ``memory WORKLOAD SYSTEM``: the resident set's peak over setting the system up (capture
+  included) and three steps, above the resident set after the imports. The peak is reset
+  through ``/proc/self/clear_refs`` (Linux); elsewhere it is the peak since start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["compile_probe", "memory_probe"]
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks._probes", *args],
+        capture_output=True,
+        text=True,
+        cwd=_ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        return {"error": (result.stderr.strip().splitlines() or ["failed"])[-1]}
+    parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def compile_probe() -> dict[str, Any]:
+    """``{"cold": {...}, "cached": {...}}``, seconds for import, compile_step and the first step."""
+    with tempfile.TemporaryDirectory(prefix="gradspec-numba-cache-") as cache:
+        env = {"NUMBA_CACHE_DIR": cache}
+        return {"cold": _run(["compile"], env), "cached": _run(["compile"], env)}
+
+
+def memory_probe(workload: str, system: str, quick: bool) -> dict[str, Any]:
+    """``{"peak_mb": ..., "baseline_mb": ...}`` for one system on one workload."""
+    return _run(["memory", workload, system, "quick" if quick else "full"])
+
+
+# --- the child side ----------------------------------------------------------------------------
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _child_compile() -> dict[str, Any]:
+    start = time.perf_counter()
+    import backends.numba as numba_backend
+    from benchmarks._workloads import workload
+    from spec import SGD, compile_step
+
+    imported = time.perf_counter()
+    w = workload("moons")
+    model = numba_backend.MLP(2, [16, 16, 1], seed=w.seed)
+    optimizer = SGD(model.parameters(), w.lr)
+    before = time.perf_counter()
+    step = compile_step(model, w.loss_fn, w.X, w.y, optimizer)
+    compiled = time.perf_counter()
+    step(w.X, w.y)
+    first = time.perf_counter()
+    return {
+        "import_backend_s": imported - start,
+        "compile_step_s": compiled - before,
+        "first_step_s": first - compiled,
+    }
+
+
+def _child_memory(workload_name: str, system: str, mode: str) -> dict[str, Any]:
+    from benchmarks._systems import Unavailable, make_runner
+    from benchmarks._workloads import workload
+
+    w = workload(workload_name, quick=mode == "quick")
+    for module in ("torch", "jax", "micrograd", "backends.numba", "backends.python"):
+        try:
+            __import__(module)
+        except ImportError:
+            pass
+    baseline = _status_mb("VmRSS")
+    exact = _reset_peak()
+    try:
+        runner = make_runner(system, w)
+    except Unavailable as error:
+        return {"error": str(error)}
+    for k in range(3):
+        runner.step(k)
+    peak = _status_mb("VmHWM")
+    return {"peak_mb": peak - baseline, "baseline_mb": baseline, "peak_reset": exact}
+
+
+def main(argv: list[str]) -> None:
+    kind, *rest = argv
+    result = _child_compile() if kind == "compile" else _child_memory(*rest)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,120 @@
+"""The benchmark's outputs: the terminal table, the JSON results, the PNG chart."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["chart", "table", "write_json"]
+
+
+def _num(x: float | None, spec: str) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def table(results: dict[str, Any]) -> str:
+    """Every workload's rows, with ratios to micrograd and to PyTorch, then the targets."""
+    lines = []
+    for name, wl in results["workloads"].items():
+        nodes = wl.get("graph_nodes")
+        lines.append(f"\n== {name}: {wl['title']}" + (f" ({nodes:,} graph nodes a step)" if nodes else ""))
+        header = (
+            f"{'system':<17} {'mode':<24} {'median ms':>10} {'min ms':>9} {'max ms':>9} {'steps':>5} "
+            f"{'x micrograd':>11} {'/ PyTorch':>9} {'compile s':>9} {'peak MB':>8} {'final loss':>20} "
+            f"{'acc':>5}  agrees"
+        )
+        lines += [header, "-" * len(header)]
+        for r in wl["results"]:
+            if "skipped" in r:
+                lines.append(f"{r['system']:<17} {r.get('mode', ''):<24} skipped: {r['skipped']}")
+                continue
+            t = r["ms_per_step"]
+            acc = r.get("accuracy")
+            agrees = {True: "yes", False: "NO"}.get(r.get("agrees"), "-")
+            if r.get("bit_identical"):
+                agrees += " (bit-identical)"
+            elif r.get("rel_diff") is not None:
+                agrees += f" (rel {r['rel_diff']:.1e})"
+            lines.append(
+                f"{r['system']:<17} {r['mode']:<24} {t['median']:>10.3f} {t['min']:>9.3f} {t['max']:>9.3f} "
+                f"{r['steps_run']:>5} {_num(r.get('x_micrograd'), '>11,.0f')} {_num(r.get('vs_torch'), '>9.2f')} "
+                f"{_num(r.get('compile_s'), '>9.2f')} {_num(r.get('peak_mb'), '>8.1f')} "
+                f"{r['final_loss']:>20.16g} {_num(None if acc is None else 100 * acc, '>4.0f')}{'%' if acc is not None else ' '}"
+                f"  {agrees}"
+            )
+        if wl.get("note"):
+            lines.append(wl["note"])
+    probes = results.get("probes", {}).get("compile")
+    if probes:
+        cold, cached = probes.get("cold", {}), probes.get("cached", {})
+        lines.append(
+            "\ncompile_step on moons (Numba): cold cache "
+            f"{_num(cold.get('compile_step_s'), '.2f')} s (backend import {_num(cold.get('import_backend_s'), '.2f')} s), "
+            f"cached {_num(cached.get('compile_step_s'), '.2f')} s (import {_num(cached.get('import_backend_s'), '.2f')} s)"
+        )
+    micro = results.get("micro")
+    if micro:
+        lines.append("\nmicrobenchmarks")
+        for system, m in micro.items():
+            c, b = m["construction"], m["chain_backward"]
+            back = b.get("error") or f"{b['seconds'] * 1e3:.1f} ms ({b['nodes_per_s'] / 1e6:.1f} M nodes/s)"
+            lines.append(
+                f"  {system:<17} build {c['ops_per_s'] / 1e6:6.2f} M ops/s   backward on a {b['nodes']:,}-node chain: {back}"
+            )
+    lines.append("\ntargets")
+    for t in results["targets"]:
+        mark = {True: "MET   ", False: "MISSED", None: "n/a   "}[t["met"]]
+        lines.append(f"  [{mark}] {t['name']}: {t['value']}  (target {t['target']})")
+    return "\n".join(lines)
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=float) + "\n", encoding="utf-8")
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    """A log-scale bar chart of the median time per step, one panel per workload."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = results["workloads"]
+    fig, axes = plt.subplots(len(workloads), 1, figsize=(10, 2.2 + 3.4 * len(workloads)), squeeze=False)
+    colours = {
+        "micrograd": "#9e9e9e",
+        "gradspec": "#1f77b4",
+        "PyTorch": "#ee4c2c",
+        "NumPy": "#4d77cf",
+        "JAX": "#7b3fb1",
+    }
+    for ax, (name, wl) in zip(axes[:, 0], workloads.items(), strict=True):
+        rows = [r for r in wl["results"] if "ms_per_step" in r]
+        labels = [f"{r['system']} — {r['mode']}" for r in rows]
+        values = [r["ms_per_step"]["median"] for r in rows]
+        colour = [next((c for k, c in colours.items() if r["system"].startswith(k)), "#333333") for r in rows]
+        hatch = ["//" if "compiled" in r["mode"] else "" for r in rows]
+        bars = ax.barh(range(len(rows)), values, color=colour, hatch=hatch, edgecolor="white")
+        ax.set_yticks(range(len(rows)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("median time per training step (ms, log scale)")
+        ax.set_title(f"{name}: {wl['title']}", fontsize=9, loc="left")
+        for bar, r in zip(bars, rows, strict=True):
+            ratio = r.get("vs_torch")
+            text = f" {r['ms_per_step']['median']:.3g} ms" + (f"  ({ratio:.3g}x PyTorch)" if ratio else "")
+            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=7)
+        ax.set_xlim(min(values) / 3, max(values) * 300)
+    machine = results["machine"]
+    fig.suptitle(
+        f"gradspec benchmark ({'quick' if results['quick'] else 'full'}) on {machine['cpu']}, "
+        f"{machine['cores']} cores, float64, one thread each",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

@@ -1,0 +1,267 @@
+"""The systems the benchmark compares, each behind one small interface: ``step(k) -> loss``.
+
+gradspec's backends (eager: the micrograd-style loop a user writes; compiled:
+``spec.compile_step``), and the reference systems: micrograd 0.1.0, PyTorch (batched
+tensors), NumPy written by hand (batched), JAX (``jit`` of the whole step). Every system
+starts from the workload's parameters and runs its SGD schedule in float64; the reference
+systems are optional (``gradspec[bench]``) and report why they are missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from benchmarks._workloads import Workload, dense_layers, flatten
+from spec import SGD, compile_step, load_backend
+
+__all__ = ["SYSTEMS", "Runner", "Unavailable", "make_runner"]
+
+
+class Unavailable(Exception):
+    """The system cannot run this workload here (not installed, no such op, too slow)."""
+
+
+@dataclass
+class Runner:
+    """One system set up for one workload."""
+
+    system: str
+    mode: str
+    step: Callable[[int], float]
+    parameters: Callable[[], list[float]]
+    compile_seconds: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _version(module: str) -> str:
+    return str(getattr(importlib.import_module(module), "__version__", "?"))
+
+
+# --- gradspec -----------------------------------------------------------------------------------
+def _gradspec(backend_name: str, compiled: bool) -> Callable[[Workload], Runner]:
+    def make(w: Workload) -> Runner:
+        backend = load_backend(backend_name)
+        model = backend.MLP(
+            w.X.shape[1],
+            [*w.hidden, 1],
+            activation=w.activation,
+            output_activation=w.output_activation,
+            seed=w.seed,
+        )
+        optimizer = SGD(model.parameters(), w.lr)
+        params = model.parameters
+
+        def values() -> list[float]:
+            return [p.data for p in params()]
+
+        if compiled:
+            start = time.perf_counter()
+            step = compile_step(model, w.loss_fn, w.X, w.y, optimizer)
+            seconds = time.perf_counter() - start
+            return Runner(
+                f"gradspec {backend_name}",
+                f"compiled ({step.mode})",
+                lambda k: step(w.X, w.y),
+                values,
+                seconds,
+                dict(step.info),
+            )
+        inputs, targets = w.X.tolist(), w.y.tolist()
+
+        def eager(k: int) -> float:
+            loss = w.loss_fn(model, inputs, targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return float(loss.data)
+
+        return Runner(f"gradspec {backend_name}", "eager", eager, values)
+
+    return make
+
+
+# --- micrograd ------------------------------------------------------------------------------------
+def _micrograd(w: Workload) -> Runner:
+    try:
+        from micrograd.nn import MLP  # type: ignore[import-untyped]
+    except ImportError as error:
+        raise Unavailable(f"micrograd is not installed ({error}); pip install 'gradspec[bench]'") from None
+    if w.activation != "relu" or w.output_activation != "linear" or w.loss != "svm":
+        raise Unavailable("micrograd 0.1.0 has ReLU neurons only (no tanh)")
+    if len(w.y) * sum(a * b for a, b in pairwise(w.sizes)) > 200_000:
+        raise Unavailable("not run: about 9 million Python objects a step (minutes and gigabytes)")
+    model = MLP(w.X.shape[1], [*w.hidden, 1])
+    for p, value in zip(model.parameters(), w.init, strict=True):
+        p.data = value
+    inputs, targets = w.X.tolist(), w.y.tolist()
+
+    def step(k: int) -> float:
+        # micrograd's demo.ipynb, line for line.
+        scores = list(map(model, inputs))
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(targets, scores, strict=True)]
+        data_loss = sum(losses) * (1.0 / len(losses))
+        reg_loss = w.alpha * sum(p * p for p in model.parameters())
+        total_loss = data_loss + reg_loss
+        model.zero_grad()
+        total_loss.backward()
+        learning_rate = w.lr(k)
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        return float(total_loss.data)
+
+    return Runner("micrograd 0.1.0", "eager", step, lambda: [p.data for p in model.parameters()])
+
+
+# --- PyTorch ----------------------------------------------------------------------------------------
+def _torch(w: Workload) -> Runner:
+    try:
+        import torch
+    except ImportError as error:
+        raise Unavailable(f"PyTorch is not installed ({error}); pip install 'gradspec[bench]'") from None
+    torch.set_num_threads(1)
+    layers = [
+        (torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+        for W, b in dense_layers(w.init, w.sizes)
+    ]
+    params = [t for pair in layers for t in pair]
+    X, y = torch.tensor(w.X), torch.tensor(w.y)
+    act = {"relu": torch.relu, "tanh": torch.tanh, "linear": lambda h: h}
+
+    def step(k: int) -> float:
+        h = X
+        for i, (W, b) in enumerate(layers):
+            h = act[w.output_activation if i == len(layers) - 1 else w.activation](h @ W.T + b)
+        s = h[:, 0]
+        if w.loss == "svm":
+            loss = torch.relu(1 - y * s).mean() + w.alpha * sum((p * p).sum() for p in params)
+        else:
+            loss = ((s - y) ** 2).mean()
+        for p in params:
+            p.grad = None
+        loss.backward()
+        lr = w.lr(k)
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+        return float(loss.item())
+
+    def values() -> list[float]:
+        return flatten([(W.detach().numpy(), b.detach().numpy()) for W, b in layers])
+
+    return Runner(f"PyTorch {torch.__version__}", "eager, batched", step, values)
+
+
+# --- NumPy by hand ------------------------------------------------------------------------------------
+def _numpy(w: Workload) -> Runner:
+    layers = dense_layers(w.init, w.sizes)
+    X, y, n = w.X, w.y, len(w.y)
+    last = len(layers) - 1
+
+    def step(k: int) -> float:
+        hs, zs = [X], []
+        for i, (W, b) in enumerate(layers):
+            z = hs[-1] @ W.T + b
+            zs.append(z)
+            kind = w.output_activation if i == last else w.activation
+            hs.append(np.maximum(z, 0.0) if kind == "relu" else np.tanh(z) if kind == "tanh" else z)
+        s = hs[-1][:, 0]
+        if w.loss == "svm":
+            margin = 1.0 - y * s
+            loss = np.maximum(margin, 0.0).mean() + w.alpha * sum(
+                (W * W).sum() + (b * b).sum() for W, b in layers
+            )
+            ds = -y * (margin > 0.0) / n
+        else:
+            loss = ((s - y) ** 2).mean()
+            ds = 2.0 * (s - y) / n
+        dh = ds[:, None]
+        grads = []
+        for i in range(last, -1, -1):
+            W, b = layers[i]
+            kind = w.output_activation if i == last else w.activation
+            dz = (
+                dh * (zs[i] > 0.0)
+                if kind == "relu"
+                else dh * (1.0 - hs[i + 1] ** 2)
+                if kind == "tanh"
+                else dh
+            )
+            dW, db = dz.T @ hs[i], dz.sum(axis=0)
+            if w.alpha:
+                dW, db = dW + 2.0 * w.alpha * W, db + 2.0 * w.alpha * b
+            grads.append((dW, db))
+            dh = dz @ W
+        lr = w.lr(k)
+        for (W, b), (dW, db) in zip(layers, reversed(grads), strict=True):
+            W -= lr * dW
+            b -= lr * db
+        return float(loss)
+
+    return Runner(f"NumPy {np.__version__}", "batched, by hand", step, lambda: flatten(layers))
+
+
+# --- JAX -------------------------------------------------------------------------------------------------
+def _jax(w: Workload) -> Runner:
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError as error:
+        raise Unavailable(f"JAX is not installed ({error}); pip install 'jax[cpu]'") from None
+    jax.config.update("jax_enable_x64", True)
+    act = {"relu": jax.nn.relu, "tanh": jnp.tanh, "linear": lambda h: h}
+    last = len(w.sizes) - 2
+
+    def loss_fn(params: Any, X: Any, y: Any) -> Any:
+        h = X
+        for i, (W, b) in enumerate(params):
+            h = act[w.output_activation if i == last else w.activation](h @ W.T + b)
+        s = h[:, 0]
+        if w.loss == "svm":
+            return jnp.mean(jax.nn.relu(1.0 - y * s)) + w.alpha * sum(
+                jnp.sum(W * W) + jnp.sum(b * b) for W, b in params
+            )
+        return jnp.mean((s - y) ** 2)
+
+    def train_step(params: Any, X: Any, y: Any, lr: Any) -> Any:
+        loss, grads = jax.value_and_grad(loss_fn)(params, X, y)
+        return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), loss
+
+    state = {"params": [(jnp.asarray(W), jnp.asarray(b)) for W, b in dense_layers(w.init, w.sizes)]}
+    X, y = jnp.asarray(w.X), jnp.asarray(w.y)
+    start = time.perf_counter()
+    compiled = jax.jit(train_step).lower(state["params"], X, y, 1.0).compile()
+    seconds = time.perf_counter() - start
+
+    def step(k: int) -> float:
+        state["params"], loss = compiled(state["params"], X, y, w.lr(k))
+        return float(loss)
+
+    def values() -> list[float]:
+        return flatten([(np.asarray(W), np.asarray(b)) for W, b in state["params"]])
+
+    return Runner(f"JAX {jax.__version__}", "jit (whole step)", step, values, seconds)
+
+
+#: name -> how to set it up for a workload, in the order the table lists them
+SYSTEMS: dict[str, Callable[[Workload], Runner]] = {
+    "micrograd": _micrograd,
+    "python-eager": _gradspec("python", compiled=False),
+    "python-compiled": _gradspec("python", compiled=True),
+    "numba-eager": _gradspec("numba", compiled=False),
+    "numba-compiled": _gradspec("numba", compiled=True),
+    "torch": _torch,
+    "numpy": _numpy,
+    "jax": _jax,
+}
+
+
+def make_runner(name: str, w: Workload) -> Runner:
+    """Set up system ``name`` for workload ``w``, or raise :class:`Unavailable`."""
+    return SYSTEMS[name](w)

@@ -1,0 +1,132 @@
+"""The benchmark workloads: data, model, loss, schedule and initial parameters, shared by every system.
+
+Every system starts from the same float64 parameters (spec order: layer by layer, neuron by
+neuron, weights then bias) and runs the same full-batch SGD schedule, so their losses can
+be compared step by step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from benchmarks import datasets
+from spec import initial_parameters, l2_penalty, linear_decay, mse_loss, svm_loss
+
+__all__ = ["WORKLOADS", "Workload", "dense_layers", "forward", "workload"]
+
+Floats = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One training problem."""
+
+    name: str
+    title: str
+    X: Floats
+    y: Floats
+    hidden: tuple[int, ...]
+    activation: str  # hidden layers
+    output_activation: str
+    loss: str  # "svm" (+ alpha * L2) or "mse"
+    alpha: float
+    lr: Callable[[int], float]
+    steps: int
+    seed: int
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.X.shape[1], *self.hidden, 1]
+
+    @property
+    def init(self) -> list[float]:
+        """The initial parameters: ``MLP(..., seed=seed)``'s (micrograd's after random.seed(seed))."""
+        return initial_parameters(self.X.shape[1], [*self.hidden, 1], self.seed)
+
+    @property
+    def classification(self) -> bool:
+        return self.loss == "svm"
+
+    def loss_fn(self, model: Any, inputs: Any, targets: Any) -> Any:
+        """The gradspec loss: ``loss_fn(model, inputs, targets)`` (spec.compile_step's form)."""
+        outputs = [model(x) for x in inputs]
+        if self.loss == "svm":
+            return svm_loss(outputs, targets) + l2_penalty(model.parameters(), self.alpha)
+        return mse_loss(outputs, targets)
+
+
+def _constant(lr: float) -> Callable[[int], float]:
+    return lambda k: lr
+
+
+def _toy() -> tuple[Floats, Floats]:
+    # micrograd's lecture (and the Go seed): four points in R^3 with targets ±1.
+    X = np.array([[2.0, 3.0, -1.0], [3.0, -1.0, 0.5], [0.5, 1.0, 1.0], [1.0, 1.0, -1.0]])
+    return X, np.array([1.0, -1.0, -1.0, 1.0])
+
+
+def workload(name: str, quick: bool = False) -> Workload:
+    """The workload ``name`` (``--quick`` shrinks the large one: 50 samples, 5 steps)."""
+    if name == "moons":
+        X, y = datasets.moons()
+        return Workload(
+            "moons",
+            "micrograd's moons demo: 100 samples, MLP(2,[16,16,1]), SVM + L2, SGD",
+            X, y, (16, 16), "relu", "linear", "svm", 1e-4, linear_decay(1.0, 0.1, 100), 100, 1337,
+        )  # fmt: skip
+    if name == "toy":
+        X, y = _toy()
+        return Workload(
+            "toy",
+            "the Go seed's toy: 4 samples, MLP(3,[4,4,1]) tanh, MSE, SGD lr 0.05",
+            X, y, (4, 4), "tanh", "tanh", "mse", 0.0, _constant(0.05), 500, 1,
+        )  # fmt: skip
+    if name == "large":
+        n = 50 if quick else 1000
+        X, y = datasets.make_moons(n, noise=0.1, seed=0)
+        return Workload(
+            "large",
+            f"larger: {n} moons, MLP(2,[64,64,1]), SVM + L2, SGD",
+            X, y, (64, 64), "relu", "linear", "svm", 1e-4, linear_decay(1.0, 0.1, 100), 5 if quick else 20, 0,
+        )  # fmt: skip
+    raise ValueError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
+
+
+WORKLOADS = ("moons", "toy", "large")
+
+
+def dense_layers(flat: list[float], sizes: list[int]) -> list[tuple[Floats, Floats]]:
+    """Spec-ordered parameters as ``(W, b)`` per layer, ``W`` of shape ``(fan_out, fan_in)``."""
+    layers, i = [], 0
+    for fan_in, fan_out in pairwise(sizes):
+        block = np.array(flat[i : i + fan_out * (fan_in + 1)], np.float64).reshape(fan_out, fan_in + 1)
+        layers.append((block[:, :fan_in].copy(), block[:, fan_in].copy()))
+        i += fan_out * (fan_in + 1)
+    return layers
+
+
+def flatten(layers: list[tuple[Floats, Floats]]) -> list[float]:
+    """The inverse of :func:`dense_layers`."""
+    return [float(x) for W, b in layers for x in np.column_stack([W, b]).ravel()]
+
+
+ACTIVATIONS: dict[str, Callable[[Floats], Floats]] = {
+    "relu": lambda h: np.maximum(h, 0.0),
+    "tanh": np.tanh,
+    "linear": lambda h: h,
+}
+
+
+def forward(flat: list[float], w: Workload, X: Floats) -> Floats:
+    """The model's outputs for the rows of ``X`` (NumPy; for accuracies)."""
+    h = X
+    layers = dense_layers(flat, w.sizes)
+    for i, (W, b) in enumerate(layers):
+        h = ACTIVATIONS[w.output_activation if i == len(layers) - 1 else w.activation](h @ W.T + b)
+    return h[:, 0]

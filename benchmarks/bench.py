@@ -1,0 +1,300 @@
+"""The benchmark suite: ``python -m benchmarks.bench`` (or ``nox -s bench``; ``-- --quick`` in under a minute).
+
+For each workload (micrograd's moons demo; the Go seed's toy; a larger MLP) every system is
+set up from the same initial parameters and trained side by side in one process, taking
+turns of about 25 ms of steps, so all of them see the same machine state; an untimed
+``gc.collect()`` between turns keeps one system's garbage from being collected in
+another's step. The first step is a warm-up;
+the others give the median, minimum and maximum time per step. A system that exceeds its
+time budget stops early (micrograd, and the eager loops on the larger workload) and is
+compared on the steps it ran. Every system is single-threaded (PyTorch through
+``torch.set_num_threads(1)``, BLAS and XLA through their environment variables).
+
+A fast wrong answer is a failure, not a win: each system's loss at its last step is
+compared with gradspec numba (compiled)'s loss at that step. gradspec's systems must agree
+bit for bit; the others (a different order of float additions) within a relative 1e-6.
+
+Outputs: the table on the terminal, ``benchmarks/results/latest.json`` (with machine
+information) and ``benchmarks/results/latest.png``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Single-threaded BLAS and XLA, set before NumPy or JAX are imported.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import gc  # noqa: E402
+import importlib  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from importlib import metadata  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks import _micro, _probes, _report  # noqa: E402
+from benchmarks._systems import SYSTEMS, Runner, Unavailable, make_runner  # noqa: E402
+from benchmarks._workloads import WORKLOADS, Workload, forward, workload  # noqa: E402
+
+__all__ = ["main", "run_workload"]
+
+RESULTS = Path(__file__).parent / "results"
+REFERENCE = "numba-compiled"
+#: relative difference of final losses allowed between systems that add in another order
+AGREEMENT = 1e-6
+#: how long a system runs before the next one takes its turn
+TURN_SECONDS = 0.025
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    versions: dict[str, str | None] = {}
+    for module in ("numpy", "numba", "torch", "jax", "micrograd"):
+        try:
+            versions[module] = str(
+                getattr(importlib.import_module(module), "__version__", None) or metadata.version(module)
+            )
+        except (ImportError, metadata.PackageNotFoundError):
+            versions[module] = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def run_workload(
+    w: Workload, systems: list[str], budget: float, min_steps: int = 3, log: Any = print
+) -> dict[str, Any]:
+    """Set every system up, train them side by side, and describe each one's run.
+
+    The systems take turns: each runs steps for about :data:`TURN_SECONDS` (at least one),
+    after an untimed ``gc.collect()``. A system stops at the workload's last step, or once
+    its steps took ``budget`` seconds and it ran ``min_steps`` (the first is a warm-up).
+    """
+    runners: dict[str, Runner] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for name in systems:
+        try:
+            runners[name] = make_runner(name, w)
+        except Unavailable as error:
+            rows[name] = {"key": name, "system": name, "skipped": str(error)}
+    losses: dict[str, list[float]] = {name: [] for name in runners}
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    active = list(runners)
+    while active:
+        for name in list(active):
+            gc.collect()  # untimed: no system pays for collecting another's garbage
+            turn = time.perf_counter()
+            while True:
+                k = len(losses[name])
+                start = time.perf_counter()
+                losses[name].append(runners[name].step(k))
+                times[name].append(time.perf_counter() - start)
+                if k + 1 == w.steps or (sum(times[name]) > budget and k + 1 >= min_steps):
+                    active.remove(name)
+                    break
+                if time.perf_counter() - turn > TURN_SECONDS:
+                    break
+    reference = losses.get(REFERENCE) or next(iter(losses.values()), [])
+    for name, runner in runners.items():
+        timed = np.array(times[name][1:] or times[name]) * 1e3
+        last = len(losses[name]) - 1
+        loss = losses[name][last]
+        rel = abs(loss - reference[last]) / abs(reference[last]) if reference else None
+        gradspec = runner.system.startswith("gradspec")
+        bit_identical = gradspec and losses[name] == reference[: last + 1]
+        params = runner.parameters()
+        accuracy = None
+        if w.classification:
+            accuracy = float(((forward(params, w, w.X) > 0) == (w.y > 0)).mean())
+        rows[name] = {
+            "key": name,
+            "system": runner.system,
+            "mode": runner.mode,
+            "steps_run": last + 1,
+            "ms_per_step": {
+                "median": float(np.median(timed)),
+                "min": float(timed.min()),
+                "max": float(timed.max()),
+            },
+            "compile_s": runner.compile_seconds,
+            "final_loss": loss,
+            "accuracy": accuracy,
+            "rel_diff": rel,
+            "bit_identical": bit_identical,
+            "agrees": bool(bit_identical if gradspec else rel is not None and rel <= AGREEMENT),
+            "info": runner.info,
+        }
+        log(f"  {runner.system:<17} {runner.mode:<24} {np.median(timed):10.3f} ms/step, {last + 1} steps")
+    ordered = [rows[name] for name in systems if name in rows]
+    base = {r["key"]: r["ms_per_step"]["median"] for r in ordered if "ms_per_step" in r}
+    for r in ordered:
+        if "ms_per_step" in r:
+            if "micrograd" in base:
+                r["x_micrograd"] = base["micrograd"] / r["ms_per_step"]["median"]
+            if "torch" in base:
+                r["vs_torch"] = r["ms_per_step"]["median"] / base["torch"]
+    nodes = rows.get(REFERENCE, {}).get("info", {}).get("traced_nodes")
+    return {"title": w.title, "graph_nodes": nodes, "steps": w.steps, "results": ordered}
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with its measured value and whether it is met."""
+
+    def row(workload_name: str, key: str) -> dict[str, Any]:
+        found: dict[str, Any] = next(
+            (r for r in results["workloads"].get(workload_name, {}).get("results", []) if r["key"] == key), {}
+        )
+        return found
+
+    def median(workload_name: str, key: str) -> float | None:
+        r = row(workload_name, key)
+        return r["ms_per_step"]["median"] if "ms_per_step" in r else None
+
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, target: str, ok: bool | None, fmt: str = "{:.3g}") -> None:
+        out.append(
+            {
+                "name": name,
+                "value": "n/a" if value is None else fmt.format(value),
+                "target": target,
+                "met": ok,
+            }
+        )
+
+    mg, nc = median("moons", "micrograd"), median("moons", "numba-compiled")
+    for key, what in (("python-eager", "python eager"), ("numba-eager", "numba eager")):
+        m = median("moons", key)
+        x = mg / m if mg and m else None
+        add(f"moons: {what} vs micrograd", x, ">= 5x faster", None if x is None else x >= 5, "{:,.1f}x")
+    x = mg / nc if mg and nc else None
+    add(
+        "moons: numba compiled vs micrograd",
+        x,
+        ">= 3,000x faster",
+        None if x is None else x >= 3000,
+        "{:,.0f}x",
+    )
+    torch_ms, jax_ms = median("moons", "torch"), median("moons", "jax")
+    r = nc / torch_ms if nc and torch_ms else None
+    add("moons: numba compiled / PyTorch eager", r, "< 1.0", None if r is None else r < 1.0, "{:.2f}")
+    r = nc / jax_ms if nc and jax_ms else None
+    add("moons: numba compiled / JAX jit", r, "<= 2.0", None if r is None else r <= 2.0, "{:.2f}")
+    probe = results.get("probes", {}).get("compile", {})
+    cold, cached = probe.get("cold", {}).get("compile_step_s"), probe.get("cached", {}).get("compile_step_s")
+    add("compile_step, cold Numba cache", cold, "<= 5 s", None if cold is None else cold <= 5.0, "{:.2f} s")
+    add("compile_step, cached", cached, "<= 1 s", None if cached is None else cached <= 1.0, "{:.2f} s")
+    large = row("large", "numba-compiled")
+    if large:
+        info = large["info"]
+        nbytes = info.get("bytes", 0) + info.get("graph_bytes", 0)
+        add("large: replay program + kept trace", nbytes / 2**20, "< 1 GB", nbytes < 2**30, "{:.0f} MB")
+        rate = info["traced_nodes"] / (large["ms_per_step"]["median"] / 1e3)
+        add(
+            "large: traced graph nodes per second (compiled)",
+            rate / 1e6,
+            "reported",
+            None,
+            "{:.0f} M nodes/s",
+        )
+    everyone = [r for wl in results["workloads"].values() for r in wl["results"] if "agrees" in r]
+    disagree = [f"{r['system']} {r['mode']}" for r in everyone if not r["agrees"]]
+    add(
+        "every system reached the reference loss",
+        len(everyone) - len(disagree),
+        f"all {len(everyone)}" + (f"; not: {', '.join(disagree)}" if disagree else ""),
+        not disagree,
+        "{:d} agree",
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="short budgets, a smaller large workload (< 1 minute)"
+    )
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated (default: all)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated (default: all)")
+    parser.add_argument("--budget", type=float, help="seconds of steps per system and workload")
+    parser.add_argument("--no-probes", action="store_true", help="skip the compile and memory probes")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.json and latest.png go")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    budget = args.budget or (1.5 if args.quick else 30.0)
+    systems = args.systems.split(",")
+    results: dict[str, Any] = {
+        "machine": machine_info(),
+        "quick": args.quick,
+        "budget_s": budget,
+        "workloads": {},
+    }
+    for name in args.workloads.split(","):
+        w = workload(name, quick=args.quick)
+        print(f"{name}: {w.title}", flush=True)
+        results["workloads"][name] = run_workload(w, systems, budget, min_steps=1 if args.quick else 3)
+    reference = next(
+        (r for r in results["workloads"].get("large", {}).get("results", []) if r["key"] == REFERENCE), None
+    )
+    if reference is not None:
+        reference["info"]["graph_bytes"] = _graph_bytes(reference["info"])
+    if not args.no_probes:
+        print("probes: compile_step cold and cached", flush=True)
+        results["probes"] = {"compile": _probes.compile_probe()}
+        if not args.quick:
+            print("probes: peak memory", flush=True)
+            for name, wl in results["workloads"].items():
+                for r in wl["results"]:
+                    if "ms_per_step" in r:
+                        r["peak_mb"] = _probes.memory_probe(name, r["key"], args.quick).get("peak_mb")
+    print("microbenchmarks", flush=True)
+    results["micro"] = micro(quick=args.quick)
+    results["targets"] = targets(results)
+    results["seconds"] = time.perf_counter() - started
+    print(_report.table(results))
+    _report.write_json(results, args.out / "latest.json")
+    _report.chart(results, args.out / "latest.png")
+    print(f"\nwrote {args.out / 'latest.json'} and {args.out / 'latest.png'} in {results['seconds']:.0f} s")
+    return results
+
+
+def _graph_bytes(info: dict[str, Any]) -> int:
+    # The captured trace a step keeps for its error messages: op (1 byte), a, b, const, data (8 each).
+    return int(info.get("traced_nodes", 0)) * 33
+
+
+def micro(quick: bool) -> dict[str, Any]:
+    """Construction rate and chain backward for gradspec's backends and micrograd."""
+    out = {}
+    for system, load in _micro.VALUE_TYPES.items():
+        try:
+            value_type = load()
+        except ImportError:
+            continue
+        out[system] = {
+            "construction": _micro.construction(value_type, 100_000 if quick else 400_000),
+            "chain_backward": _micro.chain_backward(value_type, 300_000 if quick else 1_000_000),
+        }
+    return out
+
+
+if __name__ == "__main__":
+    main()

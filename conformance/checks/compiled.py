@@ -1,0 +1,243 @@
+"""Compiled training steps (spec.compile): the compiled step trains exactly as the eager loop.
+
+``spec.compile_step`` gives the backend's replay where ``Backend.compile_step`` is declared and
+the portable ``EagerStep`` elsewhere; these checks run whichever the backend gets, so a backend
+without replay still has its fallback checked against a hand-written eager loop.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from conformance._registry import check
+from conformance._training import model_loss
+from conformance.gradcheck import Tolerance, assert_close
+from spec import (
+    SGD,
+    Adam,
+    Backend,
+    CaptureError,
+    DomainError,
+    NonFiniteError,
+    OperandTypeError,
+    ResultOverflowError,
+    ShapeError,
+    TrainingStep,
+    compile_step,
+    linear_decay,
+    mse_loss,
+)
+
+#: Same operations in the same order: only libm could differ, and it does not between replays.
+COMPILED = Tolerance(rtol=1e-12, atol=1e-300)
+
+
+@dataclass(frozen=True)
+class Case:
+    nin: int
+    nouts: tuple[int, ...]
+    activation: str
+    output_activation: str
+    loss: str
+    optimizer: Callable[[list[Any]], Any]
+    alpha: float = 0.0
+
+
+CASES: dict[str, Case] = {
+    "moons_relu_svm_l2_sgd_schedule": Case(
+        2, (8, 8, 1), "relu", "linear", "svm", lambda p: SGD(p, linear_decay(0.5, 0.05, 6)), alpha=1e-4
+    ),
+    "toy_tanh_mse_momentum": Case(3, (4, 4, 1), "tanh", "tanh", "mse", lambda p: SGD(p, 0.05, momentum=0.9)),
+    "sigmoid_bce_adam": Case(2, (5, 1), "tanh", "sigmoid", "bce", lambda p: Adam(p, lr=0.05)),
+}
+STEPS = 6
+BATCH = 12
+
+
+def _batches(case: Case, seed: int) -> list[tuple[list[list[float]], list[float]]]:
+    """STEPS batches of BATCH samples, a new batch each step; targets to suit the loss."""
+    rng = random.Random(seed)
+    batches = []
+    for _ in range(STEPS):
+        inputs = [[rng.uniform(-1.5, 1.5) for _ in range(case.nin)] for _ in range(BATCH)]
+        if case.loss == "svm":
+            targets = [1.0 if x[0] * x[-1] > 0 else -1.0 for x in inputs]
+        elif case.loss == "bce":
+            targets = [1.0 if x[0] > 0 else 0.0 for x in inputs]
+        else:
+            targets = [rng.uniform(-0.9, 0.9) for _ in inputs]
+        batches.append((inputs, targets))
+    return batches
+
+
+def _model(backend: Backend, case: Case) -> Any:
+    return backend.MLP(
+        case.nin,
+        list(case.nouts),
+        activation=case.activation,
+        output_activation=case.output_activation,
+        seed=5,
+    )
+
+
+def _loss_fn(case: Case) -> Callable[[Any, Any, Any], Any]:
+    return lambda model, inputs, targets: model_loss(model, inputs, targets, case.loss, case.alpha)
+
+
+def _compile(
+    backend: Backend, model: Any, loss_fn: Any, inputs: Any, targets: Any, optimizer: Any
+) -> TrainingStep:
+    step = compile_step(model, loss_fn, inputs, targets, optimizer, backend=backend)
+    expected = "replay" if "compile_step" in backend.capabilities else "eager"
+    assert step.mode == expected, f"compile_step gave a {step.mode} step; the backend declares {expected}"
+    return step
+
+
+def _case_params() -> Iterator[tuple[str, Case]]:
+    yield from CASES.items()
+
+
+@check(params=_case_params)
+def check_compiled_step_trains_like_the_eager_loop(backend: Backend, case: Case) -> None:
+    batches = _batches(case, seed=3)
+    eager = _model(backend, case)
+    eager_optimizer = case.optimizer(eager.parameters())
+    expected = []
+    for inputs, targets in batches:
+        loss = model_loss(eager, inputs, targets, case.loss, case.alpha)
+        eager_optimizer.zero_grad()
+        loss.backward()
+        eager_optimizer.step()
+        expected.append(loss.data)
+
+    model = _model(backend, case)
+    optimizer = case.optimizer(model.parameters())
+    step = _compile(backend, model, _loss_fn(case), *batches[0], optimizer)
+    losses = [step(inputs, targets) for inputs, targets in batches]
+    for k, (got, want) in enumerate(zip(losses, expected, strict=True)):
+        assert_close(got, want, COMPILED, f"loss at step {k}")
+    pairs = zip(model.parameters(), eager.parameters(), strict=True)
+    for i, (p, q) in enumerate(pairs):
+        assert_close(p.data, q.data, COMPILED, f"parameter {i} after {STEPS} steps")
+        assert_close(p.grad, q.grad, COMPILED, f"grad of parameter {i} after {STEPS} steps")
+    assert optimizer.steps == eager_optimizer.steps == STEPS
+    for name in ("velocity", "m", "v"):
+        if hasattr(eager_optimizer, name):
+            for i, (a, b) in enumerate(
+                zip(getattr(optimizer, name), getattr(eager_optimizer, name), strict=True)
+            ):
+                assert_close(a, b, COMPILED, f"optimizer.{name}[{i}] after {STEPS} steps")
+
+
+@check
+def check_compiled_step_sees_parameters_assigned_between_calls(backend: Backend) -> None:
+    case = CASES["toy_tanh_mse_momentum"]
+    (inputs, targets), *_ = _batches(case, seed=4)
+    model = _model(backend, case)
+    step = _compile(backend, model, _loss_fn(case), inputs, targets, SGD(model.parameters(), 0.1))
+    step(inputs, targets)
+    state = model.state_dict()
+    first = step(inputs, targets)
+    model.load_state_dict(state)
+    again = step(inputs, targets)
+    assert first == again, (
+        f"after load_state_dict the step must start from the loaded parameters: {first} vs {again}"
+    )
+
+
+@check
+def check_compiled_step_misuse_raises(backend: Backend) -> None:
+    case = CASES["toy_tanh_mse_momentum"]
+    (inputs, targets), *_ = _batches(case, seed=5)
+    loss_fn = _loss_fn(case)
+    model = _model(backend, case)
+    step = _compile(backend, model, loss_fn, inputs, targets, SGD(model.parameters(), 0.1))
+    before = [p.data for p in model.parameters()]
+    bad_calls: list[tuple[Callable[[], Any], type[Exception]]] = [
+        (lambda: step(inputs[:-1], targets[:-1]), ShapeError),
+        (lambda: step([row + [0.0] for row in inputs], targets), ShapeError),
+        (lambda: step(inputs, targets + [1.0]), ShapeError),
+        (lambda: step([[float("nan")] * case.nin] + inputs[1:], targets), NonFiniteError),
+        (lambda: step(inputs, ["x"] * len(targets)), OperandTypeError),
+    ]
+    for call, error in bad_calls:
+        with pytest.raises(error):
+            call()
+    assert [p.data for p in model.parameters()] == before, "a refused call must change no parameter"
+
+    other = _model(backend, case)
+    with pytest.raises(CaptureError, match=r"model\.parameters"):
+        compile_step(model, loss_fn, inputs, targets, SGD(other.parameters(), 0.1), backend=backend)
+    with pytest.raises(CaptureError, match="Value"):
+        compile_step(
+            model, lambda m, x, t: 1.0, inputs, targets, SGD(model.parameters(), 0.1), backend=backend
+        )
+
+    def first_neuron_only(m: Any, x: Any, t: Any) -> Any:
+        return (m.layers[0].neurons[0](x[0]) - t[0]) ** 2
+
+    with pytest.raises(CaptureError, match="does not depend on"):
+        compile_step(model, first_neuron_only, inputs, targets, SGD(model.parameters(), 0.1), backend=backend)
+    optimizer = SGD(model.parameters(), 0.1)
+    partial = compile_step(
+        model, first_neuron_only, inputs, targets, optimizer, backend=backend, allow_unused_parameters=True
+    )
+    unused = model.parameters()[-1]
+    kept = unused.data
+    partial(inputs, targets)
+    assert unused.data == kept and unused.grad == 0.0, "an unused parameter has grad 0 and stays put"
+
+
+@check
+def check_compiled_step_raises_the_eager_errors_and_changes_nothing(backend: Backend) -> None:
+    # out = w * x (+ b = 0); loss = log(out): fine while w * x > 0, a DomainError after.
+    model = backend.MLP(1, [1], seed=2)
+    w = model.parameters()[0].data
+    good, bad = [[1.0 if w > 0 else -1.0]], [[-1.0 if w > 0 else 1.0]]
+
+    def log_loss(m: Any, x: Any, t: Any) -> Any:
+        return m(x[0]).log() * t[0]
+
+    optimizer = SGD(model.parameters(), 0.01)
+    step = compile_step(model, log_loss, good, [1.0], optimizer, backend=backend)
+    step(good, [1.0])
+    before = [(p.data, p.grad) for p in model.parameters()]
+    with pytest.raises(DomainError, match="log"):
+        step(bad, [1.0])
+    assert [(p.data, p.grad) for p in model.parameters()] == before and optimizer.steps == 1, (
+        "a step that fails in its forward pass must change nothing"
+    )
+    optimizer.lr = 1e308
+    with pytest.raises(ResultOverflowError, match="SGD step: parameter"):
+        step(good, [1e10])
+    assert [p.data for p in model.parameters()] == [d for d, _ in before] and optimizer.steps == 1
+
+
+@check
+def check_compiled_step_refuses_what_it_cannot_replay(backend: Backend) -> None:
+    case = CASES["toy_tanh_mse_momentum"]
+    (inputs, targets), *_ = _batches(case, seed=6)
+    model = _model(backend, case)
+
+    def branchy(m: Any, x: Any, t: Any) -> Any:
+        outs = [m(row) for row in x]
+        kept = [(o, y) for o, y in zip(outs, t, strict=True) if o.data > 0] or [(outs[0], t[0])]
+        return mse_loss([o for o, _ in kept], [y for _, y in kept])
+
+    def squared_targets(m: Any, x: Any, t: Any) -> Any:
+        return mse_loss([m(row) for row in x], [y * y for y in t])
+
+    for loss_fn in (branchy, squared_targets):
+        optimizer = SGD(model.parameters(), 0.1)
+        if "compile_step" in backend.capabilities:
+            with pytest.raises(CaptureError):
+                compile_step(model, loss_fn, inputs, targets, optimizer, backend=backend)
+        else:  # the eager fallback runs loss_fn every call: nothing is frozen, nothing to refuse
+            step = compile_step(model, loss_fn, inputs, targets, optimizer, backend=backend)
+            assert step.mode == "eager"
+            step(inputs, targets)

@@ -1,0 +1,184 @@
+"""The Numba backend's replay: bit-identical to the eager loop, whatever the passes did."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+import backends.numba as numba_backend
+from backends.numba import _replay
+from backends.numba._tape import current_tape
+from spec import SGD, Adam, ResultOverflowError, compile_step, l2_penalty, linear_decay, mse_loss, svm_loss
+
+STEPS = 15
+PASSES = [(True, True), (True, False), (False, False)]
+
+
+def demo_loss(model: Any, inputs: Any, targets: Any) -> Any:
+    scores = [model(x) for x in inputs]
+    return svm_loss(scores, targets) + l2_penalty(model.parameters(), 1e-4)
+
+
+def eager_run(model: Any, optimizer: Any, batches: list[tuple[Any, Any]], loss_fn: Any) -> list[float]:
+    losses = []
+    for inputs, targets in batches:
+        loss = loss_fn(model, np.asarray(inputs).tolist(), np.asarray(targets).tolist())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.data)
+    return losses
+
+
+def snapshot(model: Any) -> list[tuple[float, float]]:
+    return [(p.data, p.grad) for p in model.parameters()]
+
+
+@pytest.mark.parametrize(("fusion", "grouping"), PASSES, ids=["fused-grouped", "fused", "unfused"])
+def test_moons_demo_replay_is_bit_identical(moons_data, demo_model, fusion, grouping) -> None:  # type: ignore[no-untyped-def]
+    X, y = moons_data
+    eager = demo_model(numba_backend)
+    eager_optimizer = SGD(eager.parameters(), linear_decay(1.0, 0.1, 100))
+    expected = eager_run(eager, eager_optimizer, [(X, y)] * STEPS, demo_loss)
+    model = demo_model(numba_backend)
+    optimizer = SGD(model.parameters(), linear_decay(1.0, 0.1, 100))
+    step = _replay.compile_step(model, demo_loss, X, y, optimizer, fusion=fusion, grouping=grouping)
+    assert step.info["fusion"] is fusion and step.info["grouping"] is grouping
+    losses = [step(X, y) for _ in range(STEPS)]
+    assert losses == expected, "losses must be bit-identical"
+    assert snapshot(model) == snapshot(eager), "parameters and grads must be bit-identical"
+    assert optimizer.velocity == eager_optimizer.velocity and optimizer.steps == STEPS
+
+
+def test_passes_shrink_the_moons_graph(moons_data, demo_model) -> None:  # type: ignore[no-untyped-def]
+    X, y = moons_data
+    model = demo_model(numba_backend)
+    step = compile_step(model, demo_loss, X, y, SGD(model.parameters(), 0.1))
+    info = step.info
+    # 100 samples x (16 + 16 + 1 neurons + their activations + the loss term), plus the sums.
+    assert info["traced_nodes"] > 65_000 and info["fused_nodes"] < 7_000
+    assert info["groups"] <= 12, f"one branch-free loop per height and kind: {info}"
+    assert info["bytes"] < 1_000_000
+
+
+def test_minibatches_with_new_data_and_adam_match_eager(demo_model) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    batches = [(rng.uniform(-2, 2, (16, 2)), rng.choice([-1.0, 1.0], 16)) for _ in range(STEPS)]
+    eager = demo_model(numba_backend)
+    eager_optimizer = Adam(eager.parameters(), 0.01)
+    expected = eager_run(eager, eager_optimizer, batches, demo_loss)
+    model = demo_model(numba_backend)
+    optimizer = Adam(model.parameters(), 0.01)
+    step = compile_step(model, demo_loss, *batches[0], optimizer)
+    assert [step(x, t) for x, t in batches] == expected
+    assert snapshot(model) == snapshot(eager)
+    assert (optimizer.m, optimizer.v) == (eager_optimizer.m, eager_optimizer.v)
+
+
+class OneParameter:
+    """A model with one parameter ``p``, for hand-made graphs."""
+
+    nin = 1
+
+    def __init__(self, value: float) -> None:
+        self.p = numba_backend.Value(value)
+
+    def parameters(self) -> list[Any]:
+        return [self.p]
+
+
+def three_consumers(model: Any, inputs: Any, targets: Any) -> Any:
+    # p's grad gets 1, 1e16 and -1e16 (spec.interface: reverse creation order gives 1.0; any
+    # other order 0.0). The first product is folded into the loss's sum, where grouping by
+    # height would push its 1.0 first; the order check must catch that.
+    p = model.p
+    first = p * 1.0
+    second = (p * 1e16) * 1.0
+    third = ((p * -1e16) * 1.0) * 1.0
+    return first + second + third + inputs[0][0] * 0.0
+
+
+def test_the_order_check_falls_back_to_eager_order() -> None:
+    model = OneParameter(0.5)
+    step = compile_step(model, three_consumers, [[1.0]], [0.0], SGD(model.parameters(), 0.1))
+    step([[1.0]], [0.0])
+    assert model.p.grad == 1.0, f"contributions in the wrong order: grad {model.p.grad!r}"
+    assert not step.info["grouping"], step.info
+
+
+def test_program_kernels_check_their_own_order(moons_data, demo_model) -> None:  # type: ignore[no-untyped-def]
+    X, y = moons_data
+    model = demo_model(numba_backend)
+    step = compile_step(model, demo_loss, X, y, SGD(model.parameters(), 0.1))
+    program = step.program
+    pusher = np.zeros(len(program.terms), np.int64)  # every push "from node 0": any order passes
+    assert _replay.backward_order_is_eager(program.groups, program.terms, pusher, program.needs, 0)
+    pusher = np.arange(len(program.terms), dtype=np.int64)  # increasing: backward runs them in reverse
+    assert _replay.backward_order_is_eager(program.groups, program.terms, pusher, program.needs, 0)
+    assert not _replay.backward_order_is_eager(program.groups, program.terms, -pusher, program.needs, 0)
+
+
+def test_replay_survives_compaction_between_calls(demo_model) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(1)
+    X, y = rng.uniform(-1, 1, (8, 2)), rng.choice([-1.0, 1.0], 8)
+    eager = demo_model(numba_backend)
+    expected = eager_run(eager, SGD(eager.parameters(), 0.1), [(X, y)] * 3, demo_loss)
+    model = demo_model(numba_backend)
+    step = compile_step(model, demo_loss, X, y, SGD(model.parameters(), 0.1))
+    tape = current_tape()
+    losses = []
+    for _ in range(3):
+        losses.append(step(X, y))
+        runs = tape.compactions
+        for _ in range(150_000):
+            numba_backend.Value(1.0) + 1.0  # garbage: the tape compacts and renumbers the parameters
+        assert tape.compactions > runs
+    assert losses == expected and snapshot(model) == snapshot(eager)
+
+
+def test_forward_failures_raise_the_eager_error_word_for_word() -> None:
+    model = OneParameter(2.0)
+
+    def exp_loss(m: Any, x: Any, t: Any) -> Any:
+        return (m.p * x[0][0]).exp() + (m.p * 1.0).tanh()
+
+    step = compile_step(model, exp_loss, [[1.0]], [0.0], SGD(model.parameters(), 0.1))
+    with pytest.raises(Exception) as replayed:
+        step([[400.0]], [0.0])
+    with pytest.raises(Exception) as eager:
+        exp_loss(model, [[400.0]], [0.0])
+    assert type(replayed.value) is type(eager.value) and str(replayed.value) == str(eager.value)
+
+
+def test_update_overflow_raises_and_changes_nothing() -> None:
+    model = OneParameter(1.0)
+
+    def square(m: Any, x: Any, t: Any) -> Any:
+        return (m.p * x[0][0] - t[0]) ** 2
+
+    optimizer = SGD(model.parameters(), 1e300)
+    step = compile_step(model, square, [[1.0]], [0.0], optimizer)
+    with pytest.raises(ResultOverflowError, match=r"SGD step: parameter 0 would become -inf"):
+        step([[1e10]], [0.0])
+    assert model.p.data == 1.0 and optimizer.steps == 0
+
+
+def test_a_step_may_run_in_another_thread(demo_model) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(2)
+    X, y = rng.uniform(-1, 1, (6, 2)), rng.uniform(-1, 1, 6)
+
+    def loss_fn(m: Any, x: Any, t: Any) -> Any:
+        return mse_loss([m(row) for row in x], t)
+
+    eager = demo_model(numba_backend)
+    expected = eager_run(eager, SGD(eager.parameters(), 0.05), [(X, y)] * 2, loss_fn)
+    model = demo_model(numba_backend)
+    step = compile_step(model, loss_fn, X, y, SGD(model.parameters(), 0.05))
+    losses: list[float] = []
+    worker = threading.Thread(target=lambda: losses.extend(step(X, y) for _ in range(2)))
+    worker.start()
+    worker.join()
+    assert losses == expected and snapshot(model) == snapshot(eager)
