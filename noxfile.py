@@ -56,7 +56,7 @@ def tests(session: nox.Session, suite: str) -> None:
     session.env["NUMBA_BOUNDSCHECK"] = "1"
     session.run("pytest", "--pyargs", "conformance", "--backend", suite, *session.posargs)
     if Path(f"tests/{suite}").is_dir():
-        session.run("pytest", f"tests/{suite}", *session.posargs)
+        session.run("pytest", f"tests/{suite}", "--backend", suite, *session.posargs)
 
 
 @nox.session

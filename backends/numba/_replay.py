@@ -42,27 +42,16 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
 
 from backends.numba import _kernels
+from backends.numba._kernels import ADD, EXP, LEAF, LOG, MUL, POW, POW_CONST, RELU, SIGMOID, TANH, _jit
 from spec.compile import CapturedGraph, ReplayStep, TracedGraph, capture_graph
 from spec.errors import CaptureError
-from spec.ops import OpCode
 
 __all__ = ["NumbaStep", "Program", "build_program", "compile_step", "extract"]
 
-# --- op codes (checked against spec.ops.OpCode below) and kinds of fused node ------------------
-LEAF = 0
-ADD = 1
-MUL = 2
-POW_CONST = 3
-POW = 4
-EXP = 5
-LOG = 6
-TANH = 7
-RELU = 8
-SIGMOID = 9
+# --- kinds of fused node, after the op codes of backends.numba._kernels ---------------------------
 #: ``t0 + t1 + ...`` over plain terms
 SUM = 10
 #: ``b + a1*c1 + a2*c2 + ...``: a plain first term, then products
@@ -75,14 +64,6 @@ NO_NODE = -2
 KIND, LO, HI, N, TERM, MODE, NEEDS = range(7)
 
 _INF = math.inf
-
-
-def _jit(signature: str):  # type: ignore[no-untyped-def]
-    """Compile eagerly for ``signature`` (on import of this module, i.e. at the first compile_step).
-
-    Same options as :mod:`backends.numba._kernels`: cached, IEEE semantics, GIL released.
-    """
-    return numba.njit(signature, cache=True, error_model="numpy", nogil=True)
 
 
 # --- pass 1: consumers and requires-grad ----------------------------------------------------------
@@ -862,12 +843,3 @@ def compile_step(
     )
     program, info = build_program(captured, fusion=fusion, grouping=grouping)
     return NumbaStep(model, loss_fn, optimizer, captured, program, info)
-
-
-def _check_codes() -> None:
-    stale = [name for name, code in OpCode.__members__.items() if globals().get(name) != code]
-    if stale:
-        raise ImportError(f"backends.numba._replay: op codes out of date with spec.ops.OpCode: {stale}")
-
-
-_check_codes()
