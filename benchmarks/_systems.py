@@ -9,7 +9,6 @@ systems are optional (``gradspec[bench]``) and report why they are missing.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,10 +37,6 @@ class Runner:
     parameters: Callable[[], list[float]]
     compile_seconds: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def _version(module: str) -> str:
-    return str(getattr(importlib.import_module(module), "__version__", "?"))
 
 
 # --- gradspec -----------------------------------------------------------------------------------
