@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +19,10 @@ __all__ = [
     "FINITE_DIFFERENCE",
     "Tolerance",
     "assert_close",
+    "assert_same_bits",
     "check_program_gradients",
     "finite_difference_gradients",
+    "float_bits",
     "leaf_grads",
     "repro",
 ]
@@ -59,6 +62,20 @@ def assert_close(
     if program is not None:
         message += f"\nrepro: {repro(program)}"
     raise AssertionError(message)
+
+
+def float_bits(x: float) -> int:
+    """The IEEE 754 bit pattern of ``x``: it tells -0.0 from 0.0, where ``==`` does not."""
+    bits: int = struct.unpack("<q", struct.pack("<d", x))[0]
+    return bits
+
+
+def assert_same_bits(actual: float, expected: float, what: str) -> None:
+    """Raise AssertionError naming both numbers unless they are the same float64, sign of zero included."""
+    if float_bits(actual) != float_bits(expected):
+        raise AssertionError(
+            f"{what}: expected {expected!r}, got {actual!r}; they must be the same float64, bit for bit"
+        )
 
 
 def finite_difference_gradients(

@@ -2,7 +2,8 @@
 
 Each loss is a mean over samples, built with the operations listed in its
 docstring and in that order, so every backend computes the same float64
-numbers. Targets and labels are plain numbers.
+numbers. Targets and labels are numbers or Values (:func:`spec.compile_step` passes
+them as Values); either way the loss has the same value and gradients.
 """
 
 from __future__ import annotations
@@ -12,18 +13,23 @@ from typing import Any
 
 from spec.errors import ShapeError
 from spec.operands import as_finite_float
+from spec.value import ValueBase
 
 __all__ = ["binary_cross_entropy", "l2_penalty", "mse_loss", "svm_loss"]
 
 
-def _pairs(predictions: Sequence[Any], targets: Sequence[Any], what: str) -> list[tuple[Any, float]]:
+def _pairs(predictions: Sequence[Any], targets: Sequence[Any], what: str) -> list[tuple[Any, Any]]:
     if len(predictions) != len(targets):
         raise ShapeError(
             f"{what}: {len(predictions)} predictions but {len(targets)} targets; the lengths must match"
         )
     if len(predictions) == 0:
         raise ShapeError(f"{what}: no predictions; a mean over zero samples is undefined")
-    return [(p, as_finite_float(t, "target")) for p, t in zip(predictions, targets, strict=True)]
+    return [(p, _target(t)) for p, t in zip(predictions, targets, strict=True)]
+
+
+def _target(t: Any) -> Any:
+    return t if isinstance(t, ValueBase) else as_finite_float(t, "target")
 
 
 def _mean(terms: list[Any]) -> Any:

@@ -6,6 +6,11 @@ primitives of :mod:`spec.ops` (``+``, ``*``, ``**``, ``exp``, ``log``, ``tanh``,
 :class:`spec.interface.Value`. The composites below are written once, here, in
 terms of those primitives, so every backend builds the same graph for
 ``a - b`` or ``n / a`` and computes the same float64 numbers.
+
+A Value is never converted to a number implicitly: ``float(v)``, ``int(v)``, ``v < 0``
+and ``format(v, ".3f")`` raise :class:`TypeError` (read ``v.data``), and ``bool(v)`` is
+True. While :func:`spec.compile_step` traces a step, the same operations on a traced
+Value raise :class:`~spec.errors.CaptureError` instead (:mod:`spec.tracing`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeGuard
 
 from spec.operands import as_finite_float, foreign_value_error
 from spec.ops import OpCode, check_domain, division_by_zero_error
+from spec.tracing import refuse_if_traced, untraced
 
 __all__ = ["ValueBase"]
 
@@ -33,6 +39,8 @@ class ValueBase:
         def __pow__(self, other: object) -> ValueBase: ...
         @property
         def data(self) -> float: ...
+        @property
+        def children(self) -> tuple[ValueBase, ...]: ...
 
     def _is_mine(self, other: object) -> TypeGuard[ValueBase]:
         """True for a Value of this backend, False for anything else but another backend's Value."""
@@ -70,7 +78,8 @@ class ValueBase:
             return self * other**-1.0
         divisor = self._number(other)
         if divisor == 0.0:
-            raise division_by_zero_error(self.data)
+            with untraced():  # the error does not depend on the number; its message shows it
+                raise division_by_zero_error(self.data)
         return self * (1.0 / divisor)
 
     def __rtruediv__(self, other: object) -> ValueBase:  # self**-1 * other
@@ -78,5 +87,42 @@ class ValueBase:
 
     def __rpow__(self, other: object) -> ValueBase:  # Value(other) ** self
         base = self._number(other)
-        check_domain(OpCode.POW, (base, self.data))  # before the base's leaf exists
+        with untraced():  # the domain is the base's; the exponent only appears in the message
+            check_domain(OpCode.POW, (base, self.data))  # before the base's leaf exists
         return type(self)(base) ** self
+
+    # --- no implicit numbers (and none at all from a traced Value) ------------------------------
+    def __bool__(self) -> bool:
+        refuse_if_traced(self, "bool() (an if or while on a Value)")
+        return True
+
+    def __float__(self) -> float:
+        refuse_if_traced(self, "float()")
+        raise TypeError("float() of a Value: read its number as v.data")
+
+    def __int__(self) -> int:
+        refuse_if_traced(self, "int()")
+        raise TypeError("int() of a Value: read its number as v.data")
+
+    def __format__(self, format_spec: str) -> str:
+        if format_spec:
+            refuse_if_traced(self, f"formatting ({format_spec!r})")
+        return object.__format__(self, format_spec)
+
+    def _compare(self, other: object, symbol: str) -> bool:
+        refuse_if_traced(self, f"comparing (a {symbol} b)")
+        if isinstance(other, ValueBase):
+            refuse_if_traced(other, f"comparing (a {symbol} b)")
+        return NotImplemented  # type: ignore[no-any-return]
+
+    def __lt__(self, other: object) -> bool:
+        return self._compare(other, "<")
+
+    def __le__(self, other: object) -> bool:
+        return self._compare(other, "<=")
+
+    def __gt__(self, other: object) -> bool:
+        return self._compare(other, ">")
+
+    def __ge__(self, other: object) -> bool:
+        return self._compare(other, ">=")

@@ -1,201 +1,183 @@
-"""Prove the conformance suite has teeth: break the Python backend, watch the suite fail.
+"""Prove the suite has teeth: break each engine path in one place, watch the suite fail.
 
-Each mutant is a one-place edit of ``backends/python/_value.py`` (a derivative
-perturbed or dropped, accumulation replaced by assignment, a domain check
-removed, ...). The runner copies the backend into a temporary package, applies
-one edit, registers nothing, and runs ``pytest --pyargs conformance --backend
-<mutant package>:BACKEND -x``. A mutant is *killed* when pytest reports failing
-tests (exit code 1); exit 0 means it *survived*; anything else is an error in
-the mutant itself and does not count as a kill.
+Each mutant is a one-place edit of one file of an engine path (a derivative perturbed, a
+check dropped, an order changed, state not read back). The runner copies the project's
+packages into a temporary directory, applies one edit, and runs there the suites that
+guard the mutant's area (``SUITES``; the same pytest commands ``nox -s tests`` runs), in
+order, stopping at the first failure. A mutant is *killed* when a suite reports failing
+tests (pytest exit code 1); exit 0 from every suite means it *survived*; anything else is
+an error in the mutant itself and does not count as a kill. An unmutated copy runs every
+suite first and must pass, or no kill means anything.
 
-    python tests/mutation_runner.py          # all mutants, two at a time
-    python tests/mutation_runner.py relu_grad_at_zero_is_one   # just some
+    python tests/mutation_runner.py                     # every mutant, two at a time
+    python tests/mutation_runner.py --area numba-replay # one area
+    python tests/mutation_runner.py relu_grad_at_zero_is_one pow_grad_exponent_drops_log
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from mutants import MUTANTS, Mutant
+
 ROOT = Path(__file__).resolve().parents[1]
-BACKEND_DIR = ROOT / "backends" / "python"
-PACKAGE = "gradspec_mutant"
+#: What a copy of the project holds: the packages, the tests and pytest's configuration.
+COPIED = ("spec", "backends", "conformance", "benchmarks", "tests", "pyproject.toml")
+PYTEST = ["-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+
+#: suite -> its pytest arguments
+SUITES: dict[str, list[str]] = {
+    "conformance[python]": ["--pyargs", "conformance", "--backend", "python"],
+    "conformance[numba]": ["--pyargs", "conformance", "--backend", "numba"],
+    "tests/numba": ["tests/numba", "--backend", "numba"],
+    "tests/spec": [
+        "tests/test_compile.py",
+        "tests/test_tracing.py",
+        "tests/test_micrograd_compat.py",
+        "tests/test_spec.py",
+    ],
+}
+_NUMBA = ("conformance[numba]", "tests/numba")
+_SPEC = ("conformance[numba]", "conformance[python]", "tests/spec")
+#: area -> the suites its mutants run, cheapest first
+AREAS: dict[str, tuple[str, ...]] = {
+    "python": ("conformance[python]",),
+    "numba-kernels": _NUMBA,
+    "numba-tape": _NUMBA,
+    "numba-value": _NUMBA,
+    "numba-replay": _NUMBA,
+    "spec-compile": _SPEC,
+    "spec-optim": _SPEC,
+    "spec-nn": _SPEC,
+}
 
 
 @dataclass(frozen=True)
-class Mutant:
-    name: str
-    old: str
-    new: str
-
-
-MUTANTS = [
-    Mutant(
-        "add_grad_drops_second_operand", "    a._grad += grad\n    b._grad += grad\n", "    a._grad += grad\n"
-    ),
-    Mutant(
-        "add_grad_assigns",
-        "    a._grad += grad\n    b._grad += grad\n",
-        "    a._grad = grad\n    b._grad = grad\n",
-    ),
-    Mutant(
-        "mul_grad_swapped",
-        "a._grad += b._data * grad\n    b._grad += a._data * grad",
-        "a._grad += a._data * grad\n    b._grad += b._data * grad",
-    ),
-    Mutant("mul_grad_drops_second_operand", "    b._grad += a._data * grad\n", ""),
-    Mutant("mul_grad_assigns", "a._grad += b._data * grad", "a._grad = b._data * grad"),
-    Mutant(
-        "pow_grad_base_exponent_off_by_one",
-        "a._grad += y * ieee_pow(x, y - 1.0) * grad",
-        "a._grad += y * ieee_pow(x, y) * grad",
-    ),
-    Mutant(
-        "pow_grad_exponent_drops_log",
-        "b._grad += node._data * _log(x) * grad",
-        "b._grad += node._data * grad",
-    ),
-    Mutant("pow_const_grad_off_by_one", "c * ieee_pow(a._data, c - 1.0)", "c * ieee_pow(a._data, c - 2.0)"),
-    Mutant("pow_const_grad_at_zero_exponent", "(0.0 if c == 0.0 else", "(1.0 if c == 0.0 else"),
-    Mutant(
-        "exp_grad_uses_input", "node._a._grad += node._data * grad", "node._a._grad += node._a._data * grad"
-    ),
-    Mutant(
-        "log_grad_squared", "a._grad += 1.0 / a._data * grad", "a._grad += 1.0 / (a._data * a._data) * grad"
-    ),
-    Mutant(
-        "tanh_grad_drops_factor_four",
-        "a._grad += 4.0 * e / ((1.0 + e) * (1.0 + e)) * grad",
-        "a._grad += e / ((1.0 + e) * (1.0 + e)) * grad",
-    ),
-    Mutant(
-        "relu_grad_at_zero_is_one",
-        "(1.0 if node._data > 0.0 else 0.0)",
-        "(1.0 if node._a._data >= 0.0 else 0.0)",
-    ),
-    Mutant("sigmoid_grad_ignores_sign", "e = _exp(-abs(a._data))", "e = _exp(-a._data)"),
-    Mutant("sigmoid_negative_branch", "data = e / (1.0 + e)", "data = 1.0 / (1.0 + e)"),
-    Mutant(
-        "backward_keeps_stale_interior_grads",
-        "        for node in interior:\n            node._grad = 0.0\n",
-        "",
-    ),
-    Mutant(
-        "backward_in_creation_order",
-        "interior.sort(key=_creation_order, reverse=True)",
-        "interior.sort(key=_creation_order)",
-    ),
-    Mutant(
-        "backward_resets_leaves",
-        "        self._grad = 1.0\n",
-        "        for node in _graph(self):\n            node._grad = 0.0\n        self._grad = 1.0\n",
-    ),
-    Mutant(
-        "zero_grad_skips_leaves",
-        "        for node in _graph(self):\n            node._grad = 0.0\n",
-        "        for node in _graph(self):\n            if node._backward is not None:\n                node._grad = 0.0\n",
-    ),
-    Mutant(
-        "graph_walk_skips_second_operand",
-        "if b is not None and b not in seen:",
-        "if b is not None and b not in seen and False:",
-    ),
-    Mutant("log_domain_unchecked", "        check_domain(OpCode.LOG, (self._data,))\n", ""),
-    Mutant("pow_const_domain_unchecked", "        check_domain(OpCode.POW_CONST, (self._data,), c)\n", ""),
-    Mutant(
-        "add_overflow_unchecked",
-        "        if not -_INF < data < _INF:\n            raise overflow_error(OpCode.ADD, (self._data, other._data))\n",
-        "",
-    ),
-    Mutant("exp_overflow_wrong_error", "raise overflow_error(OpCode.EXP, (self._data,)) from None", "raise"),
-    Mutant(
-        "nan_accepted_at_construction", "self._data = as_finite_float(data)", "self._data = as_float(data)"
-    ),
-]
-
-
-#: The unmutated copy: it must pass, or no kill means anything.
-CONTROL = Mutant("control", "", "")
+class Outcome:
+    mutant: Mutant
+    verdict: str  # "killed", "SURVIVED" or "error"
+    detail: str
+    seconds: float
 
 
 def source_of(mutant: Mutant) -> str:
-    """The mutated ``_value.py``; the edit must match exactly once."""
-    original = (BACKEND_DIR / "_value.py").read_text()
-    if mutant is CONTROL:
-        return original
+    """The mutated file; the edit must match exactly once."""
+    original = (ROOT / mutant.path).read_text()
     count = original.count(mutant.old)
     if count != 1:
-        raise ValueError(f"mutant {mutant.name}: its pattern matches {count} times, not once")
+        raise ValueError(
+            f"mutant {mutant.name}: its pattern matches {count} times in {mutant.path}, not once"
+        )
     return original.replace(mutant.old, mutant.new)
 
 
-def build(mutant: Mutant, where: Path) -> Path:
-    """A package ``gradspec_mutant`` under ``where``: the backend with one edit."""
-    package = where / PACKAGE
-    package.mkdir(parents=True)
-    init = (BACKEND_DIR / "__init__.py").read_text()
-    init = init.replace("backends.python", PACKAGE).replace('name="python"', f'name="mutant-{mutant.name}"')
-    (package / "__init__.py").write_text(init)
-    (package / "_value.py").write_text(source_of(mutant))
-    return package
+def _copy_project(where: Path) -> None:
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, where / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, where / name)
 
 
-def run(mutant: Mutant) -> tuple[Mutant, str, float]:
-    """``(mutant, "killed" | "SURVIVED" | "error: ...", seconds)``."""
+def run(mutant: Mutant | None, suites: tuple[str, ...]) -> Outcome | tuple[str, str, float]:
+    """Run ``suites`` against a copy with ``mutant`` applied (``None``: the unmutated control)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gradspec-mutant-") as tmp:
-        build(mutant, Path(tmp))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")])}
-        command = [
-            sys.executable, "-m", "pytest", "--pyargs", "conformance", "--backend", f"{PACKAGE}:BACKEND",
-            "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-        ]  # fmt: skip
-        result = subprocess.run(command, env=env, cwd=tmp, capture_output=True, text=True)
+        where = Path(tmp)
+        _copy_project(where)
+        if mutant is not None:
+            (where / mutant.path).write_text(source_of(mutant))
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")]),
+            "NUMBA_CACHE_DIR": str(
+                where / "numba-cache"
+            ),  # a mutated kernel must never be cached for another
+        }
+        for suite in suites:
+            result = subprocess.run(
+                [sys.executable, *PYTEST, *SUITES[suite]], env=env, cwd=tmp, capture_output=True, text=True
+            )
+            if result.returncode == 1:
+                failed = next((line for line in result.stdout.splitlines() if line.startswith("FAILED")), "")
+                verdict, detail = "killed", f"{suite}: {failed.removeprefix('FAILED ')[:110]}"
+                break
+            if result.returncode != 0:
+                verdict = "error"
+                detail = (
+                    f"{suite}: pytest exit {result.returncode}: {result.stdout[-600:]}{result.stderr[-600:]}"
+                )
+                break
+        else:
+            verdict, detail = "SURVIVED", ""
     seconds = time.perf_counter() - started
-    if result.returncode == 1:
-        first = next((line for line in result.stdout.splitlines() if line.startswith("FAILED")), "")
-        return mutant, f"killed: by {first.partition('[')[2].rpartition(']')[0] or '?'}", seconds
-    if result.returncode == 0:
-        return mutant, "SURVIVED", seconds
-    return (
-        mutant,
-        f"error (pytest exit {result.returncode}): {result.stdout[-400:]}{result.stderr[-400:]}",
-        seconds,
+    if mutant is None:
+        return verdict, detail, seconds
+    return Outcome(mutant, verdict, detail, seconds)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-
-
-def main(names: list[str]) -> int:
-    chosen = [m for m in MUTANTS if not names or m.name in names]
-    unknown = set(names) - {m.name for m in MUTANTS}
+    parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
+    parser.add_argument("--area", choices=sorted(AREAS), action="append", help="only this area's mutants")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args(argv)
+    unknown = set(args.names) - {m.name for m in MUTANTS}
     if unknown:
         print(f"unknown mutants: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    print("control run: the suite against an unmutated copy of backends/python ...", flush=True)
-    _, outcome, seconds = run(CONTROL)
-    if outcome != "SURVIVED":
-        print(f"the unmutated copy must pass the suite, but: {outcome} ({seconds:.1f} s)", file=sys.stderr)
+    chosen = [
+        m
+        for m in MUTANTS
+        if (not args.names or m.name in args.names) and (not args.area or m.area in args.area)
+    ]
+    if args.list:
+        for m in chosen:
+            print(f"{m.area:<14} {m.name:<44} {m.path}")
+        return 0
+    suites = tuple(dict.fromkeys(suite for m in chosen for suite in AREAS[m.area]))
+    print(f"control run: {', '.join(suites)} against an unmutated copy ...", flush=True)
+    verdict, detail, seconds = run(None, suites)  # type: ignore[misc]
+    if verdict != "SURVIVED":
+        print(
+            f"the unmutated copy must pass every suite, but: {verdict} {detail} ({seconds:.0f} s)",
+            file=sys.stderr,
+        )
         return 2
-    print(f"  passes ({seconds:.1f} s)")
-    print(f"running the conformance suite against {len(chosen)} mutants of backends/python ...", flush=True)
-    killed = 0
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for mutant, outcome, seconds in pool.map(run, chosen):
-            killed += outcome.startswith("killed")
-            verdict, _, detail = outcome.partition(": ")
+    print(f"  passes ({seconds:.0f} s)")
+    print(f"running the suites against {len(chosen)} mutants ...", flush=True)
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for outcome in pool.map(lambda m: run(m, AREAS[m.area]), chosen):
+            assert isinstance(outcome, Outcome)
+            outcomes.append(outcome)
+            m = outcome.mutant
             print(
-                f"  {verdict:<9} {mutant.name:<36} {seconds:5.1f} s  {detail if verdict == 'killed' else ''}",
+                f"  {outcome.verdict:<9} {m.area:<14} {m.name:<44} {outcome.seconds:5.0f} s  {outcome.detail}",
                 flush=True,
             )
-            if outcome.startswith("error"):
-                print(f"      {outcome}", flush=True)
-    print(f"mutants killed: {killed}/{len(chosen)}")
-    return 0 if killed == len(chosen) else 1
+    killed = Counter(o.mutant.area for o in outcomes if o.verdict == "killed")
+    total = Counter(o.mutant.area for o in outcomes)
+    print("\nkills per area:")
+    for area in AREAS:
+        if total[area]:
+            print(f"  {area:<14} {killed[area]:>3}/{total[area]}")
+    print(f"mutants killed: {sum(killed.values())}/{len(outcomes)}")
+    return 0 if sum(killed.values()) == len(outcomes) else 1
 
 
 if __name__ == "__main__":

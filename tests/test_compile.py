@@ -1,4 +1,4 @@
-"""spec.compile: dispatch, data checks, target recipes, and the portable EagerStep."""
+"""spec.compile and spec.capture: dispatch, data checks, placeholders, and the portable EagerStep."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pytest
 
 import backends.numba as numba_backend
 import backends.python as python_backend
-from backends.numba._replay import extract
+from backends.numba._extract import extract
 from spec import (
     SGD,
     Adam,
     CaptureError,
+    DomainError,
     NonFiniteError,
     OperandTypeError,
     ShapeError,
@@ -24,7 +25,8 @@ from spec import (
     mse_loss,
     svm_loss,
 )
-from spec.compile import EagerStep, ReplayStep, UpdateRule, as_data, capture_graph
+from spec.capture import as_data, capture_graph
+from spec.compile import EagerStep, ReplayStep, UpdateRule
 
 X = np.array([[0.5, -1.0], [1.5, 0.25], [-0.75, 0.5]])
 Y = np.array([1.0, -1.0, 1.0])
@@ -90,7 +92,7 @@ def test_lists_and_integer_arrays_are_data() -> None:
 
 
 @pytest.mark.parametrize("loss", ["mse", "svm", "bce"])
-def test_targets_become_exact_recipes(loss: str) -> None:
+def test_targets_are_placeholder_leaves(loss: str) -> None:
     model = numba_backend.MLP(2, [3, 1], output_activation="sigmoid" if loss == "bce" else "linear", seed=1)
     targets = (Y + 1.0) / 2.0 if loss == "bce" else Y * 0.3
 
@@ -99,37 +101,31 @@ def test_targets_become_exact_recipes(loss: str) -> None:
         return {"mse": mse_loss, "svm": svm_loss, "bce": binary_cross_entropy}[loss](outs, t)
 
     captured = capture_graph(model, loss_fn, X, targets, SGD(model.parameters(), 0.1), extract)
-    per_sample = {"mse": 1, "svm": 1, "bce": 2}[loss]  # -t; -y; t and 1 - t
-    assert len(captured.target_nodes) == per_sample * len(Y)
-    assert sorted(set(captured.target_index.tolist())) == [0, 1, 2]
-    new = np.array([0.1, 0.7, 0.3])
-    values = captured.target_values(new)
-    for node, k, sign, offset in zip(
-        captured.target_nodes,
-        captured.target_index,
-        captured.target_sign,
-        captured.target_offset,
-        strict=True,
-    ):
-        expected = {(-1.0, 0.0): -new[k], (1.0, 0.0): new[k], (-1.0, 1.0): 1 - new[k]}[(sign, offset)]
-        assert values[list(captured.target_nodes).index(node)] == expected
+    graph = captured.graph
+    assert (captured.targets >= 0).all() and (graph.op[captured.targets] == 0).all()
+    assert graph.data[captured.targets].tolist() == targets.tolist()
+    # The loss's arithmetic on the targets (-t, -y, 1 - t) is graph nodes that read them.
+    readers = np.isin(graph.a, captured.targets) | np.isin(graph.b, captured.targets)
+    assert readers.sum() == {"mse": 3, "svm": 3, "bce": 6}[loss]
 
 
 def test_capture_refuses_what_it_cannot_replay() -> None:
     model = numba_backend.MLP(2, [3, 1], seed=1)
 
-    def scaled_targets(m: Any, x: Any, t: Any) -> Any:
-        return mse_loss([m(row) for row in x], [2.0 * y for y in t])
-
-    def random_leaf(m: Any, x: Any, t: Any) -> Any:
-        return mse(m, x, t) * float(np.random.default_rng().uniform(1, 2))
-
     def reads_data(m: Any, x: Any, t: Any) -> Any:
         return mse(m, x, t) * (1.0 + x[0][0].data)
 
-    for loss_fn in (scaled_targets, random_leaf, reads_data):
-        with pytest.raises(CaptureError, match="changed between two traces"):
-            compile_step(model, loss_fn, X, Y, SGD(model.parameters(), 0.1))
+    with pytest.raises(CaptureError, match=r"reading \.data of a traced Value"):
+        compile_step(model, reads_data, X, Y, SGD(model.parameters(), 0.1))
+
+    outside = numba_backend.Value(2.0)  # neither a parameter nor made in loss_fn: replay would freeze it
+
+    def uses_outside_value(m: Any, x: Any, t: Any) -> Any:
+        return mse(m, x, t) * outside
+
+    with pytest.raises(CaptureError, match=r"1 Value\(s\) made before compile_step .* holds 2\.0"):
+        compile_step(model, uses_outside_value, X, Y, SGD(model.parameters(), 0.1))
+    assert EagerStep(model, uses_outside_value, X, Y, SGD(model.parameters(), 0.1))(X, Y) > 0.0
 
     def leaf_loss(m: Any, x: Any, t: Any) -> Any:
         return m.parameters()[0]
@@ -138,6 +134,24 @@ def test_capture_refuses_what_it_cannot_replay() -> None:
         compile_step(model, leaf_loss, X, Y, SGD(model.parameters(), 0.1))
     with pytest.raises(ShapeError, match="takes 2 inputs"):
         compile_step(model, mse, np.ones((3, 3)), Y, SGD(model.parameters(), 0.1))
+
+
+def test_nodes_the_loss_does_not_use_are_still_checked_every_step() -> None:
+    # loss_fn computes log(x0 * p) and throws it away: the eager loop raises where x0 <= 0.
+    model = numba_backend.MLP(2, [3, 1], seed=1)
+    p = model.parameters()[0]
+
+    def wasteful(m: Any, x: Any, t: Any) -> Any:
+        for row in x:
+            (row[0] * p * p).log()
+        return mse(m, x, t)
+
+    step = compile_step(model, wasteful, np.abs(X) + 0.1, Y, SGD(model.parameters(), 0.1))
+    step(np.abs(X) + 0.1, Y)
+    before = [(q.data, q.grad) for q in model.parameters()]
+    with pytest.raises(DomainError, match="log"):
+        step(-np.abs(X), Y)
+    assert [(q.data, q.grad) for q in model.parameters()] == before
 
 
 def test_only_spec_optimizers_replay() -> None:

@@ -1,16 +1,19 @@
-"""The mutants stay meaningful: each edit still applies to the current backend source."""
+"""The mutants stay meaningful: each edit still applies to the current source, once."""
 
 import pytest
-from mutation_runner import MUTANTS, source_of
+from mutants import MUTANTS
+from mutation_runner import AREAS, ROOT, SUITES, source_of
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
 def test_mutant_applies_exactly_once(mutant):
     mutated = source_of(mutant)
-    assert mutated != source_of.__globals__["BACKEND_DIR"].joinpath("_value.py").read_text()
+    assert mutated != (ROOT / mutant.path).read_text()
     compile(mutated, mutant.name, "exec")
 
 
-def test_mutant_names_are_unique():
+def test_every_area_has_mutants_and_suites():
     names = [m.name for m in MUTANTS]
-    assert len(names) == len(set(names)) >= 15
+    assert len(names) == len(set(names)) >= 60
+    assert {m.area for m in MUTANTS} == set(AREAS)
+    assert all(suite in SUITES for suites in AREAS.values() for suite in suites)

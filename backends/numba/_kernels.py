@@ -236,16 +236,19 @@ def compact(data, grad, op, a, b, const, new_index):  # type: ignore[no-untyped-
     """Move every kept node ``i`` to ``new_index[i]`` in place and renumber its parents.
 
     ``new_index`` comes from :func:`renumber`; kept nodes never move up
-    (``new_index[i] <= i``), so one ascending pass is safe. The caller then
-    truncates every array to the kept count.
+    (``new_index[i] <= i``), so one ascending pass is safe. ``grad`` may be shorter
+    than the others (a node past its end has grad 0.0). The caller then truncates
+    every array to the kept count.
     """
     n = op.shape[0]
+    n_grad = grad.shape[0]
     for i in range(n):
         j = new_index[i]
         if j < 0:
             continue
         data[j] = data[i]
-        grad[j] = grad[i]
+        if j < n_grad:
+            grad[j] = grad[i] if i < n_grad else 0.0
         op[j] = op[i]
         const[j] = const[i]
         a[j] = new_index[a[i]] if a[i] >= 0 else -1

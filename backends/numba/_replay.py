@@ -1,6 +1,6 @@
 """Replay for the Numba backend: a captured training step as a program of Numba kernels.
 
-:func:`compile_step` captures the step with :func:`spec.compile.capture_graph` (the loss's
+:func:`compile_step` captures the step with :func:`spec.capture.capture_graph` (the loss's
 graph, read off the tape by :func:`extract`), turns the graph into a :class:`Program` with
 the passes below, and returns a :class:`NumbaStep`, whose every call is one kernel
 (:func:`run`): write the batch into the leaves, forward, backward, update, write the
@@ -27,8 +27,8 @@ so results are bit-identical (spec.interface, step 5):
    eager loop itself and always passes).
 
 Program layout. One float64 array ``val`` (and ``grad``) holds every slot: the parameters
-(slots ``0..P-1``, in parameter order), the inputs (``n * nin``, row by row), the target
-leaves, the constants, the constant 1.0 (``ONE``), then the nodes in forward order. Each
+(slots ``0..P-1``, in parameter order), the inputs (``n * nin``, row by row), the targets
+(``n``), the constants, the constant 1.0 (``ONE``), then the nodes in forward order. Each
 node has ``n`` consecutive rows of ``terms`` (uint32 pairs of slots, unsigned so that Numba
 emits no negative-index wraparound in the hot loops: a DOT term's factors, a
 SUM term's slot, a unary op's input, POW's base and exponent; ``ONE`` fills unused places);
@@ -44,12 +44,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from backends.numba import _kernels
+from backends.numba._extract import extract
 from backends.numba._kernels import ADD, EXP, LEAF, LOG, MUL, POW, POW_CONST, RELU, SIGMOID, TANH, _jit
-from spec.compile import CapturedGraph, ReplayStep, TracedGraph, capture_graph
+from backends.numba._tape import current_tape, wrong_thread_error
+from spec.capture import CapturedGraph, capture_graph
+from spec.compile import ReplayStep
 from spec.errors import CaptureError
 
-__all__ = ["NumbaStep", "Program", "build_program", "compile_step", "extract"]
+__all__ = ["NumbaStep", "Program", "build_program", "compile_step"]
 
 # --- kinds of fused node, after the op codes of backends.numba._kernels ---------------------------
 #: ``t0 + t1 + ...`` over plain terms
@@ -67,39 +69,47 @@ _INF = math.inf
 
 
 # --- pass 1: consumers and requires-grad ----------------------------------------------------------
-@_jit("Tuple((int64[::1], int64[::1], boolean[::1]))(int8[::1], int64[::1], int64[::1], boolean[::1])")
-def consumers_and_needs(op, a, b, is_parameter):  # type: ignore[no-untyped-def]
-    """Per node of a traced graph: how many consumers, the last one, and whether it needs a grad."""
+@_jit("Tuple((uint8[::1], boolean[::1]))(int8[::1], int64[::1], int64[::1], boolean[::1], int64)")
+def consumers_and_needs(op, a, b, is_parameter, root):  # type: ignore[no-untyped-def]
+    """Per node of a traced graph: how many consumers (2 meaning two or more), and whether it needs
+    a grad: a parameter lies below it and the loss above it (a node the loss does not use gets none)."""
     m = op.shape[0]
-    count = np.zeros(m, np.int64)
-    consumer = np.full(m, -1, np.int64)
+    count = np.zeros(m, np.uint8)
     needs = is_parameter.copy()
     for v in range(m):
         if op[v] == LEAF:
             continue
-        count[a[v]] += 1
-        consumer[a[v]] = v
+        count[a[v]] = min(count[a[v]] + 1, 2)
         needs[v] = needs[a[v]]
         if b[v] >= 0:
-            count[b[v]] += 1
-            consumer[b[v]] = v
+            count[b[v]] = min(count[b[v]] + 1, 2)
             needs[v] = needs[v] or needs[b[v]]
-    return count, consumer, needs
+    used = np.zeros(m, np.bool_)
+    used[root] = True
+    for v in range(m - 1, -1, -1):
+        if used[v] and op[v] != LEAF:
+            used[a[v]] = True
+            if b[v] >= 0:
+                used[b[v]] = True
+        needs[v] = needs[v] and used[v]
+    return count, needs
 
 
 # --- pass 2: fusion ----------------------------------------------------------------------------------
-@_jit("boolean[::1](int8[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64)")
-def absorbed_nodes(op, a, b, count, consumer, root):  # type: ignore[no-untyped-def]
+@_jit("boolean[::1](int8[::1], int64[::1], int64[::1], uint8[::1], int64)")
+def absorbed_nodes(op, a, b, count, root):  # type: ignore[no-untyped-def]
     """Nodes folded into their consumer's chain: an ADD or MUL used once, by an ADD, as its
     first operand (a partial sum, or the first product), or a MUL as its second (a product term)."""
     m = op.shape[0]
     absorbed = np.zeros(m, np.bool_)
-    for x in range(m):
-        code = op[x]
-        if (code == ADD or code == MUL) and count[x] == 1 and x != root:
-            u = consumer[x]
-            if op[u] == ADD and (a[u] == x or (b[u] == x and code == MUL)):
-                absorbed[x] = True
+    for u in range(m):
+        if op[u] != ADD:
+            continue
+        x, y = a[u], b[u]
+        if (op[x] == ADD or op[x] == MUL) and count[x] == 1 and x != root:
+            absorbed[x] = True
+        if op[y] == MUL and count[y] == 1 and y != root:
+            absorbed[y] = True
     return absorbed
 
 
@@ -568,7 +578,7 @@ def run(
     needs,
     meta,
     inputs,
-    target_values,
+    targets,
     tape_data,
     tape_grad,
     parameter_nodes,
@@ -587,8 +597,8 @@ def run(
         val[i] = tape_data[parameter_nodes[i]]
     for i in range(inputs.shape[0]):
         val[first_input + i] = inputs[i]
-    for i in range(target_values.shape[0]):
-        val[first_target + i] = target_values[i]
+    for i in range(targets.shape[0]):
+        val[first_target + i] = targets[i]
     failed = forward(val, groups, terms, const)
     if failed >= 0:
         return 1, failed, 0.0
@@ -601,6 +611,27 @@ def run(
         tape_data[parameter_nodes[i]] = val[i]
         tape_grad[parameter_nodes[i]] = grad[i]
     return 0, root, loss
+
+
+@_jit(
+    "Tuple((uint32[:, ::1], int64[::1]))(int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], "
+    "int64[::1], int64[::1], int64)"
+)
+def term_slots(ta, tc, pusher, first, n_terms, order, slots, one):  # type: ignore[no-untyped-def]
+    """The terms of the fused nodes in ``order``, as pairs of slots (``one`` for NO_NODE), and their pushers."""
+    total = 0
+    for f in order:
+        total += n_terms[f]
+    terms = np.empty((total, 2), np.uint32)
+    term_pusher = np.empty(total, np.int64)
+    k = 0
+    for f in order:
+        for t in range(first[f], first[f] + n_terms[f]):
+            terms[k, 0] = slots[ta[t]] if ta[t] >= 0 else one
+            terms[k, 1] = slots[tc[t]] if tc[t] >= 0 else one
+            term_pusher[k] = pusher[t]
+            k += 1
+    return terms, term_pusher
 
 
 # --- building a program ---------------------------------------------------------------------------------
@@ -620,7 +651,7 @@ def build_program(
     is_parameter = np.zeros(m, np.bool_)
     used = captured.parameters[captured.parameters >= 0]
     is_parameter[used] = True
-    count, consumer, needs = consumers_and_needs(op, a, b, is_parameter)
+    count, needs = consumers_and_needs(op, a, b, is_parameter, g.root)
 
     # Leaf slots: parameters, inputs, target leaves, constants, then ONE.
     slot_of = np.full(m, -1, np.int64)
@@ -628,16 +659,17 @@ def build_program(
     placed = captured.inputs.reshape(-1)
     slot_of[placed[placed >= 0]] = P + np.flatnonzero(placed >= 0)
     first_target = P + n * nin
-    slot_of[captured.target_nodes] = first_target + np.arange(len(captured.target_nodes))
+    labels = captured.targets
+    slot_of[labels[labels >= 0]] = first_target + np.flatnonzero(labels >= 0)
     constants = np.flatnonzero((op == LEAF) & (slot_of < 0))
-    first_constant = first_target + len(captured.target_nodes)
+    first_constant = first_target + n
     slot_of[constants] = first_constant + np.arange(len(constants))
     one = first_constant + len(constants)
     n_leaves = one + 1
 
     attempts = [(fusion, grouping), (fusion, False), (False, False)]
     for fuse_on, group_on in dict.fromkeys(attempts):
-        absorbed = absorbed_nodes(op, a, b, count, consumer, g.root) if fuse_on else np.zeros(m, np.bool_)
+        absorbed = absorbed_nodes(op, a, b, count, g.root) if fuse_on else np.zeros(m, np.bool_)
         tops, kind, n_terms, first, ta, tc, pusher, fconst = fuse(op, a, b, g.const, absorbed)
         mode = product_modes(kind, n_terms, first, ta, tc, needs)
         fneeds = needs[tops].astype(np.int64)
@@ -700,7 +732,8 @@ def _lay_out(
     P = len(captured.parameters)
     n, nin = captured.shape
     nf = len(tops)
-    slots = slot_of.copy()
+    slots = slot_of  # the leaves' slots; the fused nodes' are filled in below, in place
+    slots[slots >= n_leaves] = -1  # a previous attempt's
     slots[tops[order]] = n_leaves + np.arange(nf)
     n_slots = n_leaves + nf
     if n_slots >= 2**31:
@@ -708,11 +741,7 @@ def _lay_out(
     # Terms in forward order: node by node, each node's terms in fold order.
     counts = n_terms[order]
     new_first = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    index = np.repeat(first[order] - new_first, counts) + np.arange(int(counts.sum()))
-    terms = np.empty((len(index), 2), np.uint32)
-    for column, source in ((0, ta), (1, tc)):
-        picked = source[index]
-        terms[:, column] = np.where(picked >= 0, slots[np.maximum(picked, 0)], one)
+    terms, term_pusher = term_slots(ta, tc, pusher, first, n_terms, order, slots, one)
     ends = np.append(starts[1:], nf)
     groups = np.empty((len(starts), 7), np.int64)
     groups[:, KIND] = kind[order][starts]
@@ -729,7 +758,7 @@ def _lay_out(
     const = np.zeros(n_slots, np.float64)
     const[n_leaves:] = fconst[order]
     slot_needs = np.zeros(n_slots, np.bool_)
-    slot_needs[slots[slots >= 0]] = needs[slots >= 0]
+    slot_needs[slots[leaves]] = needs[leaves]
     slot_needs[n_leaves:] = needs[tops[order]]
     meta = np.array([P, P, P + n * nin, slots[g.root]], np.int64)
     program = Program(
@@ -742,35 +771,10 @@ def _lay_out(
         meta=meta,
         scratch=np.zeros((3, max(P, 1)), np.float64),
     )
-    return program, pusher[index]
+    return program, term_pusher
 
 
 # --- capture -----------------------------------------------------------------------------------------------
-def extract(root: Any, leaves: Any) -> TracedGraph:
-    """``root``'s graph, read off its tape (spec.compile.GraphExtractor)."""
-    tape = root._t
-    data, _, op, a, b, const = tape.arrays()
-    new_index = np.empty(len(op), np.int64)
-    _kernels.renumber(op, a, b, np.array([root._i], np.int64), new_index)
-    keep = new_index >= 0
-
-    def parents(column: np.ndarray) -> np.ndarray:
-        kept = column[keep]
-        return np.where(kept >= 0, new_index[np.maximum(kept, 0)], -1)
-
-    graph = TracedGraph(
-        op=op[keep].copy(),
-        a=parents(a),
-        b=parents(b),
-        const=const[keep].copy(),
-        data=data[keep].copy(),
-        root=int(new_index[root._i]),
-        leaves=np.array([new_index[v._i] if v._t is tape else -1 for v in leaves], np.int64),
-    )
-    del data, op, a, b, const  # release the tape's buffers
-    return graph
-
-
 class NumbaStep(ReplayStep):
     """A training step replayed by one Numba kernel call (see the module docstring)."""
 
@@ -779,11 +783,11 @@ class NumbaStep(ReplayStep):
         model: Any,
         loss_fn: Any,
         optimizer: Any,
-        captured: CapturedGraph,
+        shape: tuple[int, int],
         program: Program,
         info: dict[str, Any],
     ):
-        super().__init__(model, loss_fn, optimizer, captured)
+        super().__init__(model, loss_fn, optimizer, shape)
         self.program = program
         self.info.update(info)
         self._tape = self.parameters[0]._t
@@ -794,8 +798,13 @@ class NumbaStep(ReplayStep):
         self._compactions = -1
         self._nodes = np.empty(0, np.int64)
 
+    def check_caller(self) -> None:
+        """The step writes its thread's tape: another thread would race with that thread's appends."""
+        if current_tape() is not self._tape:
+            raise wrong_thread_error(self._tape)
+
     def _replay(
-        self, inputs: np.ndarray, target_values: np.ndarray, constants: np.ndarray
+        self, inputs: np.ndarray, targets: np.ndarray, constants: np.ndarray
     ) -> tuple[float, np.ndarray]:
         tape, program = self._tape, self.program
         if tape.compactions != self._compactions:  # compaction renumbers the parameters' nodes
@@ -808,7 +817,7 @@ class NumbaStep(ReplayStep):
             status, where, value = run(
                 *program[:7],
                 np.ascontiguousarray(inputs).reshape(-1),
-                target_values,
+                targets,
                 tape_data,
                 tape_grad,
                 self._nodes,
@@ -820,7 +829,7 @@ class NumbaStep(ReplayStep):
             del tape_data, tape_grad  # let the tape grow again
         P = len(self.parameters)
         if status == 1:
-            self._raise_forward_failure(program.val[:P].copy(), inputs, target_values)
+            self._raise_forward_failure(inputs, targets)
         if status == 2:
             self._raise_update_failure(where, value)
         return value, program.grad[:P]
@@ -838,8 +847,20 @@ def compile_step(
     grouping: bool = True,
 ) -> NumbaStep:
     """The Numba backend's ``Backend.compile_step`` (spec.compile.compile_step)."""
-    captured = capture_graph(
-        model, loss_fn, inputs, targets, optimizer, extract, allow_unused_parameters=allow_unused_parameters
-    )
+    tape = current_tape()
+    start = len(tape)
+    try:
+        with tape.holding_nodes():  # a node loss_fn made but the loss does not use still checks
+            captured = capture_graph(
+                model,
+                loss_fn,
+                inputs,
+                targets,
+                optimizer,
+                extract,
+                allow_unused_parameters=allow_unused_parameters,
+            )
+    finally:
+        tape.drop_from(start)  # the trace is garbage now: give its memory back before the passes run
     program, info = build_program(captured, fusion=fusion, grouping=grouping)
-    return NumbaStep(model, loss_fn, optimizer, captured, program, info)
+    return NumbaStep(model, loss_fn, optimizer, captured.shape, program, info)

@@ -49,6 +49,8 @@ from __future__ import annotations
 import threading
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterator
+from contextlib import contextmanager
 from operator import attrgetter
 from sys import getrefcount
 from typing import Any
@@ -80,6 +82,7 @@ class Tape:
         "data",
         "fresh",
         "grad",
+        "holding",
         "labels",
         "limit",
         "op",
@@ -105,6 +108,8 @@ class Tape:
         #: the length at which the next append first runs :meth:`housekeep`
         self.limit = SWEEP_INTERVAL
         self.compactions = 0
+        #: how many :meth:`holding_nodes` blocks are open: compaction waits for none
+        self.holding = 0
         self.thread = threading.get_ident()
 
     def __len__(self) -> int:
@@ -123,6 +128,16 @@ class Tape:
         return (
             np.frombuffer(self.data, np.float64),
             np.frombuffer(self.grad, np.float64),
+            np.frombuffer(self.op, np.int8),
+            np.frombuffer(self.a, np.int64),
+            np.frombuffer(self.b, np.int64),
+            np.frombuffer(self.const, np.float64),
+        )
+
+    def node_arrays(self) -> tuple[np.ndarray, ...]:
+        """NumPy views (no copy) of ``data, op, a, b, const``: :meth:`arrays` without ``grad``."""
+        return (
+            np.frombuffer(self.data, np.float64),
             np.frombuffer(self.op, np.int8),
             np.frombuffer(self.a, np.int64),
             np.frombuffer(self.b, np.int64),
@@ -167,14 +182,27 @@ class Tape:
             fresh.append(object())
 
     def housekeep(self) -> None:
-        """Run at every ``limit``: sweep the handles, and compact when due."""
+        """Run at every ``limit``: sweep the handles, and compact when due (and not held)."""
         self.sweep()
-        if len(self.data) >= self.compact_at:
+        n = len(self.data)
+        if self.holding:
+            self.limit = n + SWEEP_INTERVAL
+            return
+        if n >= self.compact_at:
             self.compact()
         self.limit = min(len(self.data) + SWEEP_INTERVAL, self.compact_at)
 
-    def compact(self) -> None:
-        """Drop every node no live handle needs, renumber the rest in order, update handles."""
+    @contextmanager
+    def holding_nodes(self) -> Iterator[None]:
+        """Compact nothing meanwhile: every node made stays, reachable or not (a trace needs them all)."""
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+
+    def _live_handles(self) -> list[Any]:
+        """The handles someone else still holds, after a sweep."""
         self.sweep()
         handles = []
         items = iter(list(self.survivors.items()))
@@ -184,10 +212,33 @@ class Tape:
         for _, handle in items:
             if getrefcount(handle) > dead:
                 handles.append(handle)
+        return handles
+
+    def drop_from(self, start: int) -> None:
+        """Drop nodes ``start..`` if no live handle points at one (a finished trace); else compact.
+
+        Nothing older depends on a newer node, so the nodes no live handle reaches then are
+        exactly those from ``start`` on: truncating needs no renumbering and no memory.
+        """
+        handles = self._live_handles()
+        if any(handle._i >= start for handle in handles):
+            self.compact()
+            return
+        for column in (self.data, self.grad, self.op, self.a, self.b, self.const):
+            del column[start:]
+        self.labels = {node: label for node, label in self.labels.items() if node < start}
+        self.survivors = {-1: self.survivors[-1]}
+        self.survivors.update((handle._i, handle) for handle in handles)
+        self.limit = min(len(self.data) + SWEEP_INTERVAL, self.compact_at)
+
+    def compact(self) -> None:
+        """Drop every node no live handle needs, renumber the rest in order, update handles."""
+        handles = self._live_handles()
         roots = np.fromiter(map(_node_number, handles), np.int64, len(handles))
         n = len(self.data)
         new_index = np.empty(n, np.int64)
-        data, grad, op, a, b, const = self.arrays()
+        data, op, a, b, const = self.node_arrays()
+        grad = np.frombuffer(self.grad, np.float64)  # maybe shorter: compaction need not grow it
         kept = _kernels.renumber(op, a, b, roots, new_index)
         if kept < n:
             _kernels.compact(data, grad, op, a, b, const, new_index)

@@ -10,7 +10,10 @@ from conformance.checks import lowering  # noqa: F401
 from conformance.checks import errors  # noqa: F401
 from conformance.checks import golden  # noqa: F401
 from conformance.checks import semantics  # noqa: F401
+from conformance.checks import memory  # noqa: F401
 from conformance.checks import properties  # noqa: F401
 from conformance.checks import models  # noqa: F401
 from conformance.checks import compiled  # noqa: F401
+from conformance.checks import capture  # noqa: F401
+from conformance.checks import compiled_programs  # noqa: F401
 from conformance.checks import differential  # noqa: F401

@@ -8,6 +8,7 @@ without replay still has its fallback checked against a hand-written eager loop.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +17,19 @@ import pytest
 
 from conformance._registry import check
 from conformance._training import model_loss
-from conformance.gradcheck import Tolerance, assert_close
+from conformance.gradcheck import assert_same_bits
+from conformance.loss_programs import (
+    OptimizerChoice,
+    assert_same_outcome,
+    assert_same_state,
+    eager_step,
+    state_of,
+)
 from spec import (
     SGD,
     Adam,
     Backend,
+    BackendMismatchError,
     CaptureError,
     DomainError,
     NonFiniteError,
@@ -32,9 +41,6 @@ from spec import (
     linear_decay,
     mse_loss,
 )
-
-#: Same operations in the same order: only libm could differ, and it does not between replays.
-COMPILED = Tolerance(rtol=1e-12, atol=1e-300)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ def _case_params() -> Iterator[tuple[str, Case]]:
 
 @check(params=_case_params)
 def check_compiled_step_trains_like_the_eager_loop(backend: Backend, case: Case) -> None:
+    # The eager loop as micrograd users write it: plain float data and targets.
     batches = _batches(case, seed=3)
     eager = _model(backend, case)
     eager_optimizer = case.optimizer(eager.parameters())
@@ -118,20 +125,9 @@ def check_compiled_step_trains_like_the_eager_loop(backend: Backend, case: Case)
     model = _model(backend, case)
     optimizer = case.optimizer(model.parameters())
     step = _compile(backend, model, _loss_fn(case), *batches[0], optimizer)
-    losses = [step(inputs, targets) for inputs, targets in batches]
-    for k, (got, want) in enumerate(zip(losses, expected, strict=True)):
-        assert_close(got, want, COMPILED, f"loss at step {k}")
-    pairs = zip(model.parameters(), eager.parameters(), strict=True)
-    for i, (p, q) in enumerate(pairs):
-        assert_close(p.data, q.data, COMPILED, f"parameter {i} after {STEPS} steps")
-        assert_close(p.grad, q.grad, COMPILED, f"grad of parameter {i} after {STEPS} steps")
-    assert optimizer.steps == eager_optimizer.steps == STEPS
-    for name in ("velocity", "m", "v"):
-        if hasattr(eager_optimizer, name):
-            for i, (a, b) in enumerate(
-                zip(getattr(optimizer, name), getattr(eager_optimizer, name), strict=True)
-            ):
-                assert_close(a, b, COMPILED, f"optimizer.{name}[{i}] after {STEPS} steps")
+    for k, (inputs, targets) in enumerate(batches):
+        assert_same_bits(step(inputs, targets), expected[k], f"loss at step {k}")
+    assert_same_state(state_of(model, optimizer), state_of(eager, eager_optimizer), f"after {STEPS} steps")
 
 
 @check
@@ -218,26 +214,91 @@ def check_compiled_step_raises_the_eager_errors_and_changes_nothing(backend: Bac
     assert [p.data for p in model.parameters()] == [d for d, _ in before] and optimizer.steps == 1
 
 
+#: optimizer -> changes a user may make between calls, each applied to both runs
+CHANGES: dict[str, tuple[OptimizerChoice, list[Callable[[Any], None]]]] = {
+    "sgd": (
+        OptimizerChoice("sgd", 0.1),
+        [
+            lambda o: setattr(o, "lr", 0.05),
+            lambda o: setattr(o, "lr", linear_decay(0.2, 0.01, 10)),
+            lambda o: setattr(o, "steps", 7),
+        ],
+    ),
+    "momentum": (
+        OptimizerChoice("momentum", 0.1),
+        [
+            lambda o: o.velocity.__setitem__(0, 3.0),
+            lambda o: setattr(o, "velocity", [0.5 * v for v in o.velocity]),
+            lambda o: setattr(o, "momentum", 0.5),
+            lambda o: setattr(o, "momentum", 0.0),
+            lambda o: setattr(o, "momentum", 0.8),
+        ],
+    ),
+    "adam": (
+        OptimizerChoice("adam", 0.05),
+        [
+            lambda o: o.m.__setitem__(1, 0.5),
+            lambda o: o.v.__setitem__(2, 0.25),
+            lambda o: setattr(o, "v", [2.0 * v for v in o.v]),
+            lambda o: setattr(o, "steps", 3),
+            lambda o: setattr(o, "beta1", 0.8),
+            lambda o: setattr(o, "beta2", 0.99),
+            lambda o: setattr(o, "eps", 1e-4),
+            lambda o: setattr(o, "lr", 0.01),
+        ],
+    ),
+}
+
+
+def _optimizers() -> Iterator[tuple[str, str]]:
+    for name in CHANGES:
+        yield name, name
+
+
+def _mse(m: Any, x: Any, t: Any) -> Any:
+    return mse_loss([m(row) for row in x], t)
+
+
+@check(params=_optimizers)
+def check_compiled_step_honours_optimizer_changes_between_calls(backend: Backend, name: str) -> None:
+    choice, changes = CHANGES[name]
+    batch = _batches(CASES["toy_tanh_mse_momentum"], seed=7)[0]
+    eager, model = (backend.MLP(3, [4, 1], activation="tanh", seed=6) for _ in range(2))
+    eager_optimizer, optimizer = choice.build(eager.parameters()), choice.build(model.parameters())
+    step = _compile(backend, model, _mse, *batch, optimizer)
+    for k, change in enumerate([lambda o: None, *changes]):
+        change(eager_optimizer)
+        change(optimizer)
+        want = eager_step(backend, eager, eager_optimizer, _mse, batch)
+        assert_same_outcome(step(*batch), want, f"{name}: the step after change {k}")
+        assert_same_state(
+            state_of(model, optimizer), state_of(eager, eager_optimizer), f"{name}: after change {k}"
+        )
+
+
 @check
-def check_compiled_step_refuses_what_it_cannot_replay(backend: Backend) -> None:
-    case = CASES["toy_tanh_mse_momentum"]
-    (inputs, targets), *_ = _batches(case, seed=6)
-    model = _model(backend, case)
+def check_compiled_step_called_from_another_thread(backend: Backend) -> None:
+    # A step whose graph lives on one thread's tape refuses other threads (BackendMismatchError)
+    # and changes nothing; a backend without thread-bound graphs computes what the eager loop does.
+    batch = _batches(CASES["toy_tanh_mse_momentum"], seed=8)[0]
+    eager, model = (backend.MLP(3, [4, 1], seed=6) for _ in range(2))
+    eager_optimizer, optimizer = SGD(eager.parameters(), 0.1), SGD(model.parameters(), 0.1)
+    step = _compile(backend, model, _mse, *batch, optimizer)
+    before = state_of(model, optimizer)
+    outcome: list[Any] = []
 
-    def branchy(m: Any, x: Any, t: Any) -> Any:
-        outs = [m(row) for row in x]
-        kept = [(o, y) for o, y in zip(outs, t, strict=True) if o.data > 0] or [(outs[0], t[0])]
-        return mse_loss([o for o, _ in kept], [y for _, y in kept])
+    def call() -> None:
+        try:
+            outcome.append(step(*batch))
+        except BackendMismatchError as error:
+            outcome.append(error)
 
-    def squared_targets(m: Any, x: Any, t: Any) -> Any:
-        return mse_loss([m(row) for row in x], [y * y for y in t])
-
-    for loss_fn in (branchy, squared_targets):
-        optimizer = SGD(model.parameters(), 0.1)
-        if "compile_step" in backend.capabilities:
-            with pytest.raises(CaptureError):
-                compile_step(model, loss_fn, inputs, targets, optimizer, backend=backend)
-        else:  # the eager fallback runs loss_fn every call: nothing is frozen, nothing to refuse
-            step = compile_step(model, loss_fn, inputs, targets, optimizer, backend=backend)
-            assert step.mode == "eager"
-            step(inputs, targets)
+    worker = threading.Thread(target=call)
+    worker.start()
+    worker.join()
+    if isinstance(outcome[0], BackendMismatchError):
+        assert_same_state(state_of(model, optimizer), before, "a call refused in another thread changed")
+        assert_same_bits(step(*batch), eager_step(backend, eager, eager_optimizer, _mse, batch), "loss")  # type: ignore[arg-type]
+    else:
+        assert_same_outcome(outcome[0], eager_step(backend, eager, eager_optimizer, _mse, batch), "loss")
+    assert_same_state(state_of(model, optimizer), state_of(eager, eager_optimizer), "after one step")

@@ -3,7 +3,8 @@
 One check per op: adding an op to :data:`spec.ops.OPS` fails, by name, every
 backend that lacks it. Values and gradients must equal the reference rules
 (written with :mod:`math` on Python floats) to within 2 ulps — bit-identical
-in practice; the slack only admits a libm that rounds differently.
+in practice; the slack only admits a libm that rounds differently. Zeros must
+carry the table's sign.
 """
 
 from __future__ import annotations
@@ -20,21 +21,22 @@ from spec import OPS, Backend, OpCode, OpSpec
 # Points every lowering must get right, beyond the sampled ones: kinks, zeros,
 # special exponents, saturation.
 EDGE_POINTS: dict[OpCode, list[tuple[tuple[float, ...], float]]] = {
-    OpCode.ADD: [((0.0, -0.0), 0.0), ((1e300, 1e300), 0.0)],
-    OpCode.MUL: [((0.0, 5.0), 0.0), ((-1e-300, 1e-300), 0.0)],
+    OpCode.ADD: [((0.0, -0.0), 0.0), ((-0.0, -0.0), 0.0), ((1e300, 1e300), 0.0)],
+    OpCode.MUL: [((0.0, 5.0), 0.0), ((-0.0, 5.0), 0.0), ((-1e-300, 1e-300), 0.0)],
     OpCode.POW: [((2.0, 0.0), 0.0), ((0.5, -2.0), 0.0), ((1.0, 7.5), 0.0)],
     OpCode.POW_CONST: [
         ((0.0, 0.0), 0.0),
         ((0.0, 0.0), 1.0),
         ((0.0, 0.0), 2.0),
         ((-2.0, 0.0), 3.0),
+        ((-0.0, 0.0), 3.0),
         ((-2.0, 0.0), -2.0),
         ((4.0, 0.0), 0.5),
         ((5.0, 0.0), 0.0),
     ],
     OpCode.EXP: [((0.0,), 0.0), ((700.0,), 0.0), ((-800.0,), 0.0)],
     OpCode.LOG: [((1.0,), 0.0), ((1e-300,), 0.0), ((1e300,), 0.0)],
-    OpCode.TANH: [((0.0,), 0.0), ((20.0,), 0.0), ((-20.0,), 0.0)],
+    OpCode.TANH: [((0.0,), 0.0), ((-0.0,), 0.0), ((20.0,), 0.0), ((-20.0,), 0.0)],
     OpCode.RELU: [((0.0,), 0.0), ((-0.0,), 0.0), ((-1.0,), 0.0), ((1e-300,), 0.0)],
     OpCode.SIGMOID: [((0.0,), 0.0), ((30.0,), 0.0), ((-30.0,), 0.0), ((-800.0,), 0.0), ((800.0,), 0.0)],
 }
@@ -45,8 +47,8 @@ def _ops() -> list[tuple[str, OpCode]]:
 
 
 def _same(actual: float, expected: float) -> bool:
-    if actual == expected:
-        return True
+    if actual == expected:  # zeros must agree in sign too: relu(-0.0) is -0.0
+        return math.copysign(1.0, actual) == math.copysign(1.0, expected)
     return abs(actual - expected) <= 2 * math.ulp(expected)
 
 
@@ -62,8 +64,9 @@ def _assert_lowering(backend: Backend, row: OpSpec, inputs: tuple[float, ...], c
     out.backward()
     partials = row.partials(tuple(inputs[: row.arity]), constant, expected)
     for i, (leaf, partial) in enumerate(zip(leaves, partials, strict=True)):
-        assert _same(leaf.grad, partial), (
-            f"{where}: d out/d input {i} is {leaf.grad!r}, table says {partial!r}"
+        accumulated = 0.0 + partial * 1.0  # a leaf's grad starts at 0.0 and accumulates (spec.interface)
+        assert _same(leaf.grad, accumulated), (
+            f"{where}: d out/d input {i} is {leaf.grad!r}, table says {accumulated!r}"
         )
 
 

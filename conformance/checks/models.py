@@ -54,19 +54,25 @@ def check_default_activations_match_micrograd(backend: Backend) -> None:
     model = backend.MLP(2, [4, 4, 1], seed=1)
     hidden = [n.nonlin for layer in model.layers[:-1] for n in layer.neurons]
     assert all(hidden) and not model.layers[-1].neurons[0].nonlin, "ReLU hidden layers, linear output"
-    x = [0.3, -0.7]
-    act = model([backend.Value(v) for v in x])
-    # The same network by hand: relu hidden layers, linear output.
-    values = x
-    for layer in model.layers:
-        outs = []
+    rng = random.Random(8)
+    for layer in model.layers:  # biases other than micrograd's initial 0 show where they are added
         for neuron in layer.neurons:
-            total = neuron.b.data
-            for w, v in zip(neuron.w, values, strict=True):
-                total = total + w.data * v
-            outs.append(max(total, 0.0) if neuron.nonlin else total)
-        values = outs
-    assert abs(act.data - values[0]) <= 1e-12, (act.data, values[0])
+            neuron.b.data = rng.uniform(-1, 1)
+    for x in ([0.3, -0.7], [1.25, 0.5], [-2.0, 1.5]):
+        act = model([backend.Value(v) for v in x])
+        # micrograd's network by hand: sum((wi*xi ...), b) adds the bias first; relu, then linear.
+        values = x
+        for layer in model.layers:
+            outs = []
+            for neuron in layer.neurons:
+                total = neuron.b.data
+                for w, v in zip(neuron.w, values, strict=True):
+                    total = total + w.data * v
+                outs.append((0.0 if total < 0.0 else total) if neuron.nonlin else total)
+            values = outs
+        assert act.data == values[0], (
+            f"MLP({x}) = {act.data!r}; micrograd's order of operations gives {values[0]!r}"
+        )
 
 
 @check

@@ -11,7 +11,17 @@ import pytest
 import backends.numba as numba_backend
 from backends.numba import _replay
 from backends.numba._tape import current_tape
-from spec import SGD, Adam, ResultOverflowError, compile_step, l2_penalty, linear_decay, mse_loss, svm_loss
+from spec import (
+    SGD,
+    Adam,
+    BackendMismatchError,
+    ResultOverflowError,
+    compile_step,
+    l2_penalty,
+    linear_decay,
+    mse_loss,
+    svm_loss,
+)
 
 STEPS = 15
 PASSES = [(True, True), (True, False), (False, False)]
@@ -166,19 +176,32 @@ def test_update_overflow_raises_and_changes_nothing() -> None:
     assert model.p.data == 1.0 and optimizer.steps == 0
 
 
-def test_a_step_may_run_in_another_thread(demo_model) -> None:  # type: ignore[no-untyped-def]
+def test_a_step_belongs_to_the_thread_that_captured_it(demo_model) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(2)
     X, y = rng.uniform(-1, 1, (6, 2)), rng.uniform(-1, 1, 6)
 
     def loss_fn(m: Any, x: Any, t: Any) -> Any:
         return mse_loss([m(row) for row in x], t)
 
-    eager = demo_model(numba_backend)
-    expected = eager_run(eager, SGD(eager.parameters(), 0.05), [(X, y)] * 2, loss_fn)
     model = demo_model(numba_backend)
-    step = compile_step(model, loss_fn, X, y, SGD(model.parameters(), 0.05))
-    losses: list[float] = []
-    worker = threading.Thread(target=lambda: losses.extend(step(X, y) for _ in range(2)))
+    optimizer = SGD(model.parameters(), 0.05)
+    step = compile_step(model, loss_fn, X, y, optimizer)
+    before = snapshot(model)
+    errors: list[Exception] = []
+
+    def call() -> None:
+        try:
+            step(X, y)
+        except BackendMismatchError as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=call)
     worker.start()
     worker.join()
-    assert losses == expected and snapshot(model) == snapshot(eager)
+    assert errors and "thread" in str(errors[0])
+    assert snapshot(model) == before and optimizer.steps == 0
+    tape = current_tape()
+    for _ in range(3):  # the owner goes on building and replaying: its tape was never touched
+        numba_backend.Value(1.0) + 1.0
+        step(X, y)
+    assert optimizer.steps == 3 and len(tape) > 0

@@ -1,0 +1,152 @@
+"""Compiled steps on random loss programs: the same numbers as the eager loop, or the same errors.
+
+Every engine path a compiled step may take (the eager fallback, replay, each pass of a
+backend's compiler) must compute exactly what the eager loop computes. These checks train
+random :mod:`conformance.loss_programs` both ways and compare every float64 bit for bit,
+and place forward failures at every position of a batch, so that a kernel that checks
+several nodes at once is caught skipping one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hypothesis import example, given
+
+from conformance._registry import check
+from conformance.loss_programs import (
+    CompiledCase,
+    LossProgram,
+    OptimizerChoice,
+    assert_compiled_equals_eager,
+    compiled_cases,
+)
+from spec import Backend
+
+SGD_SMALL = OptimizerChoice("sgd", 0.01)
+
+# Programs that a random draw reaches only rarely, tried first on every backend.
+DOT_MODES = LossProgram(  # two chains of two products at one height: first factors, both, mixed
+    2,
+    (0.75, -1.25),
+    (
+        ("v0", "mul", ("p0", "x0")),
+        ("v1", "mul", ("p1", "x1")),
+        ("v2", "add", ("v0", "v1")),
+        ("v3", "mul", ("p0", "p1")),
+        ("v4", "mul", ("p1", "p0")),
+        ("v5", "add", ("v3", "v4")),
+        ("v6", "mul", ("x0", "p0")),
+        ("v7", "mul", ("p1", "x1")),
+        ("v8", "add", ("v6", "v7")),
+        ("v9", "mul", ("v2", "v5")),
+        ("v10", "add", ("v9", "v8")),
+    ),
+    "mean",
+)
+TRAINED_EXPONENT = LossProgram(  # POW with a parameter exponent, and rpow
+    1,
+    (0.5, 1.5),
+    (
+        ("v0", "sigmoid", ("x0",)),
+        ("v1", "pow", ("v0", "p0")),
+        ("v2", "pow", (2.0, "p1")),
+        ("v3", "mul", ("v1", "v2")),
+    ),
+    "mse",
+)
+RELU_AT_ZERO = LossProgram(
+    1, (1.5, -0.5), (("v0", "mul", ("p0", "x0")), ("v1", "relu", ("v0",)), ("v2", "add", ("v1", "p1"))), "sum"
+)
+TARGET_ARITHMETIC = LossProgram(  # 2 * t, 1 - t and t ** 2 in the graph, not guessed from numbers
+    1,
+    (0.3,),
+    (
+        ("v0", "mul", ("p0", "x0")),
+        ("v1", "mul", (2.0, "t")),
+        ("v2", "sub", (1.0, "t")),
+        ("v3", "sub", ("v0", "v1")),
+        ("v4", "mul", ("v3", "v2")),
+        ("v5", "pow", ("t", 2.0)),
+        ("v6", "add", ("v4", "v5")),
+    ),
+    "pairwise",
+)
+ZEROS = ([[0.0], [-0.0], [1.0], [0.0], [-0.0]], [1.0, -1.0, 0.0, -1.4464994982422, 2.0])
+EXAMPLES = [
+    CompiledCase(
+        DOT_MODES,
+        OptimizerChoice("momentum", 0.05),
+        ([[0.5, -1.0]] * 6, [1.0] * 6),
+        tuple(([[0.1 * k + j, 1.0 - j] for j in range(6)], [-1.0, 1.0] * 3) for k in range(3)),
+    ),
+    CompiledCase(TRAINED_EXPONENT, OptimizerChoice("adam", 0.05), ZEROS, (ZEROS, ZEROS, ZEROS)),
+    CompiledCase(RELU_AT_ZERO, SGD_SMALL, ZEROS, (ZEROS, ([[2.0]] * 5, ZEROS[1]), ZEROS)),
+    CompiledCase(TARGET_ARITHMETIC, OptimizerChoice("sgd", 0.05), ZEROS, (ZEROS, ZEROS, ZEROS)),
+]
+
+
+def _with_examples(test):  # type: ignore[no-untyped-def]
+    for case in EXAMPLES:
+        test = example(case=case)(test)
+    return test
+
+
+@check
+def check_compiled_random_programs_equal_the_eager_loop(backend: Backend) -> None:
+    @given(case=compiled_cases())
+    @_with_examples
+    def prop(case: CompiledCase) -> None:
+        assert_compiled_equals_eager(backend, case)
+
+    prop()
+
+
+# --- a failure at every position of a batch ---------------------------------------------------------
+LANES = 8
+SAFE_INPUT = 0.5
+
+#: name -> (one sample's steps, the parameters, an input that makes the marked op fail). Each
+#: output goes through tanh, which would hide an overflow or a NaN a kernel let through.
+FAILURES: dict[str, tuple[tuple[tuple[str, str, tuple[str | float, ...]], ...], tuple[float, ...], float]] = {
+    "log_at_zero": ((("v0", "mul", ("p0", "x0")), ("v1", "log", ("v0",))), (1.5,), 0.0),
+    "log_of_negative": ((("v0", "mul", ("p0", "x0")), ("v1", "log", ("v0",))), (1.5,), -1.0),
+    "reciprocal_of_zero": ((("v0", "mul", ("p0", "x0")), ("v1", "pow", ("v0", -1.0))), (1.5,), 0.0),
+    "division_by_zero": ((("v0", "truediv", ("p0", "x0")),), (1.5,), 0.0),
+    "sqrt_at_zero": ((("v0", "mul", ("p0", "x0")), ("v1", "pow", ("v0", 0.5))), (1.5,), 0.0),
+    "sqrt_of_negative": ((("v0", "mul", ("p0", "x0")), ("v1", "pow", ("v0", 0.5))), (1.5,), -1.0),
+    "pow_base_at_zero": ((("v0", "mul", ("p0", "x0")), ("v1", "pow", ("v0", "p1"))), (1.5, 2.0), 0.0),
+    "exp_overflow": ((("v0", "mul", ("p0", "x0")), ("v1", "exp", ("v0",))), (1.5,), 1000.0),
+    "mul_overflow": ((("v0", "mul", ("p0", "x0")), ("v1", "mul", ("v0", "x0"))), (1.5,), 1e200),
+    "dot_overflow": (
+        (("v0", "mul", ("p0", "x0")), ("v1", "mul", ("p1", "x0")), ("v2", "add", ("v0", "v1"))),
+        (1.0, 1.0),
+        1e308,
+    ),
+    "sum_overflow": ((("v0", "add", ("x0", "x0")), ("v1", "add", ("v0", "p0"))), (1.5,), 1e308),
+    "pow_const_overflow": ((("v0", "mul", ("p0", "x0")), ("v1", "pow", ("v0", 3.0))), (1.5,), 1e200),
+    "pow_overflow": ((("v0", "pow", ("x0", "p0")),), (2.0,), 1e200),
+}
+
+
+def _failure_case(name: str) -> CompiledCase:
+    steps, parameters, failing = FAILURES[name]
+    last = steps[-1][0]
+    program = LossProgram(1, parameters, (*steps, ("out", "tanh", (last,))), "mean")
+    safe = ([[SAFE_INPUT]] * LANES, [0.5] * LANES)
+    batches = []
+    for lane in range(LANES):
+        inputs = [[SAFE_INPUT] for _ in range(LANES)]
+        inputs[lane] = [failing]
+        batches += [(inputs, safe[1]), safe]
+    return CompiledCase(program, SGD_SMALL, safe, tuple(batches))
+
+
+def _failures() -> Iterator[tuple[str, str]]:
+    for name in FAILURES:
+        yield name, name
+
+
+@check(params=_failures)
+def check_compiled_forward_failures_at_every_lane(backend: Backend, name: str) -> None:
+    assert_compiled_equals_eager(backend, _failure_case(name))

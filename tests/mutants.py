@@ -1,0 +1,410 @@
+"""The mutants of tests/mutation_runner.py: realistic one-place edits of every engine path.
+
+Each is ``Mutant(area, path, name, old, new)``: in ``path`` the text ``old`` (found exactly
+once) becomes ``new``. The areas and the suites that must kill their mutants are in
+``mutation_runner.AREAS``. A mutant names the mistake it stands for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    area: str
+    path: str
+    name: str
+    old: str
+    new: str
+
+
+def _in(area: str, path: str):  # type: ignore[no-untyped-def]
+    def make(name: str, old: str, new: str) -> Mutant:
+        return Mutant(area, path, name, old, new)
+
+    return make
+
+
+_python = _in("python", "backends/python/_value.py")
+_kernels = _in("numba-kernels", "backends/numba/_kernels.py")
+_tape = _in("numba-tape", "backends/numba/_tape.py")
+_value = _in("numba-value", "backends/numba/_value.py")
+_replay = _in("numba-replay", "backends/numba/_replay.py")
+_extract = _in("numba-replay", "backends/numba/_extract.py")
+_compile = _in("spec-compile", "spec/compile.py")
+_capture = _in("spec-compile", "spec/capture.py")
+_tracing = _in("spec-compile", "spec/tracing.py")
+_value_base = _in("spec-compile", "spec/value.py")
+_optim = _in("spec-optim", "spec/optim.py")
+_nn = _in("spec-nn", "spec/nn.py")
+
+PYTHON = [
+    _python(
+        "add_grad_drops_second_operand", "    a._grad += grad\n    b._grad += grad\n", "    a._grad += grad\n"
+    ),
+    _python(
+        "add_grad_assigns",
+        "    a._grad += grad\n    b._grad += grad\n",
+        "    a._grad = grad\n    b._grad = grad\n",
+    ),
+    _python(
+        "mul_grad_swapped",
+        "a._grad += b._data * grad\n    b._grad += a._data * grad",
+        "a._grad += a._data * grad\n    b._grad += b._data * grad",
+    ),
+    _python("mul_grad_drops_second_operand", "    b._grad += a._data * grad\n", ""),
+    _python("mul_grad_assigns", "a._grad += b._data * grad", "a._grad = b._data * grad"),
+    _python(
+        "pow_grad_base_exponent_off_by_one",
+        "a._grad += y * ieee_pow(x, y - 1.0) * grad",
+        "a._grad += y * ieee_pow(x, y) * grad",
+    ),
+    _python(
+        "pow_grad_exponent_drops_log",
+        "b._grad += node._data * _log(x) * grad",
+        "b._grad += node._data * grad",
+    ),
+    _python("pow_const_grad_off_by_one", "c * ieee_pow(a._data, c - 1.0)", "c * ieee_pow(a._data, c - 2.0)"),
+    _python("pow_const_grad_at_zero_exponent", "(0.0 if c == 0.0 else", "(1.0 if c == 0.0 else"),
+    _python(
+        "exp_grad_uses_input", "node._a._grad += node._data * grad", "node._a._grad += node._a._data * grad"
+    ),
+    _python(
+        "log_grad_squared", "a._grad += 1.0 / a._data * grad", "a._grad += 1.0 / (a._data * a._data) * grad"
+    ),
+    _python(
+        "tanh_grad_drops_factor_four",
+        "a._grad += 4.0 * e / ((1.0 + e) * (1.0 + e)) * grad",
+        "a._grad += e / ((1.0 + e) * (1.0 + e)) * grad",
+    ),
+    _python(
+        "relu_grad_at_zero_is_one",
+        "(1.0 if node._data > 0.0 else 0.0)",
+        "(1.0 if node._a._data >= 0.0 else 0.0)",
+    ),
+    _python("sigmoid_grad_ignores_sign", "e = _exp(-abs(a._data))", "e = _exp(-a._data)"),
+    _python("sigmoid_negative_branch", "data = e / (1.0 + e)", "data = 1.0 / (1.0 + e)"),
+    _python(
+        "backward_keeps_stale_interior_grads",
+        "        for node in interior:\n            node._grad = 0.0\n",
+        "",
+    ),
+    _python(
+        "backward_in_creation_order",
+        "interior.sort(key=_creation_order, reverse=True)",
+        "interior.sort(key=_creation_order)",
+    ),
+    _python(
+        "backward_resets_leaves",
+        "        self._grad = 1.0\n",
+        "        for node in _graph(self):\n            node._grad = 0.0\n        self._grad = 1.0\n",
+    ),
+    _python(
+        "zero_grad_skips_leaves",
+        "        for node in _graph(self):\n            node._grad = 0.0\n",
+        "        for node in _graph(self):\n            if node._backward is not None:\n                node._grad = 0.0\n",
+    ),
+    _python(
+        "graph_walk_skips_second_operand",
+        "if b is not None and b not in seen:",
+        "if b is not None and b not in seen and False:",
+    ),
+    _python("log_domain_unchecked", "        check_domain(OpCode.LOG, (self._data,))\n", ""),
+    _python("pow_const_domain_unchecked", "        check_domain(OpCode.POW_CONST, (self._data,), c)\n", ""),
+    _python(
+        "add_overflow_unchecked",
+        "        if not -_INF < data < _INF:\n            raise overflow_error(OpCode.ADD, (self._data, other._data))\n",
+        "",
+    ),
+    _python("exp_overflow_wrong_error", "raise overflow_error(OpCode.EXP, (self._data,)) from None", "raise"),
+    _python(
+        "nan_accepted_at_construction", "self._data = as_finite_float(data)", "self._data = as_float(data)"
+    ),
+]
+
+KERNELS = [
+    _kernels(
+        "pow_exponent_partial_drops_out",
+        "return y * x ** (y - 1.0), out * math.log(x)",
+        "return y * x ** (y - 1.0), math.log(x)",
+    ),
+    _kernels("mul_partials_swapped", "        return y, x\n", "        return x, y\n"),
+    _kernels("log_partial_squared", "return 1.0 / x, 0.0", "return 1.0 / (x * x), 0.0"),
+    _kernels(
+        "relu_partial_from_input_ge",
+        "return (1.0 if out > 0.0 else 0.0), 0.0",
+        "return (1.0 if x >= 0.0 else 0.0), 0.0",
+    ),
+    _kernels(
+        "tanh_partial_from_output",
+        "e = math.exp(-2.0 * abs(x))\n        return 4.0 * e / ((1.0 + e) * (1.0 + e)), 0.0",
+        "return 1.0 - out * out, 0.0",
+    ),
+    _kernels(
+        "sigmoid_partial_ignores_sign",
+        "e = math.exp(-abs(x))\n        return e /",
+        "e = math.exp(-x)\n        return e /",
+    ),
+    _kernels(
+        "backward_keeps_stale_interior_grad",
+        "                if op[j] != LEAF:\n                    grad[j] = 0.0\n",
+        "",
+    ),
+    _kernels("backward_assigns_second_operand", "grad[k] += dk * g", "grad[k] = dk * g"),
+    _kernels(
+        "backward_stops_one_node_early",
+        '        if pending == 0:\n            break\n\n\n@_jit("void(float64[::1], int8',
+        '        if pending <= 1:\n            break\n\n\n@_jit("void(float64[::1], int8',
+    ),
+    _kernels(
+        "zero_grad_kernel_skips_leaves",
+        "        grad[i] = 0.0\n        if op[i] != LEAF:",
+        "        if op[i] != LEAF:\n            grad[i] = 0.0",
+    ),
+    _kernels(
+        "renumber_forgets_second_operand", "                keep[b[i]] = True\n", "                pass\n"
+    ),
+    _kernels(
+        "compact_loses_node_zero_as_second_operand",
+        "b[j] = new_index[b[i]] if b[i] >= 0 else -1",
+        "b[j] = new_index[b[i]] if b[i] > 0 else -1",
+    ),
+    _kernels("compact_zeroes_grads", "grad[j] = grad[i] if i < n_grad else 0.0", "grad[j] = 0.0"),
+]
+
+TAPE = [
+    _tape(
+        "sweep_frees_nothing_until_compaction",
+        "                if getrefcount(handle) > dead:\n                    survivors",
+        "                if getrefcount(handle) >= dead:\n                    survivors",
+    ),
+    _tape(
+        "compaction_keeps_one_dead_node",
+        "            del column[kept:]",
+        "            del column[kept + 1 :]",
+    ),
+    _tape(
+        "compaction_forgets_to_renumber_handles",
+        "                handle._i = node\n",
+        "                pass\n",
+    ),
+    _tape("handle_made_anew_for_live_node", "        if found is not None:\n            return found\n", ""),
+    _tape("holding_does_not_stop_compaction", "        if self.holding:", "        if False:"),
+    _tape(
+        "trace_dropped_under_live_handles",
+        "        if any(handle._i >= start for handle in handles):",
+        "        if False:",
+    ),
+]
+
+VALUE = [
+    _value(
+        "relu_of_negative_zero_is_zero",
+        "return _push(t, 0.0 if x < 0.0 else x, _RELU",
+        "return _push(t, 0.0 if x <= 0.0 else x, _RELU",
+    ),
+    _value(
+        "add_overflow_unchecked_between_values",
+        "        out = x + y\n        if not -_INF < out < _INF:\n            raise overflow_error(_ADD, (x, y))\n        # _push",
+        "        out = x + y\n        # _push",
+    ),
+    _value(
+        "eager_sigmoid_negative_branch",
+        "            out = e / (1.0 + e)",
+        "            out = 1.0 / (1.0 + e)",
+    ),
+    _value("eager_log_domain_unchecked", "        check_domain(OpCode.LOG, (x,))\n", ""),
+    _value(
+        "data_assignment_unchecked",
+        "self._t.data[self._i] = as_finite_float(value)",
+        "self._t.data[self._i] = float(value)",
+    ),
+    _value(
+        "value_ops_skip_thread_check",
+        "        # _push(t, out, _ADD, self, other, 0.0), written out: the hottest path of all.\n        if t is not _threads.tape:\n            raise wrong_thread_error(t)\n",
+        "        # _push(t, out, _ADD, self, other, 0.0), written out: the hottest path of all.\n",
+    ),
+]
+
+REPLAY = [
+    _replay(
+        "dot_grouping_ignores_mode",
+        "keys = [height, kind, n_terms, mode, needs]",
+        "keys = [height, kind, n_terms, needs]",
+    ),
+    _replay(
+        "pow_exponent_grad_drops_out", "grad[j] += val[v] * math.log(x) * gv", "grad[j] += math.log(x) * gv"
+    ),
+    _replay(
+        "relu_grad_from_input_ge",
+        "grad[terms[t, 0]] += (1.0 if val[v] > 0.0 else 0.0) * grad[v]",
+        "grad[terms[t, 0]] += (1.0 if val[terms[t, 0]] >= 0.0 else 0.0) * grad[v]",
+    ),
+    _replay(
+        "overflow_check_skips_fourth_node",
+        "-_INF < s2 < _INF and -_INF < s3 < _INF)",
+        "-_INF < s2 < _INF)",
+    ),
+    _replay(
+        "log_domain_lets_zero_through",
+        "                if not x > 0.0:\n                    return v\n                val[v] = math.log(x)",
+        "                if x < 0.0:\n                    return v\n                val[v] = math.log(x)",
+    ),
+    _replay(
+        "exp_overflow_unchecked", "                if not out < _INF:\n                    return v\n", ""
+    ),
+    _replay(
+        "replay_pow_const_domain_unchecked",
+        "                if x == 0.0 and (c < 0.0 or 0.0 < c < 1.0):\n                    return v\n",
+        "",
+    ),
+    _replay(
+        "sigmoid_forward_negative_branch",
+        "                    val[v] = e / (1.0 + e)",
+        "                    val[v] = 1.0 / (1.0 + e)",
+    ),
+    _replay(
+        "replay_tanh_grad_drops_factor_four",
+        "grad[terms[t, 0]] += 4.0 * e / ((1.0 + e) * (1.0 + e)) * grad[v]",
+        "grad[terms[t, 0]] += e / ((1.0 + e) * (1.0 + e)) * grad[v]",
+    ),
+    _replay(
+        "second_lane_reads_the_third",
+        "s1 = s1 + val[terms[t1 + k, 0]] * val[terms[t1 + k, 1]]",
+        "s1 = s1 + val[terms[t2 + k, 0]] * val[terms[t1 + k, 1]]",
+    ),
+    _replay("needs_ignore_second_operand", "            needs[v] = needs[v] or needs[b[v]]\n", ""),
+    _replay(
+        "sum_absorbs_partial_sum_on_the_right",
+        "if op[y] == MUL and count[y] == 1",
+        "if (op[y] == MUL or op[y] == ADD) and count[y] == 1",
+    ),
+    _replay(
+        "order_check_ignores_order",
+        "                        if done[x] or pusher[k] > last[x]:",
+        "                        if done[x]:",
+    ),
+    _replay(
+        "momentum_update_scales_grad",
+        "velocity = momentum * state[0, i] + g",
+        "velocity = momentum * state[0, i] + lr * g",
+    ),
+    _replay("adam_state_v_not_kept", "            state[1, i] = scratch[2, i]\n", "            pass\n"),
+    _replay(
+        "last_target_not_written",
+        "    for i in range(targets.shape[0]):\n",
+        "    for i in range(targets.shape[0] - 1):\n",
+    ),
+    _replay(
+        "first_input_not_written",
+        "    for i in range(inputs.shape[0]):\n        val[first_input + i]",
+        "    for i in range(1, inputs.shape[0]):\n        val[first_input + i]",
+    ),
+    _replay(
+        "parameter_nodes_not_renumbered",
+        "if tape.compactions != self._compactions:",
+        "if self._compactions < 0:",
+    ),
+    _replay("any_thread_may_call", "        if current_tape() is not self._tape:\n", "        if False:\n"),
+    _extract(
+        "outside_values_not_reported",
+        "outside=older_leaves[~np.isin(older_leaves, given)]",
+        "outside=older_leaves[:0]",
+    ),
+]
+
+COMPILE = [
+    _compile(
+        "optimizer_state_not_read_back",
+        "            self.state[row] = _state_row(values, name, len(self.parameters))\n",
+        "            pass\n",
+    ),
+    _compile("adam_v_not_synced", 'UpdateRule.ADAM: ["m", "v"]', 'UpdateRule.ADAM: ["m"]'),
+    _compile(
+        "adam_bias_correction_off_by_one",
+        "        t = optimizer.steps + 1\n",
+        "        t = optimizer.steps + 2\n",
+    ),
+    _compile("replay_skips_the_thread_check", "        self.check_caller()\n", ""),
+    _compile(
+        "sgd_velocity_not_the_grads",
+        "            optimizer.velocity = grads.tolist()  # type: ignore[attr-defined]\n",
+        "            pass\n",
+    ),
+    _compile(
+        "eager_step_passes_floats",
+        "        rows, labels = placeholders(self._value_type, X, T)\n",
+        "        rows, labels = X.tolist(), T.tolist()\n",
+    ),
+    _compile(
+        "eager_step_failure_keeps_new_grads", "                p.grad = grad\n", "                pass\n"
+    ),
+    _capture("outside_values_allowed", "    if len(graph.outside):", "    if False:"),
+    _capture("targets_are_numbers", "[value_type(t) for t in T.tolist()]", "T.tolist()"),
+    _capture(
+        "parameters_not_traced",
+        "with tracing(value_type, [*params, *(v for row in rows for v in row), *labels]):",
+        "with tracing(value_type, [*(v for row in rows for v in row), *labels]):",
+    ),
+    _capture("non_finite_data_accepted", "        if not np.isfinite(array).all():", "        if False:"),
+    _tracing(
+        "computed_values_not_traced",
+        "            for child in node.children:",
+        "            for child in ():",
+    ),
+    _value_base(
+        "bool_of_traced_value_allowed",
+        '        refuse_if_traced(self, "bool() (an if or while on a Value)")\n',
+        "",
+    ),
+    _value_base(
+        "comparison_of_traced_value_allowed",
+        '        refuse_if_traced(self, f"comparing (a {symbol} b)")\n        if isinstance',
+        "        if isinstance",
+    ),
+]
+
+OPTIM = [
+    _optim(
+        "momentum_dampens_grad",
+        "self.momentum * v + p.grad",
+        "self.momentum * v + (1.0 - self.momentum) * p.grad",
+    ),
+    _optim(
+        "adam_eps_inside_sqrt", "math.sqrt(vi / v_scale) + self.eps", "math.sqrt(vi / v_scale + self.eps)"
+    ),
+    _optim("adam_bias_correction_from_zero", "        t = self.steps + 1\n", "        t = self.steps\n"),
+    _optim(
+        "zero_grad_skips_last_parameter",
+        "        for p in self.params:\n            p.grad = 0.0",
+        "        for p in self.params[:-1]:\n            p.grad = 0.0",
+    ),
+    _optim("non_finite_update_assigned", "            if not math.isfinite(value):", "            if False:"),
+    _optim(
+        "linear_decay_rounds_differently",
+        "return lambda k: start - drop * k / steps",
+        "return lambda k: start - drop * (k / steps)",
+    ),
+]
+
+NN = [
+    _nn(
+        "bias_summed_last",
+        "act = sum((wi * xi for wi, xi in zip(self.w, x, strict=True)), self.b)",
+        "act = sum(wi * xi for wi, xi in zip(self.w, x, strict=True)) + self.b",
+    ),
+    _nn(
+        "weights_drawn_in_reverse",
+        "return [rng.uniform(-1, 1) for _ in range(nin)]",
+        "return [rng.uniform(-1, 1) for _ in range(nin)][::-1]",
+    ),
+    _nn(
+        "output_layer_gets_hidden_activation",
+        "activation=output_activation if i == last else activation",
+        "activation=activation",
+    ),
+    _nn("bias_listed_first", "return self.w + [self.b]", "return [self.b] + self.w"),
+]
+
+MUTANTS = [*PYTHON, *KERNELS, *TAPE, *VALUE, *REPLAY, *COMPILE, *OPTIM, *NN]
