@@ -77,7 +77,7 @@ def fixtures(session: nox.Session) -> None:
 
 @nox.session
 def mutants(session: nox.Session) -> None:
-    """Run the conformance suite against deliberately broken Python backends: all must fail."""
+    """Break every engine path one mutant at a time (tests/mutants.py); the suite must catch each."""
     install(session, "test")
     numba_env(session)
     session.run("python", "tests/mutation_runner.py", *session.posargs)

@@ -3,12 +3,14 @@
 Each probe runs ``python -m benchmarks._probes KIND ...`` and reads one JSON line back.
 
 - ``compile``: import the Numba backend, then ``compile_step`` on the moons demo (import of
-  the replay kernels, two traces, the passes) and the first step, each timed. Run twice
+  the replay kernels, the trace, the passes) and the first step, each timed. Run twice
   with one empty ``NUMBA_CACHE_DIR``: the first run compiles every kernel (*cold*), the
   second loads them from the cache (*cached*).
 - ``memory WORKLOAD SYSTEM``: the resident set's peak over setting the system up (capture
   included) and three steps, above the resident set after the imports. The peak is reset
   through ``/proc/self/clear_refs`` (Linux); elsewhere it is the peak since start.
+- ``capture WORKLOAD``: ``compile_step`` of the workload on the Numba backend alone, with its
+  kernels already compiled: seconds, and the resident set's peak above that before it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["compile_probe", "memory_probe"]
+__all__ = ["capture_probe", "compile_probe", "memory_probe"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +54,11 @@ def compile_probe() -> dict[str, Any]:
 def memory_probe(workload: str, system: str, quick: bool) -> dict[str, Any]:
     """``{"peak_mb": ..., "baseline_mb": ...}`` for one system on one workload."""
     return _run(["memory", workload, system, "quick" if quick else "full"])
+
+
+def capture_probe(workload: str, quick: bool) -> dict[str, Any]:
+    """``{"capture_s": ..., "peak_mb": ...}``: compile_step of one workload on the Numba backend."""
+    return _run(["capture", workload, "quick" if quick else "full"])
 
 
 # --- the child side ----------------------------------------------------------------------------
@@ -116,10 +123,28 @@ def _child_memory(workload_name: str, system: str, mode: str) -> dict[str, Any]:
     return {"peak_mb": peak - baseline, "baseline_mb": baseline, "peak_reset": exact}
 
 
+def _child_capture(workload_name: str, mode: str) -> dict[str, Any]:
+    import backends.numba as numba_backend
+    from benchmarks._workloads import workload
+    from spec import SGD, compile_step
+
+    w = workload(workload_name, quick=mode == "quick")
+    warm = numba_backend.MLP(w.X.shape[1], [2, 1], seed=0)  # compiles (or loads) every kernel first
+    compile_step(warm, w.loss_fn, w.X[:4], w.y[:4], SGD(warm.parameters(), 0.1))
+    model = numba_backend.MLP(w.X.shape[1], [*w.hidden, 1], seed=w.seed)
+    optimizer = SGD(model.parameters(), w.lr)
+    baseline = _status_mb("VmRSS")
+    exact = _reset_peak()
+    start = time.perf_counter()
+    compile_step(model, w.loss_fn, w.X, w.y, optimizer)
+    seconds = time.perf_counter() - start
+    return {"capture_s": seconds, "peak_mb": _status_mb("VmHWM") - baseline, "peak_reset": exact}
+
+
 def main(argv: list[str]) -> None:
     kind, *rest = argv
-    result = _child_compile() if kind == "compile" else _child_memory(*rest)
-    print(json.dumps(result))
+    children = {"compile": _child_compile, "memory": _child_memory, "capture": _child_capture}
+    print(json.dumps(children[kind](*rest)))
 
 
 if __name__ == "__main__":

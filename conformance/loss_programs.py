@@ -226,7 +226,7 @@ def compiled_cases(draw: st.DrawFn) -> CompiledCase:
         return inputs, [draw(data_floats(), label=f"{label}.t") for _ in range(n)]
 
     kind = draw(st.sampled_from(["sgd", "momentum", "adam"]), label="optimizer")
-    lr = draw(st.sampled_from([0.05, 0.3, 0.05, 1e300]), label="lr")  # 1e300: updates that overflow
+    lr = draw(st.sampled_from([0.05, 0.3, 0.05, 1e308]), label="lr")  # 1e308: updates that overflow
     return CompiledCase(
         program, OptimizerChoice(kind, lr), batch("example"), tuple(batch(f"b{k}") for k in range(3))
     )

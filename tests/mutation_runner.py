@@ -48,7 +48,7 @@ SUITES: dict[str, list[str]] = {
     ],
 }
 _NUMBA = ("conformance[numba]", "tests/numba")
-_SPEC = ("conformance[numba]", "conformance[python]", "tests/spec")
+_SPEC = ("conformance[numba]", "conformance[python]", "tests/spec", "tests/numba")
 #: area -> the suites its mutants run, cheapest first
 AREAS: dict[str, tuple[str, ...]] = {
     "python": ("conformance[python]",),

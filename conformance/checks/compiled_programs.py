@@ -26,23 +26,25 @@ from spec import Backend
 SGD_SMALL = OptimizerChoice("sgd", 0.01)
 
 # Programs that a random draw reaches only rarely, tried first on every backend.
-DOT_MODES = LossProgram(  # two chains of two products at one height: first factors, both, mixed
+# Three chains of two products at one height, each parameter in one chain only (so that grouping
+# by height keeps the eager order): first factors need grads, both do, and mixed.
+DOT_MODES = LossProgram(
     2,
-    (0.75, -1.25),
+    (0.75, -1.25, 0.5, 1.5, -0.25, 2.0),
     (
         ("v0", "mul", ("p0", "x0")),
         ("v1", "mul", ("p1", "x1")),
         ("v2", "add", ("v0", "v1")),
-        ("v3", "mul", ("p0", "p1")),
-        ("v4", "mul", ("p1", "p0")),
+        ("v3", "mul", ("p2", "p3")),
+        ("v4", "mul", ("p3", "p2")),
         ("v5", "add", ("v3", "v4")),
-        ("v6", "mul", ("x0", "p0")),
-        ("v7", "mul", ("p1", "x1")),
+        ("v6", "mul", ("x0", "p4")),
+        ("v7", "mul", ("p5", "x1")),
         ("v8", "add", ("v6", "v7")),
         ("v9", "mul", ("v2", "v5")),
         ("v10", "add", ("v9", "v8")),
     ),
-    "mean",
+    "mse",  # (out - t) ** 2: every sample's graph the same shape, as grouping needs
 )
 TRAINED_EXPONENT = LossProgram(  # POW with a parameter exponent, and rpow
     1,

@@ -9,7 +9,8 @@ import pytest
 
 import backends.numba as numba_backend
 from backends.numba._tape import MIN_GROWTH, current_tape
-from spec import SGD, DomainError, compile_step, mse_loss
+from spec import SGD, CaptureError, DomainError, compile_step, mse_loss
+from spec.compile import EagerStep
 
 X = np.array([[0.5, 1.0], [1.5, 0.25], [0.75, 0.5]])
 Y = np.array([1.0, -1.0, 0.5])
@@ -74,3 +75,15 @@ def test_values_kept_from_inside_loss_fn_stay_intact(in_new_thread) -> None:  # 
         assert model.parameters()[-1].grad == 2.0, "d(2 * out)/d(output bias) is 2"
 
     in_new_thread(run)
+
+
+def test_values_made_outside_loss_fn_that_are_not_parameters_are_refused() -> None:
+    model = numba_backend.MLP(2, [3, 1], seed=1)
+    outside = numba_backend.Value(2.0)  # neither a parameter nor made in loss_fn: replay would freeze it
+
+    def uses_outside_value(m: Any, x: Any, t: Any) -> Any:
+        return mse(m, x, t) * outside
+
+    with pytest.raises(CaptureError, match=r"1 Value\(s\) made before compile_step .* holds 2\.0"):
+        compile_step(model, uses_outside_value, X, Y, SGD(model.parameters(), 0.1))
+    assert EagerStep(model, uses_outside_value, X, Y, SGD(model.parameters(), 0.1))(X, Y) > 0.0

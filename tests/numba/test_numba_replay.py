@@ -205,3 +205,16 @@ def test_a_step_belongs_to_the_thread_that_captured_it(demo_model) -> None:  # t
         numba_backend.Value(1.0) + 1.0
         step(X, y)
     assert optimizer.steps == 3 and len(tape) > 0
+
+
+def test_the_conformance_example_of_dot_modes_is_grouped() -> None:
+    # Its three chains, one per mode, reach one height only if the grouping pass runs; else
+    # the example cannot catch a grouping that ignores the mode.
+    from conformance.checks.compiled_programs import DOT_MODES, EXAMPLES
+
+    case = next(c for c in EXAMPLES if c.program is DOT_MODES)
+    model = DOT_MODES.model(numba_backend.BACKEND)
+    step = compile_step(model, DOT_MODES.loss_fn, *case.example, case.optimizer.build(model.parameters()))
+    groups = step.program.groups
+    dots = groups[groups[:, _replay.KIND] == _replay.DOT]
+    assert step.info["grouping"] and {0, 1, 2} <= set(dots[:, _replay.MODE].tolist()), groups

@@ -64,6 +64,9 @@ def test_dropped_handles_are_swept_and_live_ones_kept(in_new_thread) -> None:  #
         for _ in range(4 * SWEEP_INTERVAL):
             Value(1.0) * 2.0
         assert len(tape.fresh) <= SWEEP_INTERVAL + 1
+        # Each of the 3 * 4 sweeps (3 appends an iteration) may meet one operand still alive.
+        sweeps = 3 * 4
+        assert len(tape.survivors) <= 1 + len(keep) + sweeps, "a sweep keeps only the handles alive then"
         tape.compact()
         assert sorted(map(id, tape.survivors.values()))[:-1] != [], "the probe and the kept handles"
         survivors = [h for h in tape.survivors.values() if isinstance(h, Value)]
@@ -112,6 +115,25 @@ def test_compaction_keeps_live_graphs_and_renumbers_handles() -> None:
     assert (out.data, a.grad, b.grad) == (expected.data, ra.grad, rb.grad)
     later.backward()  # above the dead graphs: renumbered too
     assert later.data == build(reference.Value, 0.3)[0].data
+
+
+def test_compaction_keeps_exactly_the_nodes_live_handles_reach(in_new_thread) -> None:  # type: ignore[no-untyped-def]
+    def on_fresh_tape() -> tuple[int, int]:
+        tape = current_tape()
+        out, _ = build(Value, 0.7)
+        for i in range(100):
+            build(Value, 0.01 * i)
+        tape.compact()
+        reached, stack = set(), [out]
+        while stack:
+            node = stack.pop()
+            if node._i not in reached:
+                reached.add(node._i)
+                stack.extend(node.children)
+        return len(tape), len(reached)
+
+    length, reached = in_new_thread(on_fresh_tape)
+    assert length == reached, f"after compaction the tape holds {length} nodes; live handles reach {reached}"
 
 
 def test_compaction_runs_by_itself_and_keeps_interior_nodes_of_live_graphs() -> None:

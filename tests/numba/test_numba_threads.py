@@ -75,6 +75,7 @@ def test_using_another_threads_value_raises_but_reading_it_works(in_new_thread) 
     assert isinstance(w.data, float) and w.grad == 0.0
     w.data, w.grad = 0.5, 1.0
     assert (w.data, w.grad) == (0.5, 1.0)
-    for use in (lambda: w * 2.0, lambda: w.tanh(), lambda: model([1.0, 2.0]), w.backward, w.zero_grad):
+    uses = (lambda: w * 2.0, lambda: w + w, lambda: w * w, lambda: w.tanh(), lambda: model([1.0, 2.0]))
+    for use in (*uses, w.backward, w.zero_grad):
         with pytest.raises(BackendMismatchError, match="thread"):
             use()
