@@ -51,6 +51,7 @@ __all__ = [
     "CompiledCase",
     "LossProgram",
     "OptimizerChoice",
+    "ProgramModel",
     "assert_compiled_equals_eager",
     "assert_same_outcome",
     "assert_same_state",

@@ -1,38 +1,35 @@
 """Hypothesis strategies: random programs whose every op stays inside its domain.
 
-Each op's sampling ranges come from the op table (``OpSpec.sample_ranges``), so
-``log`` only ever sees inputs well inside (0, inf) and ``relu`` never sees a
-value within reach of its kink, while the error contract tests the outside.
-The strategy tracks every intermediate value with plain float arithmetic and
-replaces a step whose operand falls outside its op's range by ``tanh`` (which
-is defined everywhere and keeps values small).
+Everything comes from the op table: which ops a program may use (every row, by its
+program name, and the composites of :mod:`spec.programs`), where each op is happy
+(well inside ``OpSpec.domain``, away from ``OpSpec.kink_distance``), which constants are
+worth trying (``OpSpec.edge_points``), and what each step computes (``OpSpec.forward``,
+to track every intermediate value). A step
+whose operands fall outside its op's ranges becomes ``tanh`` (defined everywhere and
+keeping values small), so ``log`` only ever sees inputs well inside (0, inf) and
+``relu`` never sees a value within reach of its kink, while the error contract tests
+the outside. A new op joins the programs by its row alone.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 from hypothesis import strategies as st
 
-from spec.ops import OPS, OpCode
-from spec.programs import Program
+from spec.ops import OPS, OpCode, OpSpec
+from spec.programs import BINARY_OPS, UNARY_OPS, Program
 
 __all__ = ["programs", "sample_floats"]
 
-# Unary program ops and the op-table row whose sampling range guards them.
-_UNARY: dict[str, OpCode | None] = {
-    "neg": None,
-    "exp": OpCode.EXP,
-    "log": OpCode.LOG,
-    "tanh": OpCode.TANH,
-    "relu": OpCode.RELU,
-    "sigmoid": OpCode.SIGMOID,
-}
-_BINARY = ("add", "sub", "mul", "truediv", "pow")
-# Keep intermediates where central differences stay accurate.
+# Keep intermediates where central differences stay accurate: moderate, and this far from
+# a domain's edge or a kink.
 _MAGNITUDE_LIMIT = 50.0
-_KINK_MARGIN = 1e-2
+_MARGIN = 0.05
+_ROWS = {row.name: row for row in OPS.values() if not row.has_constant}
+#: the row a number exponent makes of ``pow``
+_POW_CONST = OPS[OpCode.POW_CONST]
+#: constants worth trying: those of the table's edge points (integers, halves, zero)
+_CONSTANTS = sorted({c for _, c in _POW_CONST.edge_points})
+_FALLBACK = "tanh"
 
 
 def sample_floats(low: float, high: float) -> st.SearchStrategy[float]:
@@ -40,40 +37,36 @@ def sample_floats(low: float, high: float) -> st.SearchStrategy[float]:
     return st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
-def _float_rule(op: str) -> Callable[..., float]:
-    rules: dict[str, Callable[..., float]] = {
-        "add": lambda a, b: a + b,
-        "sub": lambda a, b: a - b,
-        "mul": lambda a, b: a * b,
-        "truediv": lambda a, b: a / b,
-        "pow": lambda a, b: a**b,
-        "neg": lambda a: -a,
-        "exp": math.exp,
-        "log": math.log,
-        "tanh": math.tanh,
-        "relu": lambda a: max(a, 0.0),
-        "sigmoid": lambda a: 1.0 / (1.0 + math.exp(-a)),
-    }
-    return rules[op]
+def _happy(row: OpSpec, inputs: tuple[float, ...], constant: float = 0.0) -> bool:
+    """Well inside the row's domain (each input may move by the margin) and away from its kinks."""
+    nearby = [inputs] + [
+        inputs[:i] + (x + delta,) + inputs[i + 1 :]
+        for i, x in enumerate(inputs)
+        for delta in (-_MARGIN, _MARGIN)
+    ]
+    return (
+        all(row.domain(point, constant) is None for point in nearby) and row.kink_distance(inputs) > _MARGIN
+    )
 
 
-def _in_range(code: OpCode | None, x: float) -> bool:
-    if code is None:
-        return True
-    low, high = OPS[code].sample_ranges[0]
-    if code == OpCode.RELU:
-        return low <= x <= high and abs(x) > _KINK_MARGIN
-    return low <= x <= high
-
-
-def _binary_ok(op: str, a: float, b: float) -> bool:
+def _step(op: str, operands: list[float]) -> tuple[float, bool]:
+    """The step's float value and whether its op is happy with these operands."""
+    if op == "neg":
+        return -operands[0], True
+    if op == "sub":
+        return operands[0] - operands[1], True
     if op == "truediv":
-        return abs(b) >= 0.2
-    if op == "pow":
-        low, high = OPS[OpCode.POW].sample_ranges[0]
-        e_low, e_high = OPS[OpCode.POW].sample_ranges[1]
-        return low <= a <= high and e_low <= b <= e_high
-    return True
+        return (operands[0] / operands[1], True) if abs(operands[1]) >= 0.2 else (0.0, False)
+    return _forward(_ROWS[op], tuple(operands), 0.0)
+
+
+def _forward(row: OpSpec, inputs: tuple[float, ...], constant: float) -> tuple[float, bool]:
+    if not _happy(row, inputs, constant):
+        return 0.0, False
+    try:
+        return row.forward(inputs, constant), True
+    except OverflowError:  # Python's float ** raises where float64 overflows
+        return 0.0, False
 
 
 @st.composite
@@ -81,7 +74,7 @@ def programs(draw: st.DrawFn, max_inputs: int = 3, max_steps: int = 10) -> Progr
     """A random program over 1..max_inputs inputs with 1..max_steps steps.
 
     Operands are drawn from all earlier names (so nodes get shared) or are
-    small constants; every op in :mod:`spec.programs` can appear.
+    small constants; every op of :mod:`spec.programs` can appear.
     """
     n_inputs = draw(st.integers(1, max_inputs), label="n_inputs")
     values: dict[str, float] = {}
@@ -92,31 +85,28 @@ def programs(draw: st.DrawFn, max_inputs: int = 3, max_steps: int = 10) -> Progr
     for i in range(draw(st.integers(1, max_steps), label="n_steps")):
         dest = f"v{i}"
         names = list(values)
-        op = draw(st.sampled_from(_BINARY + tuple(_UNARY)), label=f"{dest}.op")
-        if op in _UNARY:
+        op = draw(st.sampled_from(sorted(BINARY_OPS) + sorted(UNARY_OPS)), label=f"{dest}.op")
+        if op in UNARY_OPS:
             arg = draw(st.sampled_from(names), label=f"{dest}.arg")
-            if not _in_range(_UNARY[op], values[arg]):
-                op = "tanh"
             args: tuple[str | float, ...] = (arg,)
+            result, happy = _step(op, [values[arg]])
         else:
             left = draw(st.sampled_from(names), label=f"{dest}.left")
             right: str | float = draw(
                 st.one_of(st.sampled_from(names), sample_floats(-2.0, 2.0)), label=f"{dest}.right"
             )
-            if op == "pow" and isinstance(right, float):
-                right = draw(st.sampled_from([2.0, 3.0, -1.0, 0.5, 1.5]), label=f"{dest}.exponent")
-                if values[left] <= 0.2 and not right.is_integer():
-                    right = 2.0
             swap = isinstance(right, float) and draw(st.booleans(), label=f"{dest}.number_left")
-            args = (right, left) if swap else (left, right)
-            a, b = (values[x] if isinstance(x, str) else x for x in args)
-            if not _binary_ok(op, a, b):
-                op, args = "tanh", (left,)
-        operands = [values[x] if isinstance(x, str) else x for x in args]
-        result = _float_rule(op)(*operands)
-        if not abs(result) <= _MAGNITUDE_LIMIT:
-            op, args = "tanh", (args[0] if isinstance(args[0], str) else args[1],)
-            result = math.tanh(values[args[0]])  # type: ignore[index]
+            if op == "pow" and isinstance(right, float) and not swap:  # x ** c: the constant row
+                right = draw(st.sampled_from(_CONSTANTS), label=f"{dest}.exponent")
+                result, happy = _forward(_POW_CONST, (values[left],), right)
+                args = (left, right)
+            else:
+                args = (right, left) if swap else (left, right)
+                result, happy = _step(op, [values[x] if isinstance(x, str) else x for x in args])
+        if not happy or not abs(result) <= _MAGNITUDE_LIMIT:
+            arg = next(a for a in args if isinstance(a, str))
+            op, args = _FALLBACK, (arg,)
+            result = _ROWS[_FALLBACK].forward((values[arg],), 0.0)
         steps.append((dest, op, args))
         values[dest] = result
     program = Program(inputs, steps, f"v{len(steps) - 1}")

@@ -33,16 +33,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from spec.ops import OPS
+
 __all__ = ["MLPProtocol", "ModuleProtocol", "ValueProtocol"]
 
 
-@runtime_checkable
-class ValueProtocol(Protocol):
+class _ValueSurface(Protocol):
     """A float64 scalar node of a computation graph.
 
     Construction: ``Value(data, label="")``; ``data`` must be a finite real number.
     Operators: ``+ - * / **`` and unary ``-``, with numbers on either side
-    (Python and NumPy scalars), ``**`` with a number or a Value exponent.
+    (Python and NumPy scalars), ``**`` with a number or a Value exponent; and a
+    method for every other op of :data:`spec.ops.OPS` (``exp()``, ``log()``, ...).
     """
 
     label: str
@@ -74,17 +76,38 @@ class ValueProtocol(Protocol):
     def __pow__(self, other: Any) -> Any: ...
     def __rpow__(self, other: Any) -> Any: ...
     def __neg__(self) -> Any: ...
-    def exp(self) -> Any: ...
-    def log(self) -> Any: ...
-    def tanh(self) -> Any: ...
-    def relu(self) -> Any: ...
-    def sigmoid(self) -> Any: ...
 
     def backward(self) -> None:
         """Backpropagate from this Value (see the module docstring for the exact semantics)."""
 
     def zero_grad(self) -> None:
-        """Set the grad of every node of this Value's graph to 0."""
+        """Set the grad of every node of this graph to 0."""
+
+
+def _op_method(name: str) -> Any:
+    def method(self: Any, *operands: Any) -> Any: ...
+
+    method.__name__ = name
+    return method
+
+
+#: The protocol every backend's Value satisfies: the surface above, and a method for every
+#: op of the table (read from :data:`spec.ops.OPS`, so a new op joins it by its row).
+ValueProtocol: type[Any] = runtime_checkable(
+    type(
+        "ValueProtocol",
+        (_ValueSurface, Protocol),
+        {
+            "__doc__": _ValueSurface.__doc__,
+            "__module__": __name__,
+            **{
+                row.method: _op_method(row.method)
+                for row in OPS.values()
+                if not hasattr(_ValueSurface, row.method)
+            },
+        },
+    )
+)
 
 
 @runtime_checkable

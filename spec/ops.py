@@ -1,9 +1,15 @@
 """The op table: every primitive operation, once.
 
-Each row says what a backend must implement for one primitive: its op code,
-how many Value inputs it takes, whether it carries a float constant, the
-forward rule, the local partial derivatives (as functions of the inputs, the
-constant and the output), the domain, and how the public API spells it.
+Each row says everything about one primitive, for every part of gradspec that
+needs it: its op code, how many Value inputs it takes, whether it carries a
+float constant, the forward rule, the local partial derivatives (as functions of
+the inputs, the constant and the output), the domain, how the public API spells
+it, where property tests sample it and which edge points every lowering must
+get right, and its exact symbolic form for the oracle. Everything else reads the
+rows: :class:`spec.value.ValueBase` (the public methods), the interface
+protocol, the program interpreter, the Hypothesis strategies, the conformance
+checks and the golden fixtures' oracle. Adding an op is one row here, one
+lowering in each backend, and fixture cases (README, "Add an op").
 
 The rules here are the *reference*: written with :mod:`math` on Python floats,
 they define the float64 operations (and their order) a backend must perform,
@@ -19,8 +25,9 @@ exactly that graph.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any
 
@@ -28,6 +35,7 @@ from spec.errors import DivisionByZeroError, DomainError, ResultOverflowError
 
 __all__ = [
     "COMPOSITES",
+    "FIRST_INTERNAL_CODE",
     "OPS",
     "OpCode",
     "OpSpec",
@@ -57,27 +65,53 @@ class OpCode(IntEnum):
 Floats = tuple[float, ...]
 
 
+#: The smallest number a backend may give a node kind of its own (a fused node, say): every
+#: op code is smaller, with room to grow, so that no op is ever mistaken for such a kind.
+FIRST_INTERNAL_CODE = 100
+
+#: ``(inputs, constant)``: a point where a lowering must compute exactly the row's rules
+EdgePoint = tuple[Floats, float]
+
+
 @dataclass(frozen=True)
 class OpSpec:
-    """One primitive: everything a backend needs to lower it."""
+    """One primitive: everything a backend, a check or the oracle needs to know of it."""
 
     code: OpCode
     name: str  #: the name used in programs, fixtures and error messages
     symbol: str  #: what ``Value.op`` shows (constant ops append the constant)
     arity: int  #: number of Value inputs
     has_constant: bool  #: whether the node carries a float constant
+    #: the Value method that builds it: an operator's (``"__add__"``) or a named one (``"exp"``)
+    method: str
     forward: Callable[[Floats, float], float]  #: (inputs, constant) -> output
     partials: Callable[[Floats, float, float], Floats]  #: (inputs, constant, out) -> d out/d input
-    domain: Callable[[Floats, float], str | None]  #: reason the inputs are invalid, or None
+    #: the error for inputs outside the domain (DomainError or DivisionByZeroError), or None
+    domain: Callable[[Floats, float], DomainError | None]
     domain_text: str  #: the domain, in words, for documentation
     #: where property tests sample each input (and the constant): well inside the domain
     sample_ranges: tuple[tuple[float, float], ...]
-    #: how the public Value API spells the op: (operands..., [constant]) -> Value
-    apply: Callable[..., Any]
+    #: how far ``inputs`` lie from a point where the derivative jumps (inf where there is none)
+    kink_distance: Callable[[Floats], float]
+    #: kinks, zeros, special constants, saturation: points every lowering must get right
+    edge_points: tuple[EdgePoint, ...]
+    #: ``symbolic(sympy, *operands)``: the exact real function, as a sympy expression
+    symbolic: Callable[..., Any]
+
+    def apply(self, *operands: Any) -> Any:
+        """The op through the public Value API: ``x + y``, ``x ** c``, ``x.exp()``."""
+        if self.method.startswith("__"):  # an operator: numbers may stand on either side
+            return getattr(operator, self.method.strip("_"))(*operands)
+        first, *rest = operands
+        return getattr(first, self.method)(*rest)
 
 
-def _no_domain(inputs: Floats, c: float) -> str | None:
+def _no_domain(inputs: Floats, c: float) -> DomainError | None:
     return None
+
+
+def _smooth(inputs: Floats) -> float:
+    return math.inf
 
 
 def _sigmoid(x: float) -> float:
@@ -121,27 +155,27 @@ def _pow_const_partial(x: float, c: float) -> float:
     return 0.0 if c == 0.0 else c * ieee_pow(x, c - 1.0)
 
 
-def _pow_const_domain(inputs: Floats, c: float) -> str | None:
+def _pow_const_domain(inputs: Floats, c: float) -> DomainError | None:
     (x,) = inputs
     if x == 0.0 and c < 0.0:
-        return f"0.0 ** {c!r}: zero cannot be raised to a negative power"
+        return DivisionByZeroError(f"0.0 ** {c!r}: zero cannot be raised to a negative power")
     if x == 0.0 and 0.0 < c < 1.0:
-        return f"0.0 ** {c!r}: the derivative of x ** {c!r} is infinite at x = 0"
+        return DomainError(f"0.0 ** {c!r}: the derivative of x ** {c!r} is infinite at x = 0")
     if x < 0.0 and not c.is_integer():
-        return f"{x!r} ** {c!r}: a negative base needs an integer exponent"
+        return DomainError(f"{x!r} ** {c!r}: a negative base needs an integer exponent")
     return None
 
 
-def _pow_domain(inputs: Floats, c: float) -> str | None:
+def _pow_domain(inputs: Floats, c: float) -> DomainError | None:
     x, y = inputs
     if x <= 0.0:
-        return f"{x!r} ** Value({y!r}): a Value exponent needs a positive base"
+        return DomainError(f"{x!r} ** Value({y!r}): a Value exponent needs a positive base")
     return None
 
 
-def _log_domain(inputs: Floats, c: float) -> str | None:
+def _log_domain(inputs: Floats, c: float) -> DomainError | None:
     (x,) = inputs
-    return None if x > 0.0 else f"log({x!r}): the input must be positive"
+    return None if x > 0.0 else DomainError(f"log({x!r}): the input must be positive")
 
 
 _SAMPLE = (-3.0, 3.0)
@@ -150,67 +184,107 @@ _POSITIVE = (0.2, 3.0)
 # fmt: off
 _ROWS = [
     # --- binary -----------------------------------------------------------------
-    OpSpec(OpCode.ADD, "add", "+", 2, False,
+    OpSpec(OpCode.ADD, "add", "+", 2, False, method="__add__",
            forward=lambda i, c: i[0] + i[1],
            partials=lambda i, c, out: (1.0, 1.0),
            domain=_no_domain, domain_text="all finite x, y",
-           sample_ranges=(_SAMPLE, _SAMPLE),
-           apply=lambda x, y: x + y),
-    OpSpec(OpCode.MUL, "mul", "*", 2, False,
+           sample_ranges=(_SAMPLE, _SAMPLE), kink_distance=_smooth,
+           edge_points=(((0.0, -0.0), 0.0), ((-0.0, -0.0), 0.0), ((1e300, 1e300), 0.0)),
+           symbolic=lambda sp, x, y: x + y),
+    OpSpec(OpCode.MUL, "mul", "*", 2, False, method="__mul__",
            forward=lambda i, c: i[0] * i[1],
            partials=lambda i, c, out: (i[1], i[0]),
            domain=_no_domain, domain_text="all finite x, y",
-           sample_ranges=(_SAMPLE, _SAMPLE),
-           apply=lambda x, y: x * y),
-    OpSpec(OpCode.POW, "pow", "**", 2, False,
+           sample_ranges=(_SAMPLE, _SAMPLE), kink_distance=_smooth,
+           edge_points=(((0.0, 5.0), 0.0), ((-0.0, 5.0), 0.0), ((-1e-300, 1e-300), 0.0)),
+           symbolic=lambda sp, x, y: x * y),
+    OpSpec(OpCode.POW, "pow", "**", 2, False, method="__pow__",
            forward=lambda i, c: i[0] ** i[1],
            partials=lambda i, c, out: (i[1] * ieee_pow(i[0], i[1] - 1.0), out * math.log(i[0])),
            domain=_pow_domain, domain_text="x > 0 (the partial in y is out * log x)",
-           sample_ranges=(_POSITIVE, _SAMPLE),
-           apply=lambda x, y: x ** y),
+           sample_ranges=(_POSITIVE, _SAMPLE), kink_distance=_smooth,
+           edge_points=(((2.0, 0.0), 0.0), ((0.5, -2.0), 0.0), ((1.0, 7.5), 0.0)),
+           symbolic=lambda sp, x, y: x**y),
     # --- unary with a constant --------------------------------------------------
-    OpSpec(OpCode.POW_CONST, "pow_const", "**", 1, True,
+    OpSpec(OpCode.POW_CONST, "pow_const", "**", 1, True, method="__pow__",
            forward=lambda i, c: i[0] ** c,
            partials=lambda i, c, out: (_pow_const_partial(i[0], c),),
            domain=_pow_const_domain,
            domain_text="x > 0; x = 0 with c = 0 or c >= 1; x < 0 with integer c",
-           sample_ranges=(_POSITIVE, _SAMPLE),
-           apply=lambda x, c: x ** c),
+           sample_ranges=(_POSITIVE, _SAMPLE), kink_distance=_smooth,
+           edge_points=(((0.0,), 0.0), ((0.0,), 1.0), ((0.0,), 2.0), ((-2.0,), 3.0), ((-0.0,), 3.0),
+                        ((-2.0,), -2.0), ((4.0,), 0.5), ((5.0,), 0.0)),
+           symbolic=lambda sp, x, c: x**c),
     # --- unary ------------------------------------------------------------------
-    OpSpec(OpCode.EXP, "exp", "exp", 1, False,
+    OpSpec(OpCode.EXP, "exp", "exp", 1, False, method="exp",
            forward=lambda i, c: math.exp(i[0]),
            partials=lambda i, c, out: (out,),
            domain=_no_domain, domain_text="x <= log(max float64) ~ 709.78, else overflow",
-           sample_ranges=((-4.0, 4.0),),
-           apply=lambda x: x.exp()),
-    OpSpec(OpCode.LOG, "log", "log", 1, False,
+           sample_ranges=((-4.0, 4.0),), kink_distance=_smooth,
+           edge_points=(((0.0,), 0.0), ((700.0,), 0.0), ((-800.0,), 0.0)),
+           symbolic=lambda sp, x: sp.exp(x)),
+    OpSpec(OpCode.LOG, "log", "log", 1, False, method="log",
            forward=lambda i, c: math.log(i[0]),
            partials=lambda i, c, out: (1.0 / i[0],),
            domain=_log_domain, domain_text="x > 0",
-           sample_ranges=((0.05, 10.0),),
-           apply=lambda x: x.log()),
-    OpSpec(OpCode.TANH, "tanh", "tanh", 1, False,
+           sample_ranges=((0.05, 10.0),), kink_distance=_smooth,
+           edge_points=(((1.0,), 0.0), ((1e-300,), 0.0), ((1e300,), 0.0)),
+           symbolic=lambda sp, x: sp.log(x)),
+    OpSpec(OpCode.TANH, "tanh", "tanh", 1, False, method="tanh",
            forward=lambda i, c: math.tanh(i[0]),
            partials=lambda i, c, out: (_tanh_partial(i[0]),),
            domain=_no_domain, domain_text="all finite x",
-           sample_ranges=((-4.0, 4.0),),
-           apply=lambda x: x.tanh()),
-    OpSpec(OpCode.RELU, "relu", "ReLU", 1, False,
+           sample_ranges=((-4.0, 4.0),), kink_distance=_smooth,
+           edge_points=(((0.0,), 0.0), ((-0.0,), 0.0), ((20.0,), 0.0), ((-20.0,), 0.0)),
+           symbolic=lambda sp, x: sp.tanh(x)),
+    OpSpec(OpCode.RELU, "relu", "ReLU", 1, False, method="relu",
            # 0.0 if x < 0 else x: micrograd's rule, so relu(-0.0) is -0.0.
            forward=lambda i, c: 0.0 if i[0] < 0.0 else i[0],
            # The derivative at 0 is 0, as in micrograd and PyTorch.
            partials=lambda i, c, out: (1.0 if out > 0.0 else 0.0,),
            domain=_no_domain, domain_text="all finite x; relu'(0) = 0",
-           sample_ranges=(_SAMPLE,),
-           apply=lambda x: x.relu()),
-    OpSpec(OpCode.SIGMOID, "sigmoid", "sigmoid", 1, False,
+           sample_ranges=(_SAMPLE,), kink_distance=lambda i: abs(i[0]),
+           edge_points=(((0.0,), 0.0), ((-0.0,), 0.0), ((-1.0,), 0.0), ((1e-300,), 0.0)),
+           symbolic=lambda sp, x: sp.Piecewise((x, x > 0), (0, True))),
+    OpSpec(OpCode.SIGMOID, "sigmoid", "sigmoid", 1, False, method="sigmoid",
            forward=lambda i, c: _sigmoid(i[0]),
            partials=lambda i, c, out: (_sigmoid_partial(i[0]),),
            domain=_no_domain, domain_text="all finite x",
-           sample_ranges=((-6.0, 6.0),),
-           apply=lambda x: x.sigmoid()),
+           sample_ranges=((-6.0, 6.0),), kink_distance=_smooth,
+           edge_points=(((0.0,), 0.0), ((30.0,), 0.0), ((-30.0,), 0.0), ((-800.0,), 0.0), ((800.0,), 0.0)),
+           symbolic=lambda sp, x: 1 / (1 + sp.exp(-x))),
 ]
 # fmt: on
+
+
+def _check_rows(rows: Sequence[OpSpec]) -> None:
+    """Refuse, naming the op, a row that lacks something a consumer needs."""
+    codes = [row.code for row in rows]
+    if sorted(codes) != sorted(set(OpCode) - {OpCode.LEAF}):
+        raise ImportError("spec.ops: every OpCode but LEAF needs exactly one row")
+    if max(codes) >= FIRST_INTERNAL_CODE:
+        raise ImportError(f"spec.ops: op codes must stay below FIRST_INTERNAL_CODE ({FIRST_INTERNAL_CODE})")
+    for row in rows:
+        empty = [f.name for f in fields(row) if getattr(row, f.name) in (None, "", ())]
+        inputs = row.arity + row.has_constant
+        problems = [f"no {name}" for name in empty] + [
+            f"{what} for {inputs} inputs"
+            for what, n in (
+                ("sample_ranges", len(row.sample_ranges)),
+                *((f"edge point {point}", len(point[0]) + row.has_constant) for point in row.edge_points),
+            )
+            if n != inputs
+        ]
+        if row.arity not in (1, 2):
+            problems.append(f"arity {row.arity}")
+        if problems:
+            raise ImportError(f"spec.ops: the row of {row.name or row.code!r} has {'; '.join(problems)}")
+    names = [row.name for row in rows]
+    if len(set(names)) != len(names):
+        raise ImportError(f"spec.ops: op names must be unique, got {names}")
+
+
+_check_rows(_ROWS)
 
 #: The table, keyed by op code. LEAF has no row: a leaf is not an operation.
 OPS: Mapping[OpCode, OpSpec] = {row.code: row for row in _ROWS}
@@ -239,13 +313,9 @@ def op_symbol(code: OpCode | int, constant: float = 0.0) -> str:
 
 def check_domain(code: OpCode | int, inputs: Floats, constant: float = 0.0) -> None:
     """Raise the contract's error if ``inputs`` lie outside the op's domain."""
-    row = OPS[OpCode(code)]
-    reason = row.domain(inputs, constant)
-    if reason is None:
-        return
-    if code == OpCode.POW_CONST and inputs[0] == 0.0 and constant < 0.0:
-        raise DivisionByZeroError(reason)
-    raise DomainError(reason)
+    error = OPS[OpCode(code)].domain(inputs, constant)
+    if error is not None:
+        raise error
 
 
 def overflow_error(code: OpCode | int, inputs: Floats, constant: float = 0.0) -> ResultOverflowError:

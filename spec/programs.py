@@ -6,10 +6,11 @@ property tests and differential tests all speak this format, and
 :func:`run_program` builds it on any backend through the public operators, so
 numbers become leaves exactly as user code would make them.
 
-Ops: binary ``add sub mul truediv pow`` (a number may stand on either side:
-``["c", "sub", 1.0, "a"]`` is ``1.0 - a``; ``["c", "pow", "a", 2.0]`` is the
-POW_CONST primitive, ``["c", "pow", 2.0, "a"]`` and ``["c", "pow", "a", "b"]``
-are POW), unary ``neg exp log tanh relu sigmoid``.
+Ops: every op of the table without a constant, by its row's name (``add``, ``mul``,
+``pow``; ``exp``, ``log``, ``tanh``, ``relu``, ``sigmoid``), and the composites ``sub``,
+``truediv`` and ``neg``. A number may stand on either side of a binary operator:
+``["c", "sub", 1.0, "a"]`` is ``1.0 - a``; ``["c", "pow", "a", 2.0]`` is the POW_CONST
+primitive, ``["c", "pow", 2.0, "a"]`` and ``["c", "pow", "a", "b"]`` are POW.
 
 JSON form::
 
@@ -25,22 +26,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BINARY_OPS", "UNARY_OPS", "Program", "run_program"]
+from spec.ops import OPS
 
-BINARY_OPS: Mapping[str, Callable[[Any, Any], Any]] = {
-    "add": operator.add,
+__all__ = ["BINARY_OPS", "COMPOSITE_OPS", "UNARY_OPS", "Program", "run_program"]
+
+#: The composites programs may use besides the table's ops (spec.ops.COMPOSITES).
+COMPOSITE_OPS: Mapping[str, Callable[..., Any]] = {
     "sub": operator.sub,
-    "mul": operator.mul,
     "truediv": operator.truediv,
-    "pow": operator.pow,
+    "neg": operator.neg,
+}
+_PRIMITIVES = [row for row in OPS.values() if not row.has_constant]
+BINARY_OPS: Mapping[str, Callable[[Any, Any], Any]] = {
+    **{row.name: row.apply for row in _PRIMITIVES if row.arity == 2},
+    **{name: op for name, op in COMPOSITE_OPS.items() if name != "neg"},
 }
 UNARY_OPS: Mapping[str, Callable[[Any], Any]] = {
-    "neg": operator.neg,
-    "exp": lambda v: v.exp(),
-    "log": lambda v: v.log(),
-    "tanh": lambda v: v.tanh(),
-    "relu": lambda v: v.relu(),
-    "sigmoid": lambda v: v.sigmoid(),
+    **{row.name: row.apply for row in _PRIMITIVES if row.arity == 1},
+    "neg": COMPOSITE_OPS["neg"],
 }
 
 Arg = str | float

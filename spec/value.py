@@ -1,11 +1,15 @@
-"""What every backend's ``Value`` shares: the composite operators.
+"""What every backend's ``Value`` shares: the public methods of the op table, and the composites.
 
-A backend's ``Value`` subclasses :class:`ValueBase` and implements only the
-primitives of :mod:`spec.ops` (``+``, ``*``, ``**``, ``exp``, ``log``, ``tanh``,
-``relu``, ``sigmoid``), ``backward``, ``zero_grad`` and the attributes of
-:class:`spec.interface.Value`. The composites below are written once, here, in
-terms of those primitives, so every backend builds the same graph for
-``a - b`` or ``n / a`` and computes the same float64 numbers.
+A backend's ``Value`` subclasses :class:`ValueBase` and implements :meth:`ValueBase._apply`
+(build the node of one primitive of :mod:`spec.ops` with the backend's lowering of it),
+``backward``, ``zero_grad`` and the attributes of :class:`spec.interface.ValueProtocol`.
+Everything else is here, written once:
+
+- the public spelling of every row of the op table (``+``, ``*``, ``**``, ``exp()``,
+  ``log()``, ...), made from the rows: each calls ``_apply`` with the row's op code. A
+  backend may override one with a faster method that builds the very same node;
+- the composites, in terms of those primitives, so every backend builds the same graph
+  for ``a - b`` or ``n / a`` and computes the same float64 numbers.
 
 A Value is never converted to a number implicitly: ``float(v)``, ``int(v)``, ``v < 0``
 and ``format(v, ".3f")`` raise :class:`TypeError` (read ``v.data``), and ``bool(v)`` is
@@ -15,10 +19,11 @@ Value raise :class:`~spec.errors.CaptureError` instead (:mod:`spec.tracing`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, TypeGuard
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 from spec.operands import as_finite_float, foreign_value_error
-from spec.ops import OpCode, check_domain, division_by_zero_error
+from spec.ops import OPS, OpCode, OpSpec, check_domain, division_by_zero_error
 from spec.tracing import refuse_if_traced, untraced
 
 __all__ = ["ValueBase"]
@@ -32,7 +37,7 @@ class ValueBase:
     backend_name: ClassVar[str] = ""
 
     if TYPE_CHECKING:
-        # The primitives each backend provides.
+        # What each backend provides, and the op table's methods made below.
         def __init__(self, data: object, label: str = "") -> None: ...
         def __add__(self, other: object) -> ValueBase: ...
         def __mul__(self, other: object) -> ValueBase: ...
@@ -41,6 +46,18 @@ class ValueBase:
         def data(self) -> float: ...
         @property
         def children(self) -> tuple[ValueBase, ...]: ...
+
+    def _apply(self, code: OpCode, other: object = None, constant: float = 0.0) -> ValueBase:
+        """The node of primitive ``code`` on this Value (and ``other``), built by the backend's lowering.
+
+        ``other`` is the second operand of a binary op: a Value of this backend, or a finite
+        float, which becomes a leaf (made before the node, only if the op succeeds). The backend
+        checks the inputs and the result first (``spec.check_domain``,
+        ``spec.overflow_error``), so a failed op creates nothing.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _apply, the lowering of the op table"
+        )
 
     def _is_mine(self, other: object) -> TypeGuard[ValueBase]:
         """True for a Value of this backend, False for anything else but another backend's Value."""
@@ -126,3 +143,42 @@ class ValueBase:
 
     def __ge__(self, other: object) -> bool:
         return self._compare(other, ">=")
+
+
+# --- the public methods of the op table ---------------------------------------------------------
+def _method(rows: list[OpSpec]) -> Callable[..., Any]:
+    """The Value method that spells ``rows`` (one, or a binary row and a constant row sharing it)."""
+    binary = next((row for row in rows if row.arity == 2), None)
+    with_constant = next((row for row in rows if row.has_constant), None)
+    if binary is None and with_constant is None:
+        (row,) = rows
+        code = row.code
+
+        def unary(self: ValueBase) -> ValueBase:
+            return self._apply(code)
+
+        return unary
+
+    def binary_or_constant(self: ValueBase, other: object) -> ValueBase:
+        # A Value operand picks the binary row (x ** y: POW), a number the constant row (x ** 2.0).
+        mine = self._is_mine(other)
+        if with_constant is not None and (binary is None or not mine):
+            return self._apply(with_constant.code, constant=self._number(other))
+        assert binary is not None
+        return self._apply(binary.code, other if mine else self._number(other))
+
+    return binary_or_constant
+
+
+def _install_methods() -> None:
+    by_method: dict[str, list[OpSpec]] = {}
+    for row in OPS.values():
+        by_method.setdefault(row.method, []).append(row)
+    for name, rows in by_method.items():
+        method = _method(rows)
+        method.__name__ = method.__qualname__ = name
+        method.__doc__ = " / ".join(f"The {row.name} primitive ({row.domain_text})." for row in rows)
+        setattr(ValueBase, name, method)
+
+
+_install_methods()

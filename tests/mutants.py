@@ -30,6 +30,8 @@ _python = _in("python", "backends/python/_value.py")
 _kernels = _in("numba-kernels", "backends/numba/_kernels.py")
 _tape = _in("numba-tape", "backends/numba/_tape.py")
 _value = _in("numba-value", "backends/numba/_value.py")
+_lowering = _in("numba-lowering", "backends/numba/_lowering.py")
+_fails = _in("numba-replay", "backends/numba/_lowering.py")  # the failure tests: replay's alone
 _replay = _in("numba-replay", "backends/numba/_replay.py")
 _extract = _in("numba-replay", "backends/numba/_extract.py")
 _compile = _in("spec-compile", "spec/compile.py")
@@ -84,7 +86,6 @@ PYTHON = [
         "(1.0 if node._a._data >= 0.0 else 0.0)",
     ),
     _python("sigmoid_grad_ignores_sign", "e = _exp(-abs(a._data))", "e = _exp(-a._data)"),
-    _python("sigmoid_negative_branch", "data = e / (1.0 + e)", "data = 1.0 / (1.0 + e)"),
     _python(
         "backward_keeps_stale_interior_grads",
         "        for node in interior:\n            node._grad = 0.0\n",
@@ -110,42 +111,63 @@ PYTHON = [
         "if b is not None and b not in seen:",
         "if b is not None and b not in seen and False:",
     ),
-    _python("log_domain_unchecked", "        check_domain(OpCode.LOG, (self._data,))\n", ""),
-    _python("pow_const_domain_unchecked", "        check_domain(OpCode.POW_CONST, (self._data,), c)\n", ""),
     _python(
         "add_overflow_unchecked",
         "        if not -_INF < data < _INF:\n            raise overflow_error(OpCode.ADD, (self._data, other._data))\n",
         "",
     ),
-    _python("exp_overflow_wrong_error", "raise overflow_error(OpCode.EXP, (self._data,)) from None", "raise"),
     _python(
         "nan_accepted_at_construction", "self._data = as_finite_float(data)", "self._data = as_float(data)"
     ),
+    _python("sigmoid_negative_branch", "    return e / (1.0 + e)", "    return 1.0 / (1.0 + e)"),
+    _python("domain_unchecked", "        check_domain(code, inputs, constant)\n", ""),
+    _python(
+        "overflow_raised_as_python_error",
+        "        except OverflowError:  # Python's math raises where float64 gives an infinity\n            data = _INF\n",
+        "        except ZeroDivisionError:\n            data = _INF\n",
+    ),
 ]
 
-KERNELS = [
-    _kernels(
+LOWERING = [  # shared by the eager Value, the tape's backward and the replay: both must catch each
+    _lowering(
         "pow_exponent_partial_drops_out",
         "return y * x ** (y - 1.0), out * math.log(x)",
         "return y * x ** (y - 1.0), math.log(x)",
     ),
-    _kernels("mul_partials_swapped", "        return y, x\n", "        return x, y\n"),
-    _kernels("log_partial_squared", "return 1.0 / x, 0.0", "return 1.0 / (x * x), 0.0"),
-    _kernels(
+    _lowering("mul_partials_swapped", "    return y, x\n", "    return x, y\n"),
+    _lowering("log_partial_squared", "return 1.0 / x, 0.0", "return 1.0 / (x * x), 0.0"),
+    _lowering(
         "relu_partial_from_input_ge",
         "return (1.0 if out > 0.0 else 0.0), 0.0",
         "return (1.0 if x >= 0.0 else 0.0), 0.0",
     ),
-    _kernels(
+    _lowering(
         "tanh_partial_from_output",
-        "e = math.exp(-2.0 * abs(x))\n        return 4.0 * e / ((1.0 + e) * (1.0 + e)), 0.0",
+        "e = math.exp(-2.0 * abs(x))\n    return 4.0 * e / ((1.0 + e) * (1.0 + e)), 0.0",
         "return 1.0 - out * out, 0.0",
     ),
-    _kernels(
-        "sigmoid_partial_ignores_sign",
-        "e = math.exp(-abs(x))\n        return e /",
-        "e = math.exp(-x)\n        return e /",
+    _lowering(
+        "tanh_partial_drops_factor_four",
+        "return 4.0 * e / ((1.0 + e) * (1.0 + e)), 0.0",
+        "return e / ((1.0 + e) * (1.0 + e)), 0.0",
     ),
+    _lowering(
+        "sigmoid_partial_ignores_sign",
+        "e = math.exp(-abs(x))\n    return e /",
+        "e = math.exp(-x)\n    return e /",
+    ),
+    _lowering(
+        "relu_of_negative_zero_is_zero",
+        "return 0.0 if x < 0.0 else x  # micrograd",
+        "return 0.0 if x <= 0.0 else x  # micrograd",
+    ),
+    _lowering(
+        "sigmoid_negative_branch_inverted", "    return e / (1.0 + e)\n", "    return 1.0 / (1.0 + e)\n"
+    ),
+    _lowering("pow_const_partial_off_by_one", "c * x ** (c - 1.0)), 0.0", "c * x ** (c - 2.0)), 0.0"),
+]
+
+KERNELS = [
     _kernels(
         "backward_keeps_stale_interior_grad",
         "                if op[j] != LEAF:\n                    grad[j] = 0.0\n",
@@ -154,8 +176,8 @@ KERNELS = [
     _kernels("backward_assigns_second_operand", "grad[k] += dk * g", "grad[k] = dk * g"),
     _kernels(
         "backward_stops_one_node_early",
-        '        if pending == 0:\n            break\n\n\n@_jit("void(float64[::1], int8',
-        '        if pending <= 1:\n            break\n\n\n@_jit("void(float64[::1], int8',
+        '        if pending == 0:\n            break\n\n\n@jit("void(float64[::1], int8',
+        '        if pending <= 1:\n            break\n\n\n@jit("void(float64[::1], int8',
     ),
     _kernels(
         "zero_grad_kernel_skips_leaves",
@@ -200,21 +222,16 @@ TAPE = [
 
 VALUE = [
     _value(
-        "relu_of_negative_zero_is_zero",
-        "return _push(t, 0.0 if x < 0.0 else x, _RELU",
-        "return _push(t, 0.0 if x <= 0.0 else x, _RELU",
-    ),
-    _value(
         "add_overflow_unchecked_between_values",
-        "        out = x + y\n        if not -_INF < out < _INF:\n            raise overflow_error(_ADD, (x, y))\n        # _push",
-        "        out = x + y\n        # _push",
+        "        out = _add(x, y, 0.0)\n        if not -_INF < out < _INF:\n            raise overflow_error(_ADD, (x, y))\n        # _push",
+        "        out = _add(x, y, 0.0)\n        # _push",
     ),
+    _value("unary_domain_unchecked", "            check_domain(code, (x,), constant)\n", ""),
     _value(
-        "eager_sigmoid_negative_branch",
-        "            out = e / (1.0 + e)",
-        "            out = 1.0 / (1.0 + e)",
+        "number_operand_leaf_holds_the_output",
+        "return _push_with_leaf(t, _checked(code, forward, x, y, constant), kernel_code, self, y)",
+        "return _push_with_leaf(t, _checked(code, forward, x, y, constant), kernel_code, self, x)",
     ),
-    _value("eager_log_domain_unchecked", "        check_domain(OpCode.LOG, (x,))\n", ""),
     _value(
         "data_assignment_unchecked",
         "self._t.data[self._i] = as_finite_float(value)",
@@ -228,46 +245,33 @@ VALUE = [
 ]
 
 REPLAY = [
+    _fails("log_domain_lets_zero_through", "    return not x > 0.0\n", "    return x < 0.0\n"),
+    _fails(
+        "exp_overflow_unchecked",
+        "    if code == EXP:\n        return _overflows(x, y, c, out)",
+        "    if code == EXP:\n        return False",
+    ),
+    _fails(
+        "pow_const_domain_unchecked",
+        "    if x == 0.0 and (c < 0.0 or 0.0 < c < 1.0):\n        return True\n",
+        "",
+    ),
+    _replay(
+        "primitive_failures_ignored",
+        "                if op_fails(kind, x, y, c, out):\n                    return v\n",
+        "",
+    ),
+    _replay("primitive_grad_skips_second_operand", "                grad[j] += dj * gv\n", ""),
+    _replay("unknown_op_codes_accepted", "    if unknown:\n        names", "    if False:\n        names"),
     _replay(
         "dot_grouping_ignores_mode",
         "keys = [height, kind, n_terms, mode, needs]",
         "keys = [height, kind, n_terms, needs]",
     ),
     _replay(
-        "pow_exponent_grad_drops_out", "grad[j] += val[v] * math.log(x) * gv", "grad[j] += math.log(x) * gv"
-    ),
-    _replay(
-        "relu_grad_from_input_ge",
-        "grad[terms[t, 0]] += (1.0 if val[v] > 0.0 else 0.0) * grad[v]",
-        "grad[terms[t, 0]] += (1.0 if val[terms[t, 0]] >= 0.0 else 0.0) * grad[v]",
-    ),
-    _replay(
         "overflow_check_skips_fourth_node",
         "-_INF < s2 < _INF and -_INF < s3 < _INF)",
         "-_INF < s2 < _INF)",
-    ),
-    _replay(
-        "log_domain_lets_zero_through",
-        "                if not x > 0.0:\n                    return v\n                val[v] = math.log(x)",
-        "                if x < 0.0:\n                    return v\n                val[v] = math.log(x)",
-    ),
-    _replay(
-        "exp_overflow_unchecked", "                if not out < _INF:\n                    return v\n", ""
-    ),
-    _replay(
-        "replay_pow_const_domain_unchecked",
-        "                if x == 0.0 and (c < 0.0 or 0.0 < c < 1.0):\n                    return v\n",
-        "",
-    ),
-    _replay(
-        "sigmoid_forward_negative_branch",
-        "                    val[v] = e / (1.0 + e)",
-        "                    val[v] = 1.0 / (1.0 + e)",
-    ),
-    _replay(
-        "replay_tanh_grad_drops_factor_four",
-        "grad[terms[t, 0]] += 4.0 * e / ((1.0 + e) * (1.0 + e)) * grad[v]",
-        "grad[terms[t, 0]] += e / ((1.0 + e) * (1.0 + e)) * grad[v]",
     ),
     _replay(
         "second_lane_reads_the_third",
@@ -407,4 +411,4 @@ NN = [
     _nn("bias_listed_first", "return self.w + [self.b]", "return [self.b] + self.w"),
 ]
 
-MUTANTS = [*PYTHON, *KERNELS, *TAPE, *VALUE, *REPLAY, *COMPILE, *OPTIM, *NN]
+MUTANTS = [*PYTHON, *LOWERING, *KERNELS, *TAPE, *VALUE, *REPLAY, *COMPILE, *OPTIM, *NN]

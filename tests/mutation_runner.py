@@ -6,7 +6,9 @@ packages into a temporary directory, applies one edit, and runs there the suites
 guard the mutant's area (``SUITES``; the same pytest commands ``nox -s tests`` runs), in
 order, stopping at the first failure. A mutant is *killed* when a suite reports failing
 tests (pytest exit code 1); exit 0 from every suite means it *survived*; anything else is
-an error in the mutant itself and does not count as a kill. An unmutated copy runs every
+an error in the mutant itself and does not count as a kill. An area may ask for more than
+one kill: a mutant of the op lowering the Numba backend shares between its eager path and
+its compiled path must be caught by the checks of each. An unmutated copy runs every
 suite first and must pass, or no kill means anything.
 
     python tests/mutation_runner.py                     # every mutant, two at a time
@@ -34,11 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 #: What a copy of the project holds: the packages, the tests and pytest's configuration.
 COPIED = ("spec", "backends", "conformance", "benchmarks", "tests", "pyproject.toml")
 PYTEST = ["-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+_COMPILED = "compiled or every_path"
 
 #: suite -> its pytest arguments
 SUITES: dict[str, list[str]] = {
     "conformance[python]": ["--pyargs", "conformance", "--backend", "python"],
     "conformance[numba]": ["--pyargs", "conformance", "--backend", "numba"],
+    # the checks of the eager path alone, and those of the compiled path
+    "conformance[numba] eager": ["--pyargs", "conformance", "--backend", "numba", "-k", f"not ({_COMPILED})"],
+    "conformance[numba] compiled": ["--pyargs", "conformance", "--backend", "numba", "-k", _COMPILED],
     "tests/numba": ["tests/numba", "--backend", "numba"],
     "tests/spec": [
         "tests/test_compile.py",
@@ -47,11 +53,13 @@ SUITES: dict[str, list[str]] = {
         "tests/test_spec.py",
     ],
 }
-_NUMBA = ("conformance[numba]", "tests/numba")
-_SPEC = ("conformance[numba]", "conformance[python]", "tests/spec", "tests/numba")
-#: area -> the suites its mutants run, cheapest first
-AREAS: dict[str, tuple[str, ...]] = {
-    "python": ("conformance[python]",),
+_NUMBA = (("conformance[numba]", "tests/numba"),)
+_SPEC = (("conformance[numba]", "conformance[python]", "tests/spec", "tests/numba"),)
+#: area -> what must kill its mutants: every group, each by one of its suites (tried in order)
+AREAS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "python": (("conformance[python]",),),
+    # shared by the eager Value, the tape's backward and the replay: each path's checks must catch it
+    "numba-lowering": (("conformance[numba] eager",), ("conformance[numba] compiled",)),
     "numba-kernels": _NUMBA,
     "numba-tape": _NUMBA,
     "numba-value": _NUMBA,
@@ -64,7 +72,7 @@ AREAS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Outcome:
-    mutant: Mutant
+    mutant: Mutant | None
     verdict: str  # "killed", "SURVIVED" or "error"
     detail: str
     seconds: float
@@ -90,41 +98,36 @@ def _copy_project(where: Path) -> None:
             shutil.copy2(source, where / name)
 
 
-def run(mutant: Mutant | None, suites: tuple[str, ...]) -> Outcome | tuple[str, str, float]:
-    """Run ``suites`` against a copy with ``mutant`` applied (``None``: the unmutated control)."""
+def run(mutant: Mutant | None, groups: tuple[tuple[str, ...], ...]) -> Outcome:
+    """Run each group of suites against a copy with ``mutant`` applied (``None``: the unmutated control)."""
     started = time.perf_counter()
+    kills = []
     with tempfile.TemporaryDirectory(prefix="gradspec-mutant-") as tmp:
         where = Path(tmp)
         _copy_project(where)
         if mutant is not None:
             (where / mutant.path).write_text(source_of(mutant))
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")]),
-            "NUMBA_CACHE_DIR": str(
-                where / "numba-cache"
-            ),  # a mutated kernel must never be cached for another
-        }
-        for suite in suites:
-            result = subprocess.run(
-                [sys.executable, *PYTEST, *SUITES[suite]], env=env, cwd=tmp, capture_output=True, text=True
-            )
-            if result.returncode == 1:
-                failed = next((line for line in result.stdout.splitlines() if line.startswith("FAILED")), "")
-                verdict, detail = "killed", f"{suite}: {failed.removeprefix('FAILED ')[:110]}"
-                break
-            if result.returncode != 0:
-                verdict = "error"
-                detail = (
-                    f"{suite}: pytest exit {result.returncode}: {result.stdout[-600:]}{result.stderr[-600:]}"
+        # A fresh Numba cache: a mutated kernel must never be served to another copy.
+        paths = os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONPATH": paths, "NUMBA_CACHE_DIR": str(where / "numba-cache")}
+        for group in groups:
+            for suite in group:
+                command = [sys.executable, *PYTEST, *SUITES[suite]]
+                result = subprocess.run(command, env=env, cwd=tmp, capture_output=True, text=True)
+                if result.returncode == 1:
+                    failed = next(
+                        (line for line in result.stdout.splitlines() if line.startswith("FAILED")), ""
+                    )
+                    kills.append(f"{suite}: {failed.removeprefix('FAILED ')[:100]}")
+                    break
+                if result.returncode != 0:
+                    detail = f"{suite}: pytest exit {result.returncode}: {result.stdout[-600:]}{result.stderr[-600:]}"
+                    return Outcome(mutant, "error", detail, time.perf_counter() - started)
+            else:
+                return Outcome(
+                    mutant, "SURVIVED", f"not by {', '.join(group)}", time.perf_counter() - started
                 )
-                break
-        else:
-            verdict, detail = "SURVIVED", ""
-    seconds = time.perf_counter() - started
-    if mutant is None:
-        return verdict, detail, seconds
-    return Outcome(mutant, verdict, detail, seconds)
+    return Outcome(mutant, "killed", "; ".join(kills), time.perf_counter() - started)
 
 
 def main(argv: list[str]) -> int:
@@ -149,29 +152,27 @@ def main(argv: list[str]) -> int:
         for m in chosen:
             print(f"{m.area:<14} {m.name:<44} {m.path}")
         return 0
-    suites = tuple(dict.fromkeys(suite for m in chosen for suite in AREAS[m.area]))
+    suites = tuple(dict.fromkeys(suite for m in chosen for group in AREAS[m.area] for suite in group))
     print(f"control run: {', '.join(suites)} against an unmutated copy ...", flush=True)
-    verdict, detail, seconds = run(None, suites)  # type: ignore[misc]
-    if verdict != "SURVIVED":
+    control = run(None, (suites,))
+    if control.verdict != "SURVIVED":
         print(
-            f"the unmutated copy must pass every suite, but: {verdict} {detail} ({seconds:.0f} s)",
+            f"the unmutated copy must pass every suite: {control.detail} ({control.seconds:.0f} s)",
             file=sys.stderr,
         )
         return 2
-    print(f"  passes ({seconds:.0f} s)")
+    print(f"  passes ({control.seconds:.0f} s)")
     print(f"running the suites against {len(chosen)} mutants ...", flush=True)
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for outcome in pool.map(lambda m: run(m, AREAS[m.area]), chosen):
-            assert isinstance(outcome, Outcome)
+        for outcome, m in zip(pool.map(lambda m: run(m, AREAS[m.area]), chosen), chosen, strict=True):
             outcomes.append(outcome)
-            m = outcome.mutant
             print(
                 f"  {outcome.verdict:<9} {m.area:<14} {m.name:<44} {outcome.seconds:5.0f} s  {outcome.detail}",
                 flush=True,
             )
-    killed = Counter(o.mutant.area for o in outcomes if o.verdict == "killed")
-    total = Counter(o.mutant.area for o in outcomes)
+    killed = Counter(m.area for m, o in zip(chosen, outcomes, strict=True) if o.verdict == "killed")
+    total = Counter(m.area for m in chosen)
     print("\nkills per area:")
     for area in AREAS:
         if total[area]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import csv
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,14 +170,21 @@ def test_oracle_imports_no_backend_and_no_spec_arithmetic() -> None:
     imports = _imports(source)
     assert not [m for m in imports if m == "backends" or m.startswith("backends.")]
     ours = {m: names for m, names in imports.items() if m == "spec" or m.startswith("spec.")}
-    # Data only: the Program format, the case list and the spec's deterministic parameter draw.
+    # Data only: the Program format, the case list, the spec's deterministic parameter draw, and
+    # the op table, of which the oracle reads the exact symbolic forms and nothing that computes.
     assert ours == {
         "spec.fixtures._cases": {"MLPSetup"},
         "spec.nn": {"initial_parameters"},
+        "spec.ops": {"OPS"},
         "spec.programs": {"Program"},
     }
     text = source.read_text()
     assert "__import__" not in text and "import_module" not in text
+    attributes = {node.attr for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Attribute)}
+    assert not attributes & {"partials", "apply", "domain"}, "the oracle uses the spec's arithmetic"
+    assert not re.search(r"(row|_ROWS\[[^]]*\]|OPS\[[^]]*\])\.forward", text), (
+        "the oracle uses the spec's forward rules"
+    )
 
 
 def test_oracle_run_loads_no_backend() -> None:

@@ -16,4 +16,4 @@ def test_every_area_has_mutants_and_suites():
     names = [m.name for m in MUTANTS]
     assert len(names) == len(set(names)) >= 60
     assert {m.area for m in MUTANTS} == set(AREAS)
-    assert all(suite in SUITES for suites in AREAS.values() for suite in suites)
+    assert all(suite in SUITES for groups in AREAS.values() for group in groups for suite in group)

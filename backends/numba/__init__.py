@@ -17,9 +17,9 @@ replayed by Numba kernels (see :mod:`backends.numba._replay`, imported on first 
 
 from typing import Any
 
-from backends.numba import _kernels
-from backends.numba._value import FORWARD_RULES, Value
-from spec import Backend, OpCode, common
+from backends.numba._lowering import LOWERINGS
+from backends.numba._value import Value
+from spec import Backend, common
 from spec.common import *  # noqa: F403  (the losses and optimizers every backend re-exports)
 
 
@@ -29,9 +29,6 @@ def compile_step(model: Any, loss_fn: Any, inputs: Any, targets: Any, optimizer:
 
     return _replay.compile_step(model, loss_fn, inputs, targets, optimizer, **options)
 
-
-#: Each op's lowering: its eager forward (a Value method) and its op code in the kernels.
-LOWERINGS = {OpCode[name]: (FORWARD_RULES[OpCode[name]], code) for name, code in _kernels.LOWERED_OPS.items()}
 
 BACKEND = Backend.build(
     "numba",

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.numba._kernels import LEAF, _jit
+from backends.numba._jit import jit as _jit
+from backends.numba._kernels import LEAF
 from spec.capture import TracedGraph
 
 __all__ = ["extract", "gather", "older_ancestors"]

@@ -18,130 +18,28 @@ array      dtype      entry ``i``
 Every array is C-contiguous and has the same length ``n`` (the tape's length).
 Kernels take the arrays, never objects, and nothing here holds state.
 
-The op codes are literals in this file, not imports: Numba freezes globals into
-the cached machine code and its cache only notices edits to *this* file, so a
-renumbering in :mod:`spec.ops` must fail the import-time check at the bottom
-rather than run stale code.
+Each op's maths is its lowering in :mod:`backends.numba._lowering`: the backward
+sweep calls its ``partials``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from typing import Any
-
-import numba
 import numpy as np
 
-from spec.ops import OPS, OpCode
+from backends.numba._jit import jit
+from backends.numba._lowering import partials
+from spec.ops import OpCode
 
-__all__ = [
-    "LOWERED_OPS",
-    "backward",
-    "check_lowerings",
-    "compact",
-    "forward",
-    "partials",
-    "renumber",
-    "zero_grad",
-]
+__all__ = ["LEAF", "backward", "compact", "renumber", "zero_grad"]
 
-# --- op codes (checked against spec.ops.OpCode below) ------------------------------
-LEAF = 0
-ADD = 1
-MUL = 2
-POW_CONST = 3
-POW = 4
-EXP = 5
-LOG = 6
-TANH = 7
-RELU = 8
-SIGMOID = 9
-
-#: The op codes that :func:`forward` and :func:`partials` dispatch on.
-LOWERED_OPS: dict[str, int] = {
-    "ADD": ADD,
-    "MUL": MUL,
-    "POW_CONST": POW_CONST,
-    "POW": POW,
-    "EXP": EXP,
-    "LOG": LOG,
-    "TANH": TANH,
-    "RELU": RELU,
-    "SIGMOID": SIGMOID,
-}
+#: The op code of a leaf, as the plain int the kernels compare.
+LEAF = int(OpCode.LEAF)
 
 _ARRAYS = "float64[::1], float64[::1], int8[::1], int64[::1], int64[::1], float64[::1]"
 
 
-def _jit(signature: str):  # type: ignore[no-untyped-def]
-    """Compile eagerly for ``signature``: cached on disk, IEEE float semantics, GIL released.
-
-    ``error_model="numpy"``: a division by zero gives inf/nan instead of raising,
-    as the spec asks of backward passes (gradients are plain IEEE floats).
-    """
-    return numba.njit(signature, cache=True, error_model="numpy", nogil=True)
-
-
-# --- one op at a time ----------------------------------------------------------------
-@_jit("float64(int64, float64, float64, float64)")
-def forward(code, x, y, c):  # type: ignore[no-untyped-def]
-    """The output of op ``code`` for inputs ``x`` (and ``y``), constant ``c``: spec.ops' forward rules."""
-    if code == ADD:
-        return x + y
-    if code == MUL:
-        return x * y
-    if code == POW_CONST:
-        return x**c
-    if code == POW:
-        return x**y
-    if code == EXP:
-        return math.exp(x)
-    if code == LOG:
-        return math.log(x)
-    if code == TANH:
-        return math.tanh(x)
-    if code == RELU:
-        return 0.0 if x < 0.0 else x
-    if code == SIGMOID:
-        # Two branches so exp never overflows (spec.ops._sigmoid).
-        if x >= 0.0:
-            return 1.0 / (1.0 + math.exp(-x))
-        e = math.exp(x)
-        return e / (1.0 + e)
-    raise ValueError("forward: unknown op code (not in LOWERED_OPS)")
-
-
-@_jit("UniTuple(float64, 2)(int64, float64, float64, float64, float64)")
-def partials(code, x, y, c, out):  # type: ignore[no-untyped-def]
-    """``(d out/d x, d out/d y)`` of op ``code`` (0.0 for a missing ``y``): spec.ops' partials."""
-    if code == ADD:
-        return 1.0, 1.0
-    if code == MUL:
-        return y, x
-    if code == POW_CONST:
-        return (0.0 if c == 0.0 else c * x ** (c - 1.0)), 0.0
-    if code == POW:
-        return y * x ** (y - 1.0), out * math.log(x)
-    if code == EXP:
-        return out, 0.0
-    if code == LOG:
-        return 1.0 / x, 0.0
-    if code == TANH:
-        # sech(x)**2 from exp(-2|x|): 1 - out**2 would cancel once tanh(x) rounds to 1.
-        e = math.exp(-2.0 * abs(x))
-        return 4.0 * e / ((1.0 + e) * (1.0 + e)), 0.0
-    if code == RELU:
-        return (1.0 if out > 0.0 else 0.0), 0.0
-    if code == SIGMOID:
-        # e / (1 + e)**2 with e = exp(-|x|): out * (1 - out) would cancel near out = 1.
-        e = math.exp(-abs(x))
-        return e / ((1.0 + e) * (1.0 + e)), 0.0
-    raise ValueError("partials: unknown op code (not in LOWERED_OPS)")
-
-
 # --- whole graphs ----------------------------------------------------------------------
-@_jit(f"void({_ARRAYS}, int64)")
+@jit(f"void({_ARRAYS}, int64)")
 def backward(data, grad, op, a, b, const, root):  # type: ignore[no-untyped-def]
     """Backpropagate from node ``root`` (spec.interface's semantics), in one descending sweep.
 
@@ -184,7 +82,7 @@ def backward(data, grad, op, a, b, const, root):  # type: ignore[no-untyped-def]
             break
 
 
-@_jit("void(float64[::1], int8[::1], int64[::1], int64[::1], int64)")
+@jit("void(float64[::1], int8[::1], int64[::1], int64[::1], int64)")
 def zero_grad(grad, op, a, b, root):  # type: ignore[no-untyped-def]
     """Set ``grad`` to 0 on every node of ``root``'s graph, leaves and root included."""
     reached = np.zeros(root + 1, np.bool_)
@@ -205,7 +103,7 @@ def zero_grad(grad, op, a, b, root):  # type: ignore[no-untyped-def]
 
 
 # --- reclaiming dead nodes -------------------------------------------------------------
-@_jit("int64(int8[::1], int64[::1], int64[::1], int64[::1], int64[::1])")
+@jit("int64(int8[::1], int64[::1], int64[::1], int64[::1], int64[::1])")
 def renumber(op, a, b, roots, new_index):  # type: ignore[no-untyped-def]
     """Number the nodes that ``roots`` reach, keeping their order; return how many there are.
 
@@ -231,7 +129,7 @@ def renumber(op, a, b, roots, new_index):  # type: ignore[no-untyped-def]
     return kept
 
 
-@_jit(f"void({_ARRAYS}, int64[::1])")
+@jit(f"void({_ARRAYS}, int64[::1])")
 def compact(data, grad, op, a, b, const, new_index):  # type: ignore[no-untyped-def]
     """Move every kept node ``i`` to ``new_index[i]`` in place and renumber its parents.
 
@@ -253,19 +151,3 @@ def compact(data, grad, op, a, b, const, new_index):  # type: ignore[no-untyped-
         const[j] = const[i]
         a[j] = new_index[a[i]] if a[i] >= 0 else -1
         b[j] = new_index[b[i]] if b[i] >= 0 else -1
-
-
-# --- the kernels against the op table ----------------------------------------------------
-def check_lowerings(ops: Mapping[Any, Any] = OPS) -> None:
-    """Raise, naming the op, unless these kernels lower every op of ``ops`` with its code."""
-    if LEAF != OpCode.LEAF:
-        raise ImportError("backends.numba._kernels: LEAF is not spec.ops.OpCode.LEAF")
-    missing = [ops[code].name for code in ops if code.name not in LOWERED_OPS]
-    if missing:
-        raise NotImplementedError(f"the numba kernels do not lower op(s): {', '.join(missing)}")
-    stale = [name for name, code in LOWERED_OPS.items() if OpCode.__members__.get(name) != code]
-    if stale:
-        raise ImportError(f"backends.numba._kernels: op codes out of date with spec.ops.OpCode: {stale}")
-
-
-check_lowerings()

@@ -45,21 +45,29 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from backends.numba._extract import extract
-from backends.numba._kernels import ADD, EXP, LEAF, LOG, MUL, POW, POW_CONST, RELU, SIGMOID, TANH, _jit
+from backends.numba._jit import jit as _jit
+from backends.numba._kernels import LEAF
+from backends.numba._lowering import ADD, LOWERINGS, MUL
+from backends.numba._lowering import fails as op_fails
+from backends.numba._lowering import forward as op_forward
+from backends.numba._lowering import partials as op_partials
 from backends.numba._tape import current_tape, wrong_thread_error
 from spec.capture import CapturedGraph, capture_graph
 from spec.compile import ReplayStep
 from spec.errors import CaptureError
+from spec.ops import FIRST_INTERNAL_CODE, OPS, OpCode
 
 __all__ = ["NumbaStep", "Program", "build_program", "compile_step"]
 
-# --- kinds of fused node, after the op codes of backends.numba._kernels ---------------------------
+# --- kinds of fused node: numbered from spec.ops.FIRST_INTERNAL_CODE, apart from every op code ----
 #: ``t0 + t1 + ...`` over plain terms
-SUM = 10
+SUM = 100
 #: ``b + a1*c1 + a2*c2 + ...``: a plain first term, then products
-DOT_PLAIN = 11
+DOT_PLAIN = 101
 #: ``a0*c0 + a1*c1 + ...``: products only
-DOT = 12
+DOT = 102
+if min(SUM, DOT_PLAIN, DOT) < FIRST_INTERNAL_CODE:
+    raise ImportError("backends.numba._replay: a fused kind's number could be an op code's")
 #: a term place that holds no node (the constant 1.0 in a product that is a plain term)
 NO_NODE = -2
 #: group columns
@@ -295,7 +303,7 @@ def backward_order_is_eager(groups, terms, pusher, needs, root):  # type: ignore
             t = t0 + (v - lo) * n
             stop = t + 1 if plain_base else t
             for k in range(t + n - 1, stop - 1, -1):
-                for side in range(2 if (kind == DOT or kind == DOT_PLAIN or kind == POW) else 1):
+                for side in range(2):  # a missing second factor or operand is ONE: it needs no grad
                     x = terms[k, side]
                     if needs[x]:
                         if done[x] or pusher[k] > last[x]:
@@ -383,64 +391,14 @@ def forward(val, groups, terms, const):  # type: ignore[no-untyped-def]
                     return v
                 val[v] = acc
                 t += n
-        elif kind == RELU:
+        else:  # a primitive: its lowering (which refuses a code it does not know)
             for v in range(lo, hi):
-                x = val[terms[t, 0]]
-                val[v] = 0.0 if x < 0.0 else x
-                t += 1
-        elif kind == TANH:
-            for v in range(lo, hi):
-                val[v] = math.tanh(val[terms[t, 0]])
-                t += 1
-        elif kind == SIGMOID:
-            for v in range(lo, hi):
-                # Two branches so exp never overflows (spec.ops._sigmoid).
-                x = val[terms[t, 0]]
-                if x >= 0.0:
-                    val[v] = 1.0 / (1.0 + math.exp(-x))
-                else:
-                    e = math.exp(x)
-                    val[v] = e / (1.0 + e)
-                t += 1
-        elif kind == EXP:
-            for v in range(lo, hi):
-                out = math.exp(val[terms[t, 0]])
-                if not out < _INF:
+                x, y, c = val[terms[t, 0]], val[terms[t, 1]], const[v]
+                out = op_forward(kind, x, y, c)
+                if op_fails(kind, x, y, c, out):
                     return v
                 val[v] = out
                 t += 1
-        elif kind == LOG:
-            for v in range(lo, hi):
-                x = val[terms[t, 0]]
-                if not x > 0.0:
-                    return v
-                val[v] = math.log(x)
-                t += 1
-        elif kind == POW_CONST:
-            for v in range(lo, hi):
-                x = val[terms[t, 0]]
-                c = const[v]
-                if x == 0.0 and (c < 0.0 or 0.0 < c < 1.0):
-                    return v
-                if x < 0.0 and math.floor(c) != c:
-                    return v
-                out = x**c
-                if not -_INF < out < _INF:
-                    return v
-                val[v] = out
-                t += 1
-        elif kind == POW:
-            for v in range(lo, hi):
-                x = val[terms[t, 0]]
-                if not x > 0.0:
-                    return v
-                out = x ** val[terms[t, 1]]
-                if not -_INF < out < _INF:
-                    return v
-                val[v] = out
-                t += 1
-        else:
-            raise ValueError("forward: unknown kind of node in a replay program")
     return -1
 
 
@@ -491,43 +449,14 @@ def backward(val, grad, groups, terms, const, needs, root):  # type: ignore[no-u
                 gv = grad[v]
                 for k in range(t + n - 1, t - 1, -1):
                     grad[terms[k, 0]] += 1.0 * gv
-        elif kind == RELU:
-            for v in range(hi - 1, lo - 1, -1):
-                t -= 1
-                grad[terms[t, 0]] += (1.0 if val[v] > 0.0 else 0.0) * grad[v]
-        elif kind == TANH:
-            for v in range(hi - 1, lo - 1, -1):
-                t -= 1
-                # sech(x)**2 from exp(-2|x|) (spec.ops._tanh_partial).
-                e = math.exp(-2.0 * abs(val[terms[t, 0]]))
-                grad[terms[t, 0]] += 4.0 * e / ((1.0 + e) * (1.0 + e)) * grad[v]
-        elif kind == SIGMOID:
-            for v in range(hi - 1, lo - 1, -1):
-                t -= 1
-                e = math.exp(-abs(val[terms[t, 0]]))
-                grad[terms[t, 0]] += e / ((1.0 + e) * (1.0 + e)) * grad[v]
-        elif kind == EXP:
-            for v in range(hi - 1, lo - 1, -1):
-                t -= 1
-                grad[terms[t, 0]] += val[v] * grad[v]
-        elif kind == LOG:
-            for v in range(hi - 1, lo - 1, -1):
-                t -= 1
-                grad[terms[t, 0]] += 1.0 / val[terms[t, 0]] * grad[v]
-        elif kind == POW_CONST:
-            for v in range(hi - 1, lo - 1, -1):
-                t -= 1
-                c = const[v]
-                x = val[terms[t, 0]]
-                grad[terms[t, 0]] += (0.0 if c == 0.0 else c * x ** (c - 1.0)) * grad[v]
-        elif kind == POW:
+        else:  # a primitive: its lowering's partials; a unary op's second term is ONE
             for v in range(hi - 1, lo - 1, -1):
                 t -= 1
                 i, j = terms[t, 0], terms[t, 1]
-                x, y = val[i], val[j]
+                di, dj = op_partials(kind, val[i], val[j], const[v], val[v])
                 gv = grad[v]
-                grad[i] += y * x ** (y - 1.0) * gv
-                grad[j] += val[v] * math.log(x) * gv
+                grad[i] += di * gv
+                grad[j] += dj * gv
 
 
 @_jit("int64(float64[::1], float64[::1], int64, float64[::1], float64[:, ::1], float64[:, ::1])")
@@ -645,6 +574,7 @@ def build_program(
     """
     g = captured.graph
     op, a, b = g.op, g.a, g.b
+    _check_lowered(op)
     m = len(op)
     P = len(captured.parameters)
     n, nin = captured.shape
@@ -708,6 +638,15 @@ def build_program(
             }
             return program, info
     raise RuntimeError("no schedule of this graph passed the order check; the unfused one always should")
+
+
+def _check_lowered(op: np.ndarray) -> None:
+    """Refuse a graph with a node this replay cannot compute: it never guesses."""
+    lowered = {LEAF} | {lowering.code for lowering in LOWERINGS.values()}
+    unknown = sorted(set(np.unique(op).tolist()) - lowered)
+    if unknown:
+        names = ", ".join(OPS[OpCode(c)].name if c in OpCode._value2member_map_ else str(c) for c in unknown)
+        raise CaptureError(f"the numba replay lowers no op {names}: train this loss with the eager loop")
 
 
 def _lay_out(

@@ -2,10 +2,12 @@
 
 A Value is two slots, its tape and its node number; ``data`` and ``grad``
 read and write the tape's arrays. An operation computes its output in Python,
-with the very float64 expressions of :mod:`spec.ops` (so results are
-bit-identical to the Python backend), checks it, and only then appends: a
-failed operation appends nothing, not even the leaf of a number operand.
-``backward`` and ``zero_grad`` are kernels of :mod:`backends.numba._kernels`.
+with the Python body of the op's lowering (:mod:`backends.numba._lowering`, the
+same definition the kernels compile), checks the inputs and the output with the
+spec's rules, and only then appends: a failed operation appends nothing, not even
+the leaf of a number operand. Every op goes through :meth:`Value._apply` but for
+``+`` and ``*``, the hottest paths, which do the same inline. ``backward`` and
+``zero_grad`` are kernels of :mod:`backends.numba._kernels`.
 """
 
 from __future__ import annotations
@@ -13,25 +15,22 @@ from __future__ import annotations
 import math
 
 from backends.numba import _kernels
+from backends.numba._lowering import LOWERINGS
 from backends.numba._tape import Tape, _threads, wrong_thread_error
 from spec.operands import as_finite_float, as_float, foreign_value_error
-from spec.ops import OpCode, check_domain, op_symbol, overflow_error
+from spec.ops import OPS, OpCode, check_domain, op_symbol, overflow_error
 from spec.value import ValueBase
 
-__all__ = ["FORWARD_RULES", "Value"]
+__all__ = ["Value"]
 
 _INF = math.inf
-_exp, _log, _tanh = math.exp, math.log, math.tanh
 _new = object.__new__
-_LEAF = int(OpCode.LEAF)
-_ADD, _MUL, _POW, _POW_CONST = int(OpCode.ADD), int(OpCode.MUL), int(OpCode.POW), int(OpCode.POW_CONST)
-_EXP, _LOG, _TANH, _RELU, _SIGMOID = (
-    int(OpCode.EXP),
-    int(OpCode.LOG),
-    int(OpCode.TANH),
-    int(OpCode.RELU),
-    int(OpCode.SIGMOID),
-)
+_LEAF = _kernels.LEAF
+#: op code -> (its code in the kernels, the Python body of its forward rule)
+_FORWARD = {code: (lowering.code, lowering.forward.py_func) for code, lowering in LOWERINGS.items()}
+_ADD, _add = _FORWARD[OpCode.ADD]
+_MUL, _mul = _FORWARD[OpCode.MUL]
+_POW, _pow = _FORWARD[OpCode.POW]
 
 
 class Value(ValueBase):
@@ -124,14 +123,14 @@ class Value(ValueBase):
         x = data[self._i]
         if other.__class__ is not Value:
             y = self._number(other)
-            out = x + y
+            out = _add(x, y, 0.0)
             if not -_INF < out < _INF:
                 raise overflow_error(_ADD, (x, y))
             return _push_with_leaf(t, out, _ADD, self, y)
         if other._t is not t:  # type: ignore[attr-defined]
             raise foreign_value_error(self, other)
         y = data[other._i]  # type: ignore[attr-defined]
-        out = x + y
+        out = _add(x, y, 0.0)
         if not -_INF < out < _INF:
             raise overflow_error(_ADD, (x, y))
         # _push(t, out, _ADD, self, other, 0.0), written out: the hottest path of all.
@@ -158,14 +157,14 @@ class Value(ValueBase):
         x = data[self._i]
         if other.__class__ is not Value:
             y = self._number(other)
-            out = x * y
+            out = _mul(x, y, 0.0)
             if not -_INF < out < _INF:
                 raise overflow_error(_MUL, (x, y))
             return _push_with_leaf(t, out, _MUL, self, y)
         if other._t is not t:  # type: ignore[attr-defined]
             raise foreign_value_error(self, other)
         y = data[other._i]  # type: ignore[attr-defined]
-        out = x * y
+        out = _mul(x, y, 0.0)
         if not -_INF < out < _INF:
             raise overflow_error(_MUL, (x, y))
         # _push(t, out, _MUL, self, other, 0.0), written out: the hottest path of all.
@@ -186,60 +185,31 @@ class Value(ValueBase):
         t.fresh.append(node)
         return node
 
-    def __pow__(self, other: object) -> Value:
-        t = self._t
-        x = t.data[self._i]
-        if other.__class__ is Value:
-            if other._t is not t:  # type: ignore[attr-defined]
-                raise foreign_value_error(self, other)
-            y = t.data[other._i]  # type: ignore[attr-defined]
-            check_domain(OpCode.POW, (x, y))
-            return _push(t, _checked_pow(_POW, x, y), _POW, self, other, 0.0)  # type: ignore[arg-type]
-        c = self._number(other, "exponent")
-        check_domain(OpCode.POW_CONST, (x,), c)
-        return _push(t, _checked_pow(_POW_CONST, x, c), _POW_CONST, self, None, c)
-
     def __rpow__(self, other: object) -> Value:  # Value(other) ** self
         # spec.value builds the leaf first; here it is appended only once the POW is valid.
         t = self._t
         x = self._number(other)
         y = t.data[self._i]
         check_domain(OpCode.POW, (x, y))
-        return _push_leaf_first(t, _checked_pow(_POW, x, y), _POW, x, self)
+        return _push_leaf_first(t, _checked(OpCode.POW, _pow, x, y, 0.0), _POW, x, self)
 
-    def exp(self) -> Value:
+    def _apply(self, code: OpCode, other: object = None, constant: float = 0.0) -> Value:
+        """The node of op ``code`` (spec.value.ValueBase._apply), its value from the op's lowering."""
         t = self._t
         x = t.data[self._i]
-        try:
-            out = _exp(x)
-        except OverflowError:
-            raise overflow_error(_EXP, (x,)) from None
-        return _push(t, out, _EXP, self, None, 0.0)
-
-    def log(self) -> Value:
-        t = self._t
-        x = t.data[self._i]
-        check_domain(OpCode.LOG, (x,))
-        return _push(t, _log(x), _LOG, self, None, 0.0)
-
-    def tanh(self) -> Value:
-        t = self._t
-        return _push(t, _tanh(t.data[self._i]), _TANH, self, None, 0.0)
-
-    def relu(self) -> Value:
-        t = self._t
-        x = t.data[self._i]
-        return _push(t, 0.0 if x < 0.0 else x, _RELU, self, None, 0.0)
-
-    def sigmoid(self) -> Value:
-        t = self._t
-        x = t.data[self._i]
-        if x >= 0.0:
-            out = 1.0 / (1.0 + _exp(-x))
-        else:
-            e = _exp(x)
-            out = e / (1.0 + e)
-        return _push(t, out, _SIGMOID, self, None, 0.0)
+        kernel_code, forward = _FORWARD[code]
+        if other is None:
+            check_domain(code, (x,), constant)
+            return _push(t, _checked(code, forward, x, 0.0, constant), kernel_code, self, None, constant)
+        if other.__class__ is not Value:  # a number (a float, spec.value checked it)
+            y = other
+            check_domain(code, (x, y), constant)
+            return _push_with_leaf(t, _checked(code, forward, x, y, constant), kernel_code, self, y)
+        if other._t is not t:  # type: ignore[attr-defined]
+            raise foreign_value_error(self, other)
+        y = t.data[other._i]  # type: ignore[attr-defined]
+        check_domain(code, (x, y), constant)
+        return _push(t, _checked(code, forward, x, y, constant), kernel_code, self, other, constant)  # type: ignore[arg-type]
 
     # --- backward --------------------------------------------------------------------
     def backward(self) -> None:
@@ -356,26 +326,12 @@ def _leaf_copy(data: float, grad: float, label: str) -> Value:
     return copy
 
 
-def _checked_pow(code: int, x: float, y: float) -> float:
-    out: float
+def _checked(code: OpCode, forward: object, x: float, y: float, c: float) -> float:
+    """``forward(x, y, c)``, or the contract's error if it is not a finite float64."""
     try:
-        out = x**y
-    except OverflowError:
+        out: float = forward(x, y, c)  # type: ignore[operator]
+    except OverflowError:  # Python's math raises where float64 gives an infinity
         out = _INF
     if not -_INF < out < _INF:
-        raise overflow_error(code, (x, y) if code == _POW else (x,), y)
+        raise overflow_error(code, (x,) if OPS[code].arity == 1 else (x, y), c)
     return out
-
-
-#: The eager forward rule of each op code: the Value method that computes and appends it.
-FORWARD_RULES = {
-    OpCode.ADD: Value.__add__,
-    OpCode.MUL: Value.__mul__,
-    OpCode.POW: Value.__pow__,
-    OpCode.POW_CONST: Value.__pow__,
-    OpCode.EXP: Value.exp,
-    OpCode.LOG: Value.log,
-    OpCode.TANH: Value.tanh,
-    OpCode.RELU: Value.relu,
-    OpCode.SIGMOID: Value.sigmoid,
-}

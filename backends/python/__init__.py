@@ -6,11 +6,11 @@
 5.0
 """
 
-from backends.python._value import BACKWARD_RULES, Value
+from backends.python._value import LOWERINGS, Value
 from spec import Backend, common
 from spec.common import *  # noqa: F403  (the losses and optimizers every backend re-exports)
 
-BACKEND = Backend.build("python", Value, BACKWARD_RULES)
+BACKEND = Backend.build("python", Value, LOWERINGS)
 Neuron, Layer, MLP = BACKEND.Neuron, BACKEND.Layer, BACKEND.MLP
 
 __all__ = ["BACKEND", "MLP", "Layer", "Neuron", "Value", *common.__all__]

@@ -2,8 +2,8 @@
 
 Each op node stores its operands and a *backward rule*: a plain function of
 ``(node, grad)`` that pushes ``grad`` to the node's operands with ``+=``. The
-rules are shared module-level functions (one per op code, see
-:data:`BACKWARD_RULES`), not closures made per node, and the operands sit in
+rules are shared module-level functions (one per op code, with the op's forward
+rule in :data:`LOWERINGS`), not closures made per node, and the operands sit in
 two slots rather than a tuple: a node is then a single object, graphs hold no
 reference cycles, and Python's cyclic garbage collector (which walks every
 live container object and dominates micrograd's run time) has about six times
@@ -17,16 +17,18 @@ import math
 from collections.abc import Callable
 from itertools import count
 from operator import attrgetter
+from typing import NamedTuple
 
 from spec.operands import as_finite_float, as_float
 from spec.ops import OpCode, check_domain, ieee_pow, op_symbol, overflow_error
 from spec.value import ValueBase
 
 _INF = math.inf
-_exp, _log, _tanh = math.exp, math.log, math.tanh
+_exp, _log = math.exp, math.log
 _next_order = count().__next__
 _creation_order = attrgetter("_order")
 
+ForwardRule = Callable[[float, float, float], float]
 BackwardRule = Callable[["Value", float], None]
 
 
@@ -82,52 +84,36 @@ class Value(ValueBase):
     # --- primitives: forward here, backward in the rules below ---------------------
     def __add__(self, other: object) -> Value:
         other = other if other.__class__ is Value else Value(self._number(other))
-        data = self._data + other._data
+        data = _add_forward(self._data, other._data, 0.0)
         if not -_INF < data < _INF:
             raise overflow_error(OpCode.ADD, (self._data, other._data))
         return _node(data, self, other, OpCode.ADD)
 
     def __mul__(self, other: object) -> Value:
         other = other if other.__class__ is Value else Value(self._number(other))
-        data = self._data * other._data
+        data = _mul_forward(self._data, other._data, 0.0)
         if not -_INF < data < _INF:
             raise overflow_error(OpCode.MUL, (self._data, other._data))
         return _node(data, self, other, OpCode.MUL)
 
-    def __pow__(self, other: object) -> Value:
-        if other.__class__ is Value:
-            x, y = self._data, other._data  # type: ignore[attr-defined]
-            check_domain(OpCode.POW, (x, y))
-            return _node(_checked_pow(OpCode.POW, x, y), self, other, OpCode.POW)  # type: ignore[arg-type]
-        c = self._number(other, "exponent")
-        check_domain(OpCode.POW_CONST, (self._data,), c)
-        return _node(_checked_pow(OpCode.POW_CONST, self._data, c), self, None, OpCode.POW_CONST, c)
-
-    def exp(self) -> Value:
-        try:
-            data = _exp(self._data)
-        except OverflowError:
-            raise overflow_error(OpCode.EXP, (self._data,)) from None
-        return _node(data, self, None, OpCode.EXP)
-
-    def log(self) -> Value:
-        check_domain(OpCode.LOG, (self._data,))
-        return _node(_log(self._data), self, None, OpCode.LOG)
-
-    def tanh(self) -> Value:
-        return _node(_tanh(self._data), self, None, OpCode.TANH)
-
-    def relu(self) -> Value:
-        return _node(0.0 if self._data < 0.0 else self._data, self, None, OpCode.RELU)
-
-    def sigmoid(self) -> Value:
+    def _apply(self, code: OpCode, other: object = None, constant: float = 0.0) -> Value:
+        """The node of op ``code`` (spec.value.ValueBase._apply), its value from the op's lowering."""
         x = self._data
-        if x >= 0.0:
-            data = 1.0 / (1.0 + _exp(-x))
+        operand = other if other.__class__ is Value else None  # else None or a number (a float)
+        if other is None:
+            inputs: tuple[float, ...] = (x,)
         else:
-            e = _exp(x)
-            data = e / (1.0 + e)
-        return _node(data, self, None, OpCode.SIGMOID)
+            inputs = (x, operand._data if operand is not None else other)  # type: ignore[attr-defined]
+        check_domain(code, inputs, constant)
+        try:
+            data = LOWERINGS[code].forward(x, inputs[-1], constant)
+        except OverflowError:  # Python's math raises where float64 gives an infinity
+            data = _INF
+        if not -_INF < data < _INF:
+            raise overflow_error(code, inputs, constant)
+        if other is not None and operand is None:
+            operand = Value(inputs[1])  # a number operand's leaf, once the op is known to succeed
+        return _node(data, self, operand, code, constant)  # type: ignore[arg-type]
 
     # --- backward ------------------------------------------------------------------
     def backward(self) -> None:
@@ -151,17 +137,30 @@ class Value(ValueBase):
             node._grad = 0.0
 
 
-# --- backward rules: d out / d input, pushed with += ------------------------------
+# --- the lowering: each op's forward rule, and its backward rule (d out / d input, pushed with +=)
+def _add_forward(x: float, y: float, c: float) -> float:
+    return x + y
+
+
 def _add_backward(node: Value, grad: float) -> None:
     a, b = node._a, node._b
     a._grad += grad
     b._grad += grad
 
 
+def _mul_forward(x: float, y: float, c: float) -> float:
+    return x * y
+
+
 def _mul_backward(node: Value, grad: float) -> None:
     a, b = node._a, node._b
     a._grad += b._data * grad
     b._grad += a._data * grad
+
+
+def _pow_forward(x: float, y: float, c: float) -> float:
+    result: float = x**y
+    return result
 
 
 def _pow_backward(node: Value, grad: float) -> None:
@@ -171,19 +170,36 @@ def _pow_backward(node: Value, grad: float) -> None:
     b._grad += node._data * _log(x) * grad
 
 
+def _pow_const_forward(x: float, y: float, c: float) -> float:
+    result: float = x**c
+    return result
+
+
 def _pow_const_backward(node: Value, grad: float) -> None:
     a = node._a
     c = node._constant
     a._grad += (0.0 if c == 0.0 else c * ieee_pow(a._data, c - 1.0)) * grad
 
 
+def _exp_forward(x: float, y: float, c: float) -> float:
+    return _exp(x)
+
+
 def _exp_backward(node: Value, grad: float) -> None:
     node._a._grad += node._data * grad
+
+
+def _log_forward(x: float, y: float, c: float) -> float:
+    return _log(x)
 
 
 def _log_backward(node: Value, grad: float) -> None:
     a = node._a
     a._grad += 1.0 / a._data * grad
+
+
+def _tanh_forward(x: float, y: float, c: float) -> float:
+    return math.tanh(x)
 
 
 def _tanh_backward(node: Value, grad: float) -> None:
@@ -193,8 +209,20 @@ def _tanh_backward(node: Value, grad: float) -> None:
     a._grad += 4.0 * e / ((1.0 + e) * (1.0 + e)) * grad
 
 
+def _relu_forward(x: float, y: float, c: float) -> float:
+    return 0.0 if x < 0.0 else x  # micrograd's rule: relu(-0.0) is -0.0
+
+
 def _relu_backward(node: Value, grad: float) -> None:
     node._a._grad += (1.0 if node._data > 0.0 else 0.0) * grad
+
+
+def _sigmoid_forward(x: float, y: float, c: float) -> float:
+    # Two branches so exp never overflows.
+    if x >= 0.0:
+        return 1.0 / (1.0 + _exp(-x))
+    e = _exp(x)
+    return e / (1.0 + e)
 
 
 def _sigmoid_backward(node: Value, grad: float) -> None:
@@ -204,18 +232,26 @@ def _sigmoid_backward(node: Value, grad: float) -> None:
     a._grad += e / ((1.0 + e) * (1.0 + e)) * grad
 
 
-#: The backend's lowering of the op table: one backward rule per op code.
-BACKWARD_RULES: dict[OpCode, BackwardRule] = {
-    OpCode.ADD: _add_backward,
-    OpCode.MUL: _mul_backward,
-    OpCode.POW: _pow_backward,
-    OpCode.POW_CONST: _pow_const_backward,
-    OpCode.EXP: _exp_backward,
-    OpCode.LOG: _log_backward,
-    OpCode.TANH: _tanh_backward,
-    OpCode.RELU: _relu_backward,
-    OpCode.SIGMOID: _sigmoid_backward,
+class Lowering(NamedTuple):
+    """One op's lowering: its forward rule ``(x, y, c) -> out`` (y is 0.0 for a unary op) and its backward rule."""
+
+    forward: ForwardRule
+    backward: BackwardRule
+
+
+#: The backend's lowering of the op table.
+LOWERINGS: dict[OpCode, Lowering] = {
+    OpCode.ADD: Lowering(_add_forward, _add_backward),
+    OpCode.MUL: Lowering(_mul_forward, _mul_backward),
+    OpCode.POW: Lowering(_pow_forward, _pow_backward),
+    OpCode.POW_CONST: Lowering(_pow_const_forward, _pow_const_backward),
+    OpCode.EXP: Lowering(_exp_forward, _exp_backward),
+    OpCode.LOG: Lowering(_log_forward, _log_backward),
+    OpCode.TANH: Lowering(_tanh_forward, _tanh_backward),
+    OpCode.RELU: Lowering(_relu_forward, _relu_backward),
+    OpCode.SIGMOID: Lowering(_sigmoid_forward, _sigmoid_backward),
 }
+_BACKWARD = {code: lowering.backward for code, lowering in LOWERINGS.items()}
 
 
 def _node(data: float, a: Value, b: Value | None, code: OpCode, constant: float = 0.0) -> Value:
@@ -226,7 +262,7 @@ def _node(data: float, a: Value, b: Value | None, code: OpCode, constant: float 
     out.label = ""
     out._a = a
     out._b = b
-    out._backward = BACKWARD_RULES[code]
+    out._backward = _BACKWARD[code]
     out._code = code
     out._constant = constant
     out._order = _next_order()
@@ -251,13 +287,3 @@ def _graph(root: Value) -> set[Value]:
                 seen.add(b)
                 stack.append(b)
     return seen
-
-
-def _checked_pow(code: OpCode, x: float, y: float) -> float:
-    try:
-        data = x**y
-    except OverflowError:
-        data = _INF
-    if not -_INF < data < _INF:
-        raise overflow_error(code, (x, y) if code == OpCode.POW else (x,), y)
-    return data

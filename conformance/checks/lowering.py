@@ -1,45 +1,31 @@
 """Every backend lowers every op of the table, and computes exactly the table's rules.
 
-One check per op: adding an op to :data:`spec.ops.OPS` fails, by name, every
-backend that lacks it. Values and gradients must equal the reference rules
-(written with :mod:`math` on Python floats) to within 2 ulps — bit-identical
-in practice; the slack only admits a libm that rounds differently. Zeros must
-carry the table's sign.
+Two checks per op, so that adding an op to :data:`spec.ops.OPS` fails, by name, every
+backend that lacks it or gets it wrong:
+
+- ``check_op_lowering``: the op through the public API against the reference rules
+  (written with :mod:`math` on Python floats), at its edge points and sampled points,
+  values and gradients within 2 ulps (bit-identical in practice; the slack only admits
+  a libm that rounds differently), zeros with the table's sign;
+- ``check_op_through_every_path``: the op with each operand the trained parameter,
+  the others Values or plain numbers, through every engine path the backend has (the
+  eager op and its backward, and ``compile_step``), at its edge points, sampled points
+  and points where it fails: the same float64s bit for bit, and the same errors.
 """
 
 from __future__ import annotations
 
 import math
+import random
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance._registry import check
+from conformance.loss_programs import OptimizerChoice, ProgramModel, assert_trains_like_eager
 from conformance.strategies import sample_floats
-from spec import OPS, Backend, OpCode, OpSpec
-
-# Points every lowering must get right, beyond the sampled ones: kinks, zeros,
-# special exponents, saturation.
-EDGE_POINTS: dict[OpCode, list[tuple[tuple[float, ...], float]]] = {
-    OpCode.ADD: [((0.0, -0.0), 0.0), ((-0.0, -0.0), 0.0), ((1e300, 1e300), 0.0)],
-    OpCode.MUL: [((0.0, 5.0), 0.0), ((-0.0, 5.0), 0.0), ((-1e-300, 1e-300), 0.0)],
-    OpCode.POW: [((2.0, 0.0), 0.0), ((0.5, -2.0), 0.0), ((1.0, 7.5), 0.0)],
-    OpCode.POW_CONST: [
-        ((0.0, 0.0), 0.0),
-        ((0.0, 0.0), 1.0),
-        ((0.0, 0.0), 2.0),
-        ((-2.0, 0.0), 3.0),
-        ((-0.0, 0.0), 3.0),
-        ((-2.0, 0.0), -2.0),
-        ((4.0, 0.0), 0.5),
-        ((5.0, 0.0), 0.0),
-    ],
-    OpCode.EXP: [((0.0,), 0.0), ((700.0,), 0.0), ((-800.0,), 0.0)],
-    OpCode.LOG: [((1.0,), 0.0), ((1e-300,), 0.0), ((1e300,), 0.0)],
-    OpCode.TANH: [((0.0,), 0.0), ((-0.0,), 0.0), ((20.0,), 0.0), ((-20.0,), 0.0)],
-    OpCode.RELU: [((0.0,), 0.0), ((-0.0,), 0.0), ((-1.0,), 0.0), ((1e-300,), 0.0)],
-    OpCode.SIGMOID: [((0.0,), 0.0), ((30.0,), 0.0), ((-30.0,), 0.0), ((-800.0,), 0.0), ((800.0,), 0.0)],
-}
+from spec import OPS, Backend, OpCode, OpSpec, compile_step
 
 
 def _ops() -> list[tuple[str, OpCode]]:
@@ -74,7 +60,7 @@ def _assert_lowering(backend: Backend, row: OpSpec, inputs: tuple[float, ...], c
 def check_op_lowering(backend: Backend, code: OpCode) -> None:
     row = OPS[code]
     assert code in backend.lowerings, f"backend {backend.name!r} does not lower {row.name}"
-    for inputs, constant in EDGE_POINTS.get(code, []):
+    for inputs, constant in row.edge_points:
         _assert_lowering(backend, row, inputs, constant)
     ranges = row.sample_ranges
     n_inputs = row.arity
@@ -86,3 +72,96 @@ def check_op_lowering(backend: Backend, code: OpCode) -> None:
         _assert_lowering(backend, row, inputs, constant)
 
     sampled()
+
+
+# --- every path -------------------------------------------------------------------------------------
+#: values where ops overflow, leave their domain or sit on a kink, for every operand in turn
+SPECIAL = (0.0, -0.0, 1.0, -1.0, 800.0, -800.0, 1e300, -1e300)
+SAMPLED = 4
+
+
+def _points(row: OpSpec, constant: float) -> list[tuple[float, ...]]:
+    """The row's edge points with this constant, and points sampled from its ranges."""
+    rng = random.Random(f"{row.name}/{constant}")
+    sampled = [tuple(rng.uniform(*r) for r in row.sample_ranges[: row.arity]) for _ in range(SAMPLED)]
+    return [inputs for inputs, c in row.edge_points if c == constant] + sampled
+
+
+def _train_one_step(
+    backend: Backend,
+    row: OpSpec,
+    constant: float,
+    points: list[tuple[float, ...]],
+    position: int,
+    numbers: bool,
+) -> None:
+    """One step of ``sum(op(point))``, one parameter per point in ``position``, compiled and eager."""
+    n = len(points)
+    other = 1 - position if row.arity == 2 else position
+    inputs = [[point[other]] for point in points]
+
+    def model() -> Any:
+        return ProgramModel(backend, [point[position] for point in points], nin=1)
+
+    def loss_fn(m: Any, x: Any, t: Any) -> Any:
+        terms = []
+        for s, p in enumerate(m.parameters()):
+            operands = [
+                p if k == position else (points[s][k] if numbers else x[s][0]) for k in range(row.arity)
+            ]
+            terms.append(row.apply(*operands, constant) if row.has_constant else row.apply(*operands))
+        return sum(terms)
+
+    spelled = "plain numbers" if numbers else "input Values"
+    what = f"{row.name} at {points} (constant {constant!r}), operand {position} trained, the others {spelled}"
+    batch = (inputs, [0.0] * n)
+    choice = OptimizerChoice("sgd", 1e-3)
+    assert_trains_like_eager(backend, model, loss_fn, choice, batch, [batch], what)
+    expected = None if numbers else _reference(row, constant, points, position)
+    if expected is not None:  # and every path against the table's rules
+        m = model()
+        step = compile_step(m, loss_fn, *batch, choice.build(m.parameters()), backend=backend)
+        loss, grads = step(*batch), [p.grad for p in m.parameters()]
+        assert _same(loss, expected[0]), (
+            f"{what}: the loss is {loss!r}, the table's rules give {expected[0]!r}"
+        )
+        for s, (got, want) in enumerate(zip(grads, expected[1], strict=True)):
+            assert _same(got, want), f"{what}: point {s}'s grad is {got!r}, the table's rules give {want!r}"
+
+
+def _reference(
+    row: OpSpec, constant: float, points: list[tuple[float, ...]], position: int
+) -> tuple[float, list[float]] | None:
+    """The loss and grads the table's rules give, or None where the eager loop raises."""
+    total: float = 0
+    grads = []
+    for point in points:
+        if row.domain(point, constant) is not None:
+            return None
+        try:
+            out = row.forward(point, constant)
+        except OverflowError:
+            return None
+        total = total + out
+        if not (math.isfinite(out) and math.isfinite(total)):
+            return None
+        grads.append(0.0 + row.partials(point, constant, out)[position] * 1.0)
+    return total, grads
+
+
+@check(params=_ops)
+def check_op_through_every_path(backend: Backend, code: OpCode) -> None:
+    row = OPS[code]
+    constants = sorted({c for _, c in row.edge_points}) if row.has_constant else [0.0]
+    for constant in constants:
+        for position in range(row.arity):
+            for numbers in (False, True) if row.arity == 2 else (False,):
+                _train_one_step(backend, row, constant, _points(row, constant), position, numbers)
+                for point in _special_points(row):  # one a batch: a batch's first failure decides it
+                    _train_one_step(backend, row, constant, [point], position, numbers)
+
+
+def _special_points(row: OpSpec) -> list[tuple[float, ...]]:
+    if row.arity == 1:
+        return [(special,) for special in SPECIAL]
+    return [point for special in SPECIAL for point in ((special, 0.75), (0.75, special))]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pytest
 
 import backends.numba as numba_backend
+from backends.numba._extract import extract
+from backends.numba._replay import build_program
 from backends.numba._tape import MIN_GROWTH, current_tape
-from spec import SGD, CaptureError, DomainError, compile_step, mse_loss
+from spec import SGD, CaptureError, DomainError, OpCode, compile_step, mse_loss
+from spec.capture import capture_graph
 from spec.compile import EagerStep
 
 X = np.array([[0.5, 1.0], [1.5, 0.25], [0.75, 0.5]])
@@ -87,3 +91,13 @@ def test_values_made_outside_loss_fn_that_are_not_parameters_are_refused() -> No
     with pytest.raises(CaptureError, match=r"1 Value\(s\) made before compile_step .* holds 2\.0"):
         compile_step(model, uses_outside_value, X, Y, SGD(model.parameters(), 0.1))
     assert EagerStep(model, uses_outside_value, X, Y, SGD(model.parameters(), 0.1))(X, Y) > 0.0
+
+
+def test_a_node_of_an_op_the_replay_does_not_lower_is_refused() -> None:
+    model = numba_backend.MLP(2, [3, 1], activation="tanh", seed=1)
+    captured = capture_graph(model, mse, X, Y, SGD(model.parameters(), 0.1), extract)
+    op = captured.graph.op.copy()
+    op[op == OpCode.TANH] = 99  # an op added to the table, say, but not to this replay
+    unknown = dataclasses.replace(captured, graph=dataclasses.replace(captured.graph, op=op))
+    with pytest.raises(CaptureError, match="lowers no op 99"):
+        build_program(unknown)

@@ -1,13 +1,13 @@
 """The engine: the spec's op table, interpreted.
 
-Every primitive goes through :meth:`Value._apply`, which reads its row of
-:data:`spec.OPS`: check the domain, compute the row's forward rule, refuse a
-non-finite result, and record the node. ``backward`` asks each node's row for
-its local partials. That is all a backend must do; a fast backend replaces the
-table lookups with code of its own (see ``backends/python`` and
-``backends/numba`` in gradspec) and the conformance suite checks it still
-computes exactly these rules. The composites (``-``, ``/``, reflected
-operators) come from :class:`spec.ValueBase`.
+:class:`spec.ValueBase` spells every op of the table (``+``, ``*``, ``**``, ``exp()``,
+...) and the composites (``-``, ``/``, reflected operators); each primitive calls
+:meth:`Value._apply`, which reads the op's row of :data:`spec.OPS`: check the domain,
+compute the row's forward rule, refuse a non-finite result, and record the node.
+``backward`` asks each node's row for its local partials. That is all a backend must
+do; a fast backend replaces the table's rules with a lowering of its own (see
+``backends/python`` and ``backends/numba`` in gradspec) and the conformance suite checks
+it still computes exactly these rules.
 """
 
 from __future__ import annotations
@@ -64,36 +64,11 @@ class Value(ValueBase):
     def __repr__(self) -> str:
         return f"Value(data={self._data}, grad={self._grad})"
 
-    # --- primitives --------------------------------------------------------------------
-    def __add__(self, other: object) -> Value:
-        return self._apply(OpCode.ADD, (self, self._operand(other)))
-
-    def __mul__(self, other: object) -> Value:
-        return self._apply(OpCode.MUL, (self, self._operand(other)))
-
-    def __pow__(self, other: object) -> Value:
-        if isinstance(other, Value):
-            return self._apply(OpCode.POW, (self, other))
-        return self._apply(OpCode.POW_CONST, (self,), self._number(other, "exponent"))
-
-    def exp(self) -> Value:
-        return self._apply(OpCode.EXP, (self,))
-
-    def log(self) -> Value:
-        return self._apply(OpCode.LOG, (self,))
-
-    def tanh(self) -> Value:
-        return self._apply(OpCode.TANH, (self,))
-
-    def relu(self) -> Value:
-        return self._apply(OpCode.RELU, (self,))
-
-    def sigmoid(self) -> Value:
-        return self._apply(OpCode.SIGMOID, (self,))
-
-    def _apply(self, code: OpCode, children: tuple[Value, ...], constant: float = 0.0) -> Value:
-        """The node ``code(children)``: checked first, so a failed op creates nothing."""
-        inputs = tuple(child._data for child in children)
+    # --- the primitives: spec.ValueBase spells every op of the table and calls this ------
+    def _apply(self, code: OpCode, other: object = None, constant: float = 0.0) -> Value:
+        """The node of op ``code`` on self (and ``other``): checked first, so a failed op creates nothing."""
+        operand = other if isinstance(other, Value) else None  # else None or a number (a float)
+        inputs = (self._data,) if other is None else (self._data, other if operand is None else operand._data)
         check_domain(code, inputs, constant)
         try:
             data = OPS[code].forward(inputs, constant)
@@ -101,13 +76,12 @@ class Value(ValueBase):
             data = math.inf
         if not math.isfinite(data):
             raise overflow_error(code, inputs, constant)
+        if other is not None and operand is None:
+            operand = Value(other)  # a number operand's leaf, made once the op is known to succeed
         out = Value(data)
-        out._children, out._code, out._constant = children, code, constant
+        out._children = (self,) if operand is None else (self, operand)
+        out._code, out._constant = code, constant
         return out
-
-    def _operand(self, other: object) -> Value:
-        """``other`` if it is one of our Values, else a new leaf holding the number."""
-        return other if isinstance(other, Value) else Value(self._number(other))
 
     # --- backward (semantics: spec.interface) --------------------------------------------
     def backward(self) -> None:
@@ -143,5 +117,5 @@ def _graph(root: Value) -> list[Value]:
     return nodes
 
 
-#: The op table, lowered: every row is handled by the table interpreter ``Value._apply``.
-LOWERINGS = {code: Value._apply for code in OPS}
+#: The op table, lowered: this backend's lowering of each op is the op's own row, interpreted.
+LOWERINGS = dict(OPS)

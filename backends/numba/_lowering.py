@@ -1,0 +1,292 @@
+"""The Numba backend's lowering of the op table: each primitive's maths, written once.
+
+For every row of :data:`spec.ops.OPS` three small ``@njit`` functions of the inputs ``x``
+(and ``y``, 0.0 for a unary op), the constant ``c`` and the output ``out``:
+
+- ``forward(x, y, c)``: the output, the row's forward rule in the same float64 operations;
+- ``partials(x, y, c, out)``: ``(d out/d x, d out/d y)``, the row's partials (0.0 for a
+  missing ``y``); a gradient is ``partial * grad``, exactly as the eager loop multiplies;
+- ``fails(x, y, c, out)``: whether the eager loop raises for these inputs: they leave the
+  row's domain, or the output is not finite.
+
+They are the one definition the backend has: the eager ``Value`` calls their Python
+bodies (``.py_func``; Python's own ``math``, so the numbers are the same), and the tape
+kernels and every replay kernel call them compiled, through the dispatchers
+:func:`forward`, :func:`partials` and :func:`fails`, which switch on the op code.
+
+The op codes come from :class:`spec.ops.OpCode` (Numba freezes them into its machine
+code, and its cache is keyed by the op table too: :mod:`backends.numba._jit`). Adding an
+op: its code, its functions, its row in :data:`LOWERINGS`, and its line in each
+dispatcher; the check at the bottom refuses, at import and by name, an op left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from backends.numba._jit import jit
+from spec.ops import OPS, OpCode
+
+__all__ = ["LOWERINGS", "Lowering", "check_lowerings", "fails", "forward", "partials"]
+
+_INF = math.inf
+_FORWARD = "float64(float64, float64, float64)"
+_PARTIALS = "UniTuple(float64, 2)(float64, float64, float64, float64)"
+_FAILS = "boolean(float64, float64, float64, float64)"
+
+# --- op codes, as the plain ints the kernels compare ------------------------------------
+ADD = int(OpCode.ADD)
+MUL = int(OpCode.MUL)
+POW_CONST = int(OpCode.POW_CONST)
+POW = int(OpCode.POW)
+EXP = int(OpCode.EXP)
+LOG = int(OpCode.LOG)
+TANH = int(OpCode.TANH)
+RELU = int(OpCode.RELU)
+SIGMOID = int(OpCode.SIGMOID)
+
+
+@jit(_FAILS)
+def _overflows(x, y, c, out):  # type: ignore[no-untyped-def]
+    return not -_INF < out < _INF
+
+
+# --- binary ------------------------------------------------------------------------
+@jit(_FORWARD)
+def add_forward(x, y, c):  # type: ignore[no-untyped-def]
+    return x + y
+
+
+@jit(_PARTIALS)
+def add_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    return 1.0, 1.0
+
+
+@jit(_FORWARD)
+def mul_forward(x, y, c):  # type: ignore[no-untyped-def]
+    return x * y
+
+
+@jit(_PARTIALS)
+def mul_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    return y, x
+
+
+@jit(_FORWARD)
+def pow_forward(x, y, c):  # type: ignore[no-untyped-def]
+    return x**y
+
+
+@jit(_PARTIALS)
+def pow_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    return y * x ** (y - 1.0), out * math.log(x)
+
+
+@jit(_FAILS)
+def pow_fails(x, y, c, out):  # type: ignore[no-untyped-def]
+    return not x > 0.0 or not -_INF < out < _INF
+
+
+# --- unary with a constant -----------------------------------------------------------
+@jit(_FORWARD)
+def pow_const_forward(x, y, c):  # type: ignore[no-untyped-def]
+    return x**c
+
+
+@jit(_PARTIALS)
+def pow_const_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    # d/dx x**0 is 0 everywhere; written out so x = 0 needs no 0**-1.
+    return (0.0 if c == 0.0 else c * x ** (c - 1.0)), 0.0
+
+
+@jit(_FAILS)
+def pow_const_fails(x, y, c, out):  # type: ignore[no-untyped-def]
+    if x == 0.0 and (c < 0.0 or 0.0 < c < 1.0):
+        return True
+    if x < 0.0 and math.floor(c) != c:
+        return True
+    return not -_INF < out < _INF
+
+
+# --- unary ---------------------------------------------------------------------------
+@jit(_FORWARD)
+def exp_forward(x, y, c):  # type: ignore[no-untyped-def]
+    return math.exp(x)
+
+
+@jit(_PARTIALS)
+def exp_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    return out, 0.0
+
+
+@jit(_FORWARD)
+def log_forward(x, y, c):  # type: ignore[no-untyped-def]
+    return math.log(x)
+
+
+@jit(_PARTIALS)
+def log_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    return 1.0 / x, 0.0
+
+
+@jit(_FAILS)
+def log_fails(x, y, c, out):  # type: ignore[no-untyped-def]
+    return not x > 0.0
+
+
+@jit(_FORWARD)
+def tanh_forward(x, y, c):  # type: ignore[no-untyped-def]
+    return math.tanh(x)
+
+
+@jit(_PARTIALS)
+def tanh_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    # sech(x)**2 from exp(-2|x|): 1 - out**2 would cancel once tanh(x) rounds to 1.
+    e = math.exp(-2.0 * abs(x))
+    return 4.0 * e / ((1.0 + e) * (1.0 + e)), 0.0
+
+
+@jit(_FORWARD)
+def relu_forward(x, y, c):  # type: ignore[no-untyped-def]
+    return 0.0 if x < 0.0 else x  # micrograd's rule: relu(-0.0) is -0.0
+
+
+@jit(_PARTIALS)
+def relu_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    return (1.0 if out > 0.0 else 0.0), 0.0
+
+
+@jit(_FORWARD)
+def sigmoid_forward(x, y, c):  # type: ignore[no-untyped-def]
+    # Two branches so exp never overflows.
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@jit(_PARTIALS)
+def sigmoid_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    # e / (1 + e)**2 with e = exp(-|x|): out * (1 - out) would cancel near out = 1.
+    e = math.exp(-abs(x))
+    return e / ((1.0 + e) * (1.0 + e)), 0.0
+
+
+class Lowering(NamedTuple):
+    """One op's lowering: its code in the kernels and its three functions (module docstring)."""
+
+    code: int
+    forward: Any
+    partials: Any
+    fails: Any
+
+
+#: The lowering of every op of the table, keyed by op code.
+LOWERINGS: Mapping[OpCode, Lowering] = {
+    OpCode.ADD: Lowering(ADD, add_forward, add_partials, _overflows),
+    OpCode.MUL: Lowering(MUL, mul_forward, mul_partials, _overflows),
+    OpCode.POW: Lowering(POW, pow_forward, pow_partials, pow_fails),
+    OpCode.POW_CONST: Lowering(POW_CONST, pow_const_forward, pow_const_partials, pow_const_fails),
+    OpCode.EXP: Lowering(EXP, exp_forward, exp_partials, _overflows),
+    OpCode.LOG: Lowering(LOG, log_forward, log_partials, log_fails),
+    OpCode.TANH: Lowering(TANH, tanh_forward, tanh_partials, _overflows),
+    OpCode.RELU: Lowering(RELU, relu_forward, relu_partials, _overflows),
+    OpCode.SIGMOID: Lowering(SIGMOID, sigmoid_forward, sigmoid_partials, _overflows),
+}
+
+
+# --- the dispatchers the kernels call ------------------------------------------------------------
+@jit("float64(int64, float64, float64, float64)")
+def forward(code, x, y, c):  # type: ignore[no-untyped-def]
+    """The output of op ``code``."""
+    if code == ADD:
+        return add_forward(x, y, c)
+    if code == MUL:
+        return mul_forward(x, y, c)
+    if code == POW:
+        return pow_forward(x, y, c)
+    if code == POW_CONST:
+        return pow_const_forward(x, y, c)
+    if code == EXP:
+        return exp_forward(x, y, c)
+    if code == LOG:
+        return log_forward(x, y, c)
+    if code == TANH:
+        return tanh_forward(x, y, c)
+    if code == RELU:
+        return relu_forward(x, y, c)
+    if code == SIGMOID:
+        return sigmoid_forward(x, y, c)
+    raise ValueError("forward: an op code this backend does not lower")
+
+
+@jit("UniTuple(float64, 2)(int64, float64, float64, float64, float64)")
+def partials(code, x, y, c, out):  # type: ignore[no-untyped-def]
+    """``(d out/d x, d out/d y)`` of op ``code``."""
+    if code == ADD:
+        return add_partials(x, y, c, out)
+    if code == MUL:
+        return mul_partials(x, y, c, out)
+    if code == POW:
+        return pow_partials(x, y, c, out)
+    if code == POW_CONST:
+        return pow_const_partials(x, y, c, out)
+    if code == EXP:
+        return exp_partials(x, y, c, out)
+    if code == LOG:
+        return log_partials(x, y, c, out)
+    if code == TANH:
+        return tanh_partials(x, y, c, out)
+    if code == RELU:
+        return relu_partials(x, y, c, out)
+    if code == SIGMOID:
+        return sigmoid_partials(x, y, c, out)
+    raise ValueError("partials: an op code this backend does not lower")
+
+
+@jit("boolean(int64, float64, float64, float64, float64)")
+def fails(code, x, y, c, out):  # type: ignore[no-untyped-def]
+    """Whether the eager loop raises for op ``code`` here (a domain error or a non-finite output)."""
+    if code == ADD:
+        return _overflows(x, y, c, out)
+    if code == MUL:
+        return _overflows(x, y, c, out)
+    if code == POW:
+        return pow_fails(x, y, c, out)
+    if code == POW_CONST:
+        return pow_const_fails(x, y, c, out)
+    if code == EXP:
+        return _overflows(x, y, c, out)
+    if code == LOG:
+        return log_fails(x, y, c, out)
+    if code == TANH:
+        return _overflows(x, y, c, out)
+    if code == RELU:
+        return _overflows(x, y, c, out)
+    if code == SIGMOID:
+        return _overflows(x, y, c, out)
+    raise ValueError("fails: an op code this backend does not lower")
+
+
+# --- the lowering against the op table ---------------------------------------------------------
+def check_lowerings(ops: Mapping[OpCode, Any] = OPS) -> None:
+    """Raise, naming the op, unless every op of ``ops`` is lowered, under its code, in every dispatcher."""
+    missing = [ops[code].name for code in ops if code not in LOWERINGS]
+    if missing:
+        raise NotImplementedError(f"the numba backend does not lower op(s): {', '.join(missing)}")
+    misfiled = [code.name for code, lowering in LOWERINGS.items() if lowering.code != code]
+    if misfiled:
+        raise ImportError(f"backends.numba._lowering: lowerings filed under another op's code: {misfiled}")
+    for code, lowering in LOWERINGS.items():
+        x, y, c = 0.75, 1.5, 2.0
+        out = lowering.forward(x, y, c)
+        dispatched = (forward(code, x, y, c), partials(code, x, y, c, out), fails(code, x, y, c, out))
+        if dispatched != (out, lowering.partials(x, y, c, out), lowering.fails(x, y, c, out)):
+            raise ImportError(
+                f"backends.numba._lowering: a dispatcher does not call {ops[code].name}'s functions"
+            )
+
+
+check_lowerings()
