@@ -1,9 +1,9 @@
 """gradspec's contract: the op table, the error contract, the interface, and
 the parts written once for every backend (models, losses, optimizers).
 
-Backend authors start here: implement the primitives of :data:`OPS` on a
-subclass of :class:`ValueBase`, bind the models with :func:`bind_nn`, describe
-the result with :class:`Backend`, register it, and run the conformance suite.
+Backend authors start here: subclass :class:`ValueBase` and lower every op of
+:data:`OPS` in its ``_apply``, describe the result with :class:`Backend` (which
+binds the models), register it, and run the conformance suite.
 """
 
 from spec.backend import ENTRY_POINT_GROUP, Backend, available_backends, load_backend

@@ -38,7 +38,11 @@ class Backend:
     Neuron: type
     Layer: type
     MLP: type
-    #: the backend's lowering of each op of :data:`spec.ops.OPS`, keyed by op code
+    #: the backend's lowering of each op of :data:`spec.ops.OPS`, keyed by op code: its own
+    #: definition of the op, what its ``Value._apply`` computes the op with (functions, kernels,
+    #: or the row itself for a table interpreter). Every op needs one (refused here by name);
+    #: the conformance suite checks each, through the public API, against the table's rules on
+    #: every path the backend has: the eager op, its backward, and ``compile_step``.
     lowerings: Mapping[OpCode, Any]
     #: optional capabilities, e.g. ``"compile_step"``
     capabilities: frozenset[str] = frozenset()

@@ -16,7 +16,9 @@ backend that lacks it or gets it wrong:
 from __future__ import annotations
 
 import math
+import operator
 import random
+from functools import reduce
 from typing import Any
 
 from hypothesis import given
@@ -56,12 +58,34 @@ def _assert_lowering(backend: Backend, row: OpSpec, inputs: tuple[float, ...], c
         )
 
 
+def _describe(node: Any) -> tuple[Any, ...]:
+    return (node.op, node.data, tuple(child.data for child in node.children))
+
+
+def _assert_apply_builds_the_public_node(
+    backend: Backend, row: OpSpec, inputs: tuple[float, ...], constant: float
+) -> None:
+    """``Value._apply`` (which ValueBase's spellings call) builds the node the public spelling builds,
+    with a Value operand and, for a binary op, with a number, which must become a leaf."""
+    operands: list[list[Any]] = [[backend.Value(x) for x in inputs]]
+    constant_row = any(other.method == row.method and other.has_constant for other in OPS.values())
+    if row.arity == 2 and not constant_row:  # (x ** 2.0 is the constant row's, not a leaf's)
+        operands.append([backend.Value(inputs[0]), inputs[1]])
+    for ops in operands:
+        public = row.apply(*ops, constant) if row.has_constant else row.apply(*ops)
+        direct = ops[0]._apply(row.code, *ops[1:], constant=constant)
+        assert _describe(direct) == _describe(public), (
+            f"{row.name}{tuple(inputs)}: _apply builds {_describe(direct)}, the public spelling {_describe(public)}"
+        )
+
+
 @check(params=_ops)
 def check_op_lowering(backend: Backend, code: OpCode) -> None:
     row = OPS[code]
     assert code in backend.lowerings, f"backend {backend.name!r} does not lower {row.name}"
     for inputs, constant in row.edge_points:
         _assert_lowering(backend, row, inputs, constant)
+        _assert_apply_builds_the_public_node(backend, row, inputs, constant)
     ranges = row.sample_ranges
     n_inputs = row.arity
     inputs_strategy = st.tuples(*(sample_floats(*r) for r in ranges[:n_inputs]))
@@ -95,7 +119,7 @@ def _train_one_step(
     position: int,
     numbers: bool,
 ) -> None:
-    """One step of ``sum(op(point))``, one parameter per point in ``position``, compiled and eager."""
+    """One step of ``op(point 0) + op(point 1) + ...``, one parameter per point in ``position``, compiled and eager."""
     n = len(points)
     other = 1 - position if row.arity == 2 else position
     inputs = [[point[other]] for point in points]
@@ -110,7 +134,7 @@ def _train_one_step(
                 p if k == position else (points[s][k] if numbers else x[s][0]) for k in range(row.arity)
             ]
             terms.append(row.apply(*operands, constant) if row.has_constant else row.apply(*operands))
-        return sum(terms)
+        return reduce(operator.add, terms)  # not sum(), whose 0 + t would hide the sign of a zero
 
     spelled = "plain numbers" if numbers else "input Values"
     what = f"{row.name} at {points} (constant {constant!r}), operand {position} trained, the others {spelled}"
@@ -133,7 +157,7 @@ def _reference(
     row: OpSpec, constant: float, points: list[tuple[float, ...]], position: int
 ) -> tuple[float, list[float]] | None:
     """The loss and grads the table's rules give, or None where the eager loop raises."""
-    total: float = 0
+    total: float | None = None
     grads = []
     for point in points:
         if row.domain(point, constant) is not None:
@@ -142,10 +166,11 @@ def _reference(
             out = row.forward(point, constant)
         except OverflowError:
             return None
-        total = total + out
+        total = out if total is None else total + out
         if not (math.isfinite(out) and math.isfinite(total)):
             return None
         grads.append(0.0 + row.partials(point, constant, out)[position] * 1.0)
+    assert total is not None
     return total, grads
 
 
