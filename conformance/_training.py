@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spec import SGD, binary_cross_entropy, l2_penalty, mse_loss, svm_loss
+from spec import SGD, binary_cross_entropy, cross_entropy, l2_penalty, mse_loss, svm_loss
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class TrainingRun:
 def model_loss(
     model: Any, inputs: Sequence[Sequence[float]], targets: Sequence[float], loss: str, alpha: float
 ) -> Any:
-    """The loss Value of ``model`` on the data: ``mse``, ``bce`` or micrograd's ``svm`` (+ L2)."""
+    """The loss Value of ``model`` on the data: ``mse``, ``bce``, micrograd's ``svm`` (+ L2), or
+    ``cross_entropy`` (targets: labels or one-hot rows; the model has one output per class)."""
     outputs = [model(x) for x in inputs]
     if loss == "mse":
         return mse_loss(outputs, targets)
@@ -28,6 +29,8 @@ def model_loss(
         return binary_cross_entropy(outputs, targets)
     if loss == "svm":
         return svm_loss(outputs, targets) + l2_penalty(model.parameters(), alpha)
+    if loss == "cross_entropy":
+        return cross_entropy(outputs, targets)
     raise ValueError(f"unknown loss {loss!r}")
 
 

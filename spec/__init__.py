@@ -20,8 +20,17 @@ from spec.errors import (
     ShapeError,
 )
 from spec.interface import MLPProtocol, ModuleProtocol, ValueProtocol
-from spec.losses import binary_cross_entropy, l2_penalty, mse_loss, svm_loss
-from spec.nn import ACTIVATIONS, MLP, Activation, Layer, Module, Neuron, bind_nn, initial_parameters
+from spec.losses import (
+    binary_cross_entropy,
+    cross_entropy,
+    l2_penalty,
+    logsumexp,
+    mse_loss,
+    one_hot,
+    softmax,
+    svm_loss,
+)
+from spec.nn import ACTIVATIONS, INITS, MLP, Activation, Layer, Module, Neuron, bind_nn, initial_parameters
 from spec.ops import COMPOSITES, OPS, OpCode, OpSpec, check_domain, ieee_pow, op_symbol, overflow_error
 from spec.optim import SGD, Adam, LearningRate, Optimizer, linear_decay
 from spec.value import ValueBase
@@ -32,6 +41,7 @@ __all__ = [
     "ACTIVATIONS",
     "COMPOSITES",
     "ENTRY_POINT_GROUP",
+    "INITS",
     "MLP",
     "OPS",
     "SGD",
@@ -64,13 +74,17 @@ __all__ = [
     "bind_nn",
     "check_domain",
     "compile_step",
+    "cross_entropy",
     "ieee_pow",
     "initial_parameters",
     "l2_penalty",
     "linear_decay",
     "load_backend",
+    "logsumexp",
     "mse_loss",
+    "one_hot",
     "op_symbol",
     "overflow_error",
+    "softmax",
     "svm_loss",
 ]

@@ -2,7 +2,8 @@
 
 ``loss_fn(model, inputs, targets)`` runs once, under :func:`spec.tracing.tracing`, with
 *placeholders*: ``inputs`` is ``n`` rows of ``nin`` leaf Values and ``targets`` ``n``
-leaf Values, holding the example batch. The graph it builds is the step's graph for
+leaf Values (or ``n`` rows of ``k``, for targets of shape ``(n, k)`` such as one-hot
+labels), holding the example batch. The graph it builds is the step's graph for
 every batch of that shape: a replay writes each batch into the placeholders' slots and
 the parameters into theirs, and recomputes everything else. Nothing is inferred from the
 numbers: target arithmetic (``1 - t``, ``2 * t``, ``t_j - t_i``) is part of the graph like
@@ -52,11 +53,14 @@ Ints = NDArray[np.int64]
 
 
 # --- data --------------------------------------------------------------------------------------
-def as_data(inputs: Any, targets: Any, shape: tuple[int, int] | None) -> tuple[Floats, Floats]:
-    """``inputs`` as an ``(n, nin)`` and ``targets`` as an ``(n,)`` float64 array, checked.
+def as_data(
+    inputs: Any, targets: Any, shape: tuple[int, int] | None, target_shape: tuple[int, ...] | None = None
+) -> tuple[Floats, Floats]:
+    """``inputs`` as an ``(n, nin)`` and ``targets`` as an ``(n,)`` or ``(n, k)`` float64 array, checked.
 
-    ``shape=None`` accepts any ``n >= 1``, ``nin >= 1``. Raises ShapeError, OperandTypeError
-    or NonFiniteError.
+    ``shape=None`` accepts any ``n >= 1``, ``nin >= 1``; ``target_shape=None`` any targets
+    of ``n`` numbers or ``n`` rows of ``k >= 1``. Raises ShapeError, OperandTypeError or
+    NonFiniteError.
     """
     X = _as_array(inputs, "inputs")
     T = _as_array(targets, "targets")
@@ -69,8 +73,13 @@ def as_data(inputs: Any, targets: Any, shape: tuple[int, int] | None) -> tuple[F
             f"this step was compiled for inputs of shape {shape} (samples, inputs), got {X.shape}; "
             "compile another step for another batch size"
         )
-    if T.shape != (X.shape[0],):
-        raise ShapeError(f"targets must be {X.shape[0]} numbers, one per input row, got shape {T.shape}")
+    if T.ndim not in (1, 2) or T.shape[0] != X.shape[0] or 0 in T.shape:
+        raise ShapeError(
+            f"targets must be {X.shape[0]} numbers, or {X.shape[0]} rows of k >= 1 numbers: one per "
+            f"input row, got shape {T.shape}"
+        )
+    if target_shape is not None and T.shape != target_shape:
+        raise ShapeError(f"this step was compiled for targets of shape {target_shape}, got {T.shape}")
     for array, what in ((X, "inputs"), (T, "targets")):
         if not np.isfinite(array).all():
             bad = array[~np.isfinite(array)][0]
@@ -92,8 +101,15 @@ def _as_array(data: Any, what: str) -> Floats:
 
 
 def placeholders(value_type: type[ValueBase], X: Floats, T: Floats) -> tuple[list[list[Any]], list[Any]]:
-    """The Values ``loss_fn`` receives: ``n`` rows of input leaves and ``n`` target leaves."""
-    return [[value_type(x) for x in row] for row in X.tolist()], [value_type(t) for t in T.tolist()]
+    """The Values ``loss_fn`` receives: ``n`` rows of input leaves; ``n`` target leaves, or rows of them."""
+    rows = [[value_type(x) for x in row] for row in X.tolist()]
+    if T.ndim == 2:
+        return rows, [[value_type(t) for t in row] for row in T.tolist()]
+    return rows, [value_type(t) for t in T.tolist()]
+
+
+def _flat(rows: list[Any]) -> list[Any]:
+    return [v for row in rows for v in (row if isinstance(row, list) else [row])]
 
 
 # --- checks shared by every kind of step ------------------------------------------------------------
@@ -189,7 +205,7 @@ class CapturedGraph:
     """The graph of one training step, ready to replay: a trace plus what each leaf stands for.
 
     ``parameters[i]`` is the node of ``optimizer.params[i]``, ``inputs[s, j]`` of input ``j``
-    of sample ``s`` and ``targets[s]`` of sample ``s``'s target (-1 where unused); every
+    of sample ``s`` and ``targets`` of the target numbers, row by row (-1 where unused); every
     other leaf is a constant, its value in ``graph.data``.
     """
 
@@ -198,6 +214,7 @@ class CapturedGraph:
     inputs: Ints
     targets: Ints
     shape: tuple[int, int]
+    target_shape: tuple[int, ...]
 
     @property
     def op(self) -> NDArray[np.int8]:
@@ -225,7 +242,7 @@ def capture_graph(
     rows, labels = placeholders(value_type, X, T)
     since = value_type(0.0)  # every Value made before this one existed before the trace
     root = trace_loss(loss_fn, model, rows, labels, params, value_type)
-    graph = extract(root, [*params, *(v for row in rows for v in row), *labels], since)
+    graph = extract(root, [*params, *_flat(rows), *_flat(labels)], since)
     P = len(params)
     param_nodes = graph.leaves[:P]
     if (graph.op[param_nodes[param_nodes >= 0]] != OpCode.LEAF).any():
@@ -244,4 +261,5 @@ def capture_graph(
         inputs=graph.leaves[P : P + n * nin].reshape(n, nin).copy(),
         targets=graph.leaves[P + n * nin :].copy(),
         shape=(n, nin),
+        target_shape=T.shape,
     )

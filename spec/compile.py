@@ -22,7 +22,7 @@ without building Python objects. A backend without replay gets the portable
 What one call does. ``step(inputs, targets)`` is exactly this eager step::
 
     rows = [[Value(x) for x in row] for row in inputs]    # the backend's Value
-    labels = [Value(t) for t in targets]
+    labels = [Value(t) for t in targets]                  # rows of them for targets (n, k)
     loss = loss_fn(model, rows, labels)
     optimizer.zero_grad()
     loss.backward()
@@ -32,7 +32,9 @@ What one call does. ``step(inputs, targets)`` is exactly this eager step::
 with the same float64 operations in the same order, so losses, gradients and parameters are
 bit-identical to that loop's. ``loss_fn`` always receives Values, as inputs *and* targets,
 whichever step runs it, so a loss that compiles runs the same on every backend; the losses
-of :mod:`spec.losses` take Value targets.
+of :mod:`spec.losses` take Value targets. Targets of shape ``(n, k)`` reach ``loss_fn`` as
+``n`` rows of ``k`` Values: one-hot labels for :func:`spec.cross_entropy`
+(``compile_step(model, loss_fn, X, one_hot(y, 10), optimizer)``).
 
 Capture and its one rule. ``loss_fn`` runs once, on placeholder Values holding the example
 batch (:mod:`spec.capture`). While it runs, the placeholders, the parameters and every
@@ -114,8 +116,8 @@ def compile_step(
 ) -> TrainingStep:
     """A :class:`TrainingStep` for this model, loss and optimizer (see the module docstring).
 
-    ``inputs`` (``n`` rows of ``nin`` numbers) and ``targets`` (``n`` numbers) are example
-    data: they fix the shape every call must have. ``backend`` defaults to the registered
+    ``inputs`` (``n`` rows of ``nin`` numbers) and ``targets`` (``n`` numbers, or ``n`` rows
+    of ``k``) are example data: they fix the shapes every call must have. ``backend`` defaults to the registered
     backend of the parameters' Value class; when it offers no replay the step is the
     portable :class:`EagerStep`.
     """
@@ -147,12 +149,21 @@ class TrainingStep(ABC):
     #: ``"replay"`` or ``"eager"``
     mode: ClassVar[str]
 
-    def __init__(self, model: Any, loss_fn: LossFunction, optimizer: Optimizer, shape: tuple[int, int]):
+    def __init__(
+        self,
+        model: Any,
+        loss_fn: LossFunction,
+        optimizer: Optimizer,
+        shape: tuple[int, int],
+        target_shape: tuple[int, ...],
+    ):
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         #: ``(n, nin)``: the shape of ``inputs`` every call must have
         self.shape = shape
+        #: ``(n,)`` or ``(n, k)``: the shape of ``targets`` every call must have
+        self.target_shape = target_shape
         #: what the backend made of the step (node counts, passes, schedule), for reports
         self.info: dict[str, Any] = {}
 
@@ -162,7 +173,7 @@ class TrainingStep(ABC):
 
     def check_data(self, inputs: Any, targets: Any) -> tuple[Floats, Floats]:
         """``inputs`` and ``targets`` as float64 arrays of the captured shape, or the contract's error."""
-        return as_data(inputs, targets, self.shape)
+        return as_data(inputs, targets, self.shape, self.target_shape)
 
     def __repr__(self) -> str:
         n, nin = self.shape
@@ -191,7 +202,7 @@ class EagerStep(TrainingStep):
     ) -> None:
         X, T = as_data(inputs, targets, None)
         self._params, self._value_type = check_parameters(model, optimizer, X.shape[1])
-        super().__init__(model, loss_fn, optimizer, (X.shape[0], X.shape[1]))
+        super().__init__(model, loss_fn, optimizer, (X.shape[0], X.shape[1]), T.shape)
         reached = _reachable_leaves(self._loss(X, T))
         check_all_used([id(p) in reached for p in self._params], allow_unused_parameters)
 
@@ -286,8 +297,15 @@ class ReplayStep(TrainingStep):
 
     mode = "replay"
 
-    def __init__(self, model: Any, loss_fn: LossFunction, optimizer: Optimizer, shape: tuple[int, int]):
-        super().__init__(model, loss_fn, optimizer, shape)
+    def __init__(
+        self,
+        model: Any,
+        loss_fn: LossFunction,
+        optimizer: Optimizer,
+        shape: tuple[int, int],
+        target_shape: tuple[int, ...],
+    ):
+        super().__init__(model, loss_fn, optimizer, shape, target_shape)
         UpdateRule.of(optimizer)  # refuse other optimizers now, not at the first call
         self.parameters = list(optimizer.params)
         #: the optimizer's state for the kernels, ``(2, P)``: velocity (or Adam's m) and Adam's v

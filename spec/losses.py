@@ -8,14 +8,29 @@ them as Values); either way the loss has the same value and gradients.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
+from functools import reduce
+from numbers import Integral
 from typing import Any
 
-from spec.errors import ShapeError
+import numpy as np
+from numpy.typing import NDArray
+
+from spec.errors import OperandTypeError, ShapeError
 from spec.operands import as_finite_float
 from spec.value import ValueBase
 
-__all__ = ["binary_cross_entropy", "l2_penalty", "mse_loss", "svm_loss"]
+__all__ = [
+    "binary_cross_entropy",
+    "cross_entropy",
+    "l2_penalty",
+    "logsumexp",
+    "mse_loss",
+    "one_hot",
+    "softmax",
+    "svm_loss",
+]
 
 
 def _pairs(predictions: Sequence[Any], targets: Sequence[Any], what: str) -> list[tuple[Any, Any]]:
@@ -63,3 +78,123 @@ def l2_penalty(parameters: Iterable[Any], alpha: float) -> Any:
     if not squares:
         raise ShapeError("l2_penalty: no parameters")
     return alpha * sum(squares)
+
+
+# --- multi-class: logsumexp, softmax, cross-entropy ------------------------------------------------
+def logsumexp(values: Sequence[Any]) -> Any:
+    """``log(sum(exp(z)))``, shifted by the largest ``z`` so that no ``exp`` overflows.
+
+    Built as ``m + log(sum(exp(z + (-m))))`` with ``m = z[0].max(z[1]).max(z[2])...``: the
+    shift is an ordinary Value (``max`` passes the gradient on), so nothing reads ``.data``
+    and the function compiles. Logits of ±800 give ±800, not an overflow.
+    """
+    shifted, maximum = _shifted_exps(values, "logsumexp")
+    return maximum + _total(shifted).log()
+
+
+def softmax(values: Sequence[Any]) -> list[Any]:
+    """``exp(z_i) / sum(exp(z))`` for each ``z_i``, shifted as in :func:`logsumexp`.
+
+    Each output is ``exp(z_i + (-m)) * s ** -1`` with one ``s ** -1`` shared by all: the
+    composite ``e / s`` computes the same numbers with a node per output.
+    """
+    shifted, _ = _shifted_exps(values, "softmax")
+    inverse = _total(shifted) ** -1
+    return [e * inverse for e in shifted]
+
+
+def cross_entropy(logits: Sequence[Sequence[Any]], labels: Sequence[Any]) -> Any:
+    """Mean over samples of ``logsumexp(z) - z[label]``: softmax cross-entropy.
+
+    ``logits`` is one sequence of ``k`` Values per sample (``MLP(nin, [..., k])`` gives
+    them). Each label is an integer in ``[0, k)``, or a row of ``k`` target probabilities,
+    numbers or Values (``one_hot(labels, k)``): then ``z[label]`` is ``sum(z_j * t_j)``,
+    the same number for a one-hot row. Rows are what :func:`spec.compile_step` passes
+    (targets of shape ``(n, k)``): a compiled step cannot pick a logit by a label that
+    changes from batch to batch. Bad input raises before any node is made: ShapeError
+    (no samples, lengths that differ, a label outside ``[0, k)``) or OperandTypeError (a
+    label that is not an integer, such as ``2.0``, ``True`` or a Value).
+    """
+    rows = _logit_rows(logits)
+    k = len(rows[0])
+    if len(labels) != len(rows):
+        raise ShapeError(f"cross_entropy: {len(rows)} samples of logits but {len(labels)} labels")
+    picks = [_label(label, k, s) for s, label in enumerate(labels)]
+    terms = []
+    for z, pick in zip(rows, picks, strict=True):
+        picked = (
+            z[pick] if isinstance(pick, int) else _total([zj * tj for zj, tj in zip(z, pick, strict=True)])
+        )
+        terms.append(logsumexp(z) - picked)
+    return _mean(terms)
+
+
+def one_hot(labels: Sequence[Any], k: int) -> NDArray[np.float64]:
+    """``(n, k)`` float64 rows, 1.0 at each label and 0.0 elsewhere: targets for :func:`cross_entropy`."""
+    if not isinstance(k, Integral) or isinstance(k, bool) or k < 1:
+        raise ShapeError(f"one_hot: k must be a positive integer, got {k!r:.80}")
+    picks = [_label(label, int(k), s) for s, label in enumerate(labels)]
+    rows = np.zeros((len(picks), int(k)), np.float64)
+    for s, pick in enumerate(picks):
+        if not isinstance(pick, int):
+            raise OperandTypeError(f"one_hot: label {s} must be an integer in [0, {k}), got a row")
+        rows[s, pick] = 1.0
+    return rows
+
+
+def _shifted_exps(values: Sequence[Any], what: str) -> tuple[list[Any], Any]:
+    """``[exp(z + (-m)) for z in values]`` and ``m``, the largest of ``values`` (a Value)."""
+    if isinstance(values, ValueBase) or not isinstance(values, Sequence) or len(values) == 0:
+        raise ShapeError(f"{what}: expected a non-empty sequence of Values, got {_describe(values)}")
+    for i, z in enumerate(values):
+        if not isinstance(z, ValueBase):
+            raise OperandTypeError(f"{what}: entry {i} must be a Value, got {type(z).__name__}: {z!r:.80}")
+    maximum = reduce(lambda m, z: m.max(z), values)
+    shift = -maximum
+    return [(z + shift).exp() for z in values], maximum
+
+
+def _logit_rows(logits: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    if isinstance(logits, ValueBase) or not isinstance(logits, Sequence) or len(logits) == 0:
+        raise ShapeError(f"cross_entropy: expected logits for one or more samples, got {_describe(logits)}")
+    rows = list(logits)
+    for s, row in enumerate(rows):
+        if isinstance(row, ValueBase) or not isinstance(row, Sequence) or len(row) == 0:
+            raise ShapeError(
+                f"cross_entropy: sample {s}'s logits must be a non-empty sequence of Values "
+                f"(an MLP with k outputs gives k), got {_describe(row)}"
+            )
+        if len(row) != len(rows[0]):
+            raise ShapeError(f"cross_entropy: sample 0 has {len(rows[0])} logits, sample {s} has {len(row)}")
+    return rows
+
+
+def _label(label: Any, k: int, s: int) -> int | Sequence[Any]:
+    """Sample ``s``'s label as an index in ``[0, k)``, or its row of ``k`` target probabilities."""
+    if isinstance(label, Integral) and not isinstance(label, bool):
+        index = int(label)
+        if not 0 <= index < k:
+            raise ShapeError(f"label {s} is {index}, outside [0, {k}) for {k} logits")
+        return index
+    if isinstance(label, Sequence | np.ndarray) and not isinstance(label, str | bytes):
+        if len(label) != k:
+            raise ShapeError(f"label {s} is a row of {len(label)} targets; {k} logits need {k}")
+        return [t if isinstance(t, ValueBase) else as_finite_float(t, f"label {s}'s targets") for t in label]
+    raise OperandTypeError(
+        f"label {s} must be an integer in [0, {k}) or a row of {k} target probabilities, got "
+        f"{type(label).__name__}: {label!r:.80}"
+        + (
+            "; a compiled step passes targets as Values: give it one_hot(labels, k)"
+            if isinstance(label, ValueBase)
+            else ""
+        )
+    )
+
+
+def _total(terms: list[Any]) -> Any:
+    # Left to right, without sum()'s leading 0.
+    return reduce(operator.add, terms)
+
+
+def _describe(x: object) -> str:
+    return f"{type(x).__name__} of length {len(x)}" if isinstance(x, Sequence) else type(x).__name__

@@ -11,10 +11,16 @@ bias). With ``seed=None`` the draws come from Python's global :mod:`random`
 (exactly micrograd's behaviour); with an integer seed from
 ``random.Random(seed)``, so ``MLP(..., seed=s)`` is bit-identical on every
 backend. :func:`initial_parameters` gives the same numbers without a backend.
+
+``init="scaled"`` divides each weight by ``sqrt(nin)`` (``rng.uniform(-1, 1) / sqrt(nin)``,
+the range of PyTorch's ``nn.Linear`` weights): with 64 inputs micrograd's uniform(-1, 1)
+gives pre-activations of spread ~4.6 and saturated, slow training; scaled ones stay near
+0.6. micrograd's ``"uniform"`` stays the default, for its demo's numbers.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +33,7 @@ from spec.value import ValueBase
 
 __all__ = [
     "ACTIVATIONS",
+    "INITS",
     "MLP",
     "Activation",
     "Layer",
@@ -38,6 +45,9 @@ __all__ = [
 
 Activation: TypeAlias = Literal["relu", "tanh", "sigmoid", "linear"]
 ACTIVATIONS: tuple[Activation, ...] = ("relu", "tanh", "sigmoid", "linear")
+Init: TypeAlias = Literal["uniform", "scaled"]
+#: weight initialisations (module docstring)
+INITS: tuple[Init, ...] = ("uniform", "scaled")
 Rng: TypeAlias = random.Random | Any  # the random module itself is a valid rng
 
 
@@ -60,8 +70,17 @@ def _check_activation(activation: object) -> Activation:
     return activation  # type: ignore[return-value]
 
 
-def _draw_weights(rng: Rng, nin: int) -> list[float]:
+def _draw_weights(rng: Rng, nin: int, init: Init) -> list[float]:
+    if init == "scaled":
+        scale = math.sqrt(nin)
+        return [rng.uniform(-1, 1) / scale for _ in range(nin)]
     return [rng.uniform(-1, 1) for _ in range(nin)]
+
+
+def _check_init(init: object) -> Init:
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r:.80}")
+    return init  # type: ignore[return-value]
 
 
 def _layer_sizes(nin: object, nouts: object) -> list[int]:
@@ -70,14 +89,15 @@ def _layer_sizes(nin: object, nouts: object) -> list[int]:
     return [_check_size(nin, "nin")] + [_check_size(n, "layer size") for n in nouts]
 
 
-def initial_parameters(nin: int, nouts: Sequence[int], seed: int) -> list[float]:
-    """The initial parameters of ``MLP(nin, nouts, seed=seed)``, in parameter order."""
+def initial_parameters(nin: int, nouts: Sequence[int], seed: int, init: Init = "uniform") -> list[float]:
+    """The initial parameters of ``MLP(nin, nouts, seed=seed, init=init)``, in parameter order."""
     rng = random.Random(seed)
     sizes = _layer_sizes(nin, nouts)
+    init = _check_init(init)
     params: list[float] = []
     for fan_in, fan_out in pairwise(sizes):
         for _ in range(fan_out):
-            params += _draw_weights(rng, fan_in) + [0.0]
+            params += _draw_weights(rng, fan_in, init) + [0.0]
     return params
 
 
@@ -130,10 +150,11 @@ class Neuron(Module):
         activation: Activation = "relu",
         *,
         rng: Rng | None = None,
+        init: Init = "uniform",
     ) -> None:
         self.nin = _check_size(nin, "nin")
         self.activation: Activation = _check_activation(activation) if nonlin else "linear"
-        weights = _draw_weights(random if rng is None else rng, self.nin)
+        weights = _draw_weights(random if rng is None else rng, self.nin, _check_init(init))
         self.w = [self.value_type(w) for w in weights]
         self.b = self.value_type(0)
 
@@ -186,7 +207,8 @@ class MLP(Module):
 
         model = MLP(2, [16, 16, 1], seed=0)        # ReLU hidden layers, linear output
         model = MLP(3, [4, 4, 1], activation="tanh", output_activation="tanh")
-        score = model([0.5, -1.0])                 # one output: a Value
+        model = MLP(64, [32, 10], init="scaled")   # weights / sqrt(nin): wide inputs
+        score = model([0.5, -1.0])                 # one output: a Value; k outputs: a list
     """
 
     layer_type: ClassVar[type[Layer]]
@@ -198,10 +220,12 @@ class MLP(Module):
         activation: Activation = "relu",
         output_activation: Activation = "linear",
         seed: int | None = None,
+        init: Init = "uniform",
     ) -> None:
         sizes = _layer_sizes(nin, nouts)
         _check_activation(activation)
         _check_activation(output_activation)
+        _check_init(init)
         rng = random if seed is None else random.Random(seed)
         last = len(sizes) - 2
         self.nin = sizes[0]
@@ -211,6 +235,7 @@ class MLP(Module):
                 sizes[i + 1],
                 activation=output_activation if i == last else activation,
                 rng=rng,
+                init=init,
             )
             for i in range(len(sizes) - 1)
         ]

@@ -60,6 +60,7 @@ class OpCode(IntEnum):
     TANH = 7
     RELU = 8
     SIGMOID = 9
+    MAX = 10
 
 
 Floats = tuple[float, ...]
@@ -103,6 +104,8 @@ class OpSpec:
         if self.method.startswith("__"):  # an operator: numbers may stand on either side
             return getattr(operator, self.method.strip("_"))(*operands)
         first, *rest = operands
+        if isinstance(first, int | float) and rest:  # a number has no such method:
+            first = type(rest[0])(first)  # Value(n).max(a) is the public spelling
         return getattr(first, self.method)(*rest)
 
 
@@ -155,6 +158,16 @@ def _pow_const_partial(x: float, c: float) -> float:
     return 0.0 if c == 0.0 else c * ieee_pow(x, c - 1.0)
 
 
+def _max_partials(inputs: Floats) -> Floats:
+    # Ties split the gradient evenly, as torch.maximum does.
+    x, y = inputs
+    if x > y:
+        return 1.0, 0.0
+    if y > x:
+        return 0.0, 1.0
+    return 0.5, 0.5
+
+
 def _pow_const_domain(inputs: Floats, c: float) -> DomainError | None:
     (x,) = inputs
     if x == 0.0 and c < 0.0:
@@ -205,6 +218,15 @@ _ROWS = [
            sample_ranges=(_POSITIVE, _SAMPLE), kink_distance=_smooth,
            edge_points=(((2.0, 0.0), 0.0), ((0.5, -2.0), 0.0), ((1.0, 7.5), 0.0)),
            symbolic=lambda sp, x, y: x**y),
+    OpSpec(OpCode.MAX, "max", "max", 2, False, method="max",
+           # Python's max(x, y): x unless y is larger, so max(-0.0, 0.0) is -0.0.
+           forward=lambda i, c: i[1] if i[1] > i[0] else i[0],
+           partials=lambda i, c, out: _max_partials(i),
+           domain=_no_domain, domain_text="all finite x, y; a tie splits the gradient 0.5 / 0.5",
+           sample_ranges=(_SAMPLE, _SAMPLE), kink_distance=lambda i: abs(i[0] - i[1]),
+           edge_points=(((1.5, 1.5), 0.0), ((0.0, -0.0), 0.0), ((-0.0, 0.0), 0.0), ((3.0, -2.0), 0.0),
+                        ((-2.0, 3.0), 0.0), ((-800.0, 800.0), 0.0), ((1e300, -1e300), 0.0)),
+           symbolic=lambda sp, x, y: sp.Piecewise((x, x > y), (y, x < y), ((x + y) / 2, True))),
     # --- unary with a constant --------------------------------------------------
     OpSpec(OpCode.POW_CONST, "pow_const", "**", 1, True, method="__pow__",
            forward=lambda i, c: i[0] ** c,

@@ -85,6 +85,27 @@ def test_data_checks(inputs: Any, targets: Any, error: type[Exception]) -> None:
         as_data(inputs, targets, (3, 2))
 
 
+@pytest.mark.parametrize(
+    ("targets", "target_shape"),
+    [
+        (np.zeros((3, 0)), None),  # rows of no targets
+        (np.zeros((3, 2, 1)), None),
+        (np.zeros((2, 4)), None),  # a row per input row
+        (np.zeros((3, 4)), (3, 5)),  # compiled for 5 classes
+        (np.zeros(3), (3, 4)),
+        (np.zeros((3, 1)), (3,)),
+    ],
+)
+def test_target_shape_checks(targets: Any, target_shape: Any) -> None:
+    with pytest.raises(ShapeError, match="targets"):
+        as_data(X, targets, (3, 2), target_shape)
+
+
+def test_targets_may_be_rows() -> None:
+    _, rows = as_data(X, [[0, 1], [1, 0], [0, 1]], (3, 2), (3, 2))
+    assert rows.shape == (3, 2) and rows.dtype == np.float64
+
+
 def test_lists_and_integer_arrays_are_data() -> None:
     Xs, Ys = as_data(X.tolist(), [1, -1, 1], (3, 2))
     assert Xs.dtype == Ys.dtype == np.float64 and (Xs == X).all() and (Ys == Y).all()

@@ -170,10 +170,10 @@ def test_oracle_imports_no_backend_and_no_spec_arithmetic() -> None:
     imports = _imports(source)
     assert not [m for m in imports if m == "backends" or m.startswith("backends.")]
     ours = {m: names for m, names in imports.items() if m == "spec" or m.startswith("spec.")}
-    # Data only: the Program format, the case list, the spec's deterministic parameter draw, and
+    # Data only: the Program format, the case lists, the spec's deterministic parameter draw, and
     # the op table, of which the oracle reads the exact symbolic forms and nothing that computes.
     assert ours == {
-        "spec.fixtures._cases": {"MLPSetup"},
+        "spec.fixtures._cases": {"CompositeSetup", "MLPSetup"},
         "spec.nn": {"initial_parameters"},
         "spec.ops": {"OPS"},
         "spec.programs": {"Program"},

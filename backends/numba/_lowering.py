@@ -46,6 +46,7 @@ LOG = int(OpCode.LOG)
 TANH = int(OpCode.TANH)
 RELU = int(OpCode.RELU)
 SIGMOID = int(OpCode.SIGMOID)
+MAX = int(OpCode.MAX)
 
 
 @jit(_FAILS)
@@ -87,6 +88,21 @@ def pow_partials(x, y, c, out):  # type: ignore[no-untyped-def]
 @jit(_FAILS)
 def pow_fails(x, y, c, out):  # type: ignore[no-untyped-def]
     return not x > 0.0 or not -_INF < out < _INF
+
+
+@jit(_FORWARD)
+def max_forward(x, y, c):  # type: ignore[no-untyped-def]
+    return y if y > x else x
+
+
+@jit(_PARTIALS)
+def max_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    # Ties split the gradient evenly.
+    if x > y:
+        return 1.0, 0.0
+    if y > x:
+        return 0.0, 1.0
+    return 0.5, 0.5
 
 
 # --- unary with a constant -----------------------------------------------------------
@@ -194,6 +210,7 @@ LOWERINGS: Mapping[OpCode, Lowering] = {
     OpCode.TANH: Lowering(TANH, tanh_forward, tanh_partials, _overflows),
     OpCode.RELU: Lowering(RELU, relu_forward, relu_partials, _overflows),
     OpCode.SIGMOID: Lowering(SIGMOID, sigmoid_forward, sigmoid_partials, _overflows),
+    OpCode.MAX: Lowering(MAX, max_forward, max_partials, _overflows),
 }
 
 
@@ -219,6 +236,8 @@ def forward(code, x, y, c):  # type: ignore[no-untyped-def]
         return relu_forward(x, y, c)
     if code == SIGMOID:
         return sigmoid_forward(x, y, c)
+    if code == MAX:
+        return max_forward(x, y, c)
     raise ValueError("forward: an op code this backend does not lower")
 
 
@@ -243,6 +262,8 @@ def partials(code, x, y, c, out):  # type: ignore[no-untyped-def]
         return relu_partials(x, y, c, out)
     if code == SIGMOID:
         return sigmoid_partials(x, y, c, out)
+    if code == MAX:
+        return max_partials(x, y, c, out)
     raise ValueError("partials: an op code this backend does not lower")
 
 
@@ -266,6 +287,8 @@ def fails(code, x, y, c, out):  # type: ignore[no-untyped-def]
     if code == RELU:
         return _overflows(x, y, c, out)
     if code == SIGMOID:
+        return _overflows(x, y, c, out)
+    if code == MAX:
         return _overflows(x, y, c, out)
     raise ValueError("fails: an op code this backend does not lower")
 

@@ -592,7 +592,7 @@ def build_program(
     labels = captured.targets
     slot_of[labels[labels >= 0]] = first_target + np.flatnonzero(labels >= 0)
     constants = np.flatnonzero((op == LEAF) & (slot_of < 0))
-    first_constant = first_target + n
+    first_constant = first_target + len(labels)
     slot_of[constants] = first_constant + np.arange(len(constants))
     one = first_constant + len(constants)
     n_leaves = one + 1
@@ -723,10 +723,11 @@ class NumbaStep(ReplayStep):
         loss_fn: Any,
         optimizer: Any,
         shape: tuple[int, int],
+        target_shape: tuple[int, ...],
         program: Program,
         info: dict[str, Any],
     ):
-        super().__init__(model, loss_fn, optimizer, shape)
+        super().__init__(model, loss_fn, optimizer, shape, target_shape)
         self.program = program
         self.info.update(info)
         self._tape = self.parameters[0]._t
@@ -756,7 +757,7 @@ class NumbaStep(ReplayStep):
             status, where, value = run(
                 *program[:7],
                 np.ascontiguousarray(inputs).reshape(-1),
-                targets,
+                np.ascontiguousarray(targets).reshape(-1),
                 tape_data,
                 tape_grad,
                 self._nodes,
@@ -802,4 +803,4 @@ def compile_step(
     finally:
         tape.drop_from(start)  # the trace is garbage now: give its memory back before the passes run
     program, info = build_program(captured, fusion=fusion, grouping=grouping)
-    return NumbaStep(model, loss_fn, optimizer, captured.shape, program, info)
+    return NumbaStep(model, loss_fn, optimizer, captured.shape, captured.target_shape, program, info)

@@ -232,6 +232,18 @@ def _sigmoid_backward(node: Value, grad: float) -> None:
     a._grad += e / ((1.0 + e) * (1.0 + e)) * grad
 
 
+def _max_forward(x: float, y: float, c: float) -> float:
+    return y if y > x else x
+
+
+def _max_backward(node: Value, grad: float) -> None:
+    # Ties split the gradient evenly (spec.ops).
+    a, b = node._a, node._b
+    x, y = a._data, b._data
+    a._grad += (1.0 if x > y else 0.0 if y > x else 0.5) * grad
+    b._grad += (1.0 if y > x else 0.0 if x > y else 0.5) * grad
+
+
 class Lowering(NamedTuple):
     """One op's lowering: its forward rule ``(x, y, c) -> out`` (y is 0.0 for a unary op) and its backward rule."""
 
@@ -250,6 +262,7 @@ LOWERINGS: dict[OpCode, Lowering] = {
     OpCode.TANH: Lowering(_tanh_forward, _tanh_backward),
     OpCode.RELU: Lowering(_relu_forward, _relu_backward),
     OpCode.SIGMOID: Lowering(_sigmoid_forward, _sigmoid_backward),
+    OpCode.MAX: Lowering(_max_forward, _max_backward),
 }
 _BACKWARD = {code: lowering.backward for code, lowering in LOWERINGS.items()}
 

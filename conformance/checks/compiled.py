@@ -40,6 +40,7 @@ from spec import (
     compile_step,
     linear_decay,
     mse_loss,
+    one_hot,
 )
 
 
@@ -60,12 +61,16 @@ CASES: dict[str, Case] = {
     ),
     "toy_tanh_mse_momentum": Case(3, (4, 4, 1), "tanh", "tanh", "mse", lambda p: SGD(p, 0.05, momentum=0.9)),
     "sigmoid_bce_adam": Case(2, (5, 1), "tanh", "sigmoid", "bce", lambda p: Adam(p, lr=0.05)),
+    # k outputs per sample, one-hot targets of shape (n, k): rows of k Values in loss_fn
+    "three_classes_cross_entropy_adam": Case(
+        4, (6, 3), "relu", "linear", "cross_entropy", lambda p: Adam(p, lr=0.05)
+    ),
 }
 STEPS = 6
 BATCH = 12
 
 
-def _batches(case: Case, seed: int) -> list[tuple[list[list[float]], list[float]]]:
+def _batches(case: Case, seed: int) -> list[tuple[list[list[float]], list[Any]]]:
     """STEPS batches of BATCH samples, a new batch each step; targets to suit the loss."""
     rng = random.Random(seed)
     batches = []
@@ -75,6 +80,9 @@ def _batches(case: Case, seed: int) -> list[tuple[list[list[float]], list[float]
             targets = [1.0 if x[0] * x[-1] > 0 else -1.0 for x in inputs]
         elif case.loss == "bce":
             targets = [1.0 if x[0] > 0 else 0.0 for x in inputs]
+        elif case.loss == "cross_entropy":
+            k = case.nouts[-1]
+            targets = one_hot([int(k * (x[0] + 1.5) / 3.0) % k for x in inputs], k).tolist()
         else:
             targets = [rng.uniform(-0.9, 0.9) for _ in inputs]
         batches.append((inputs, targets))
@@ -158,6 +166,7 @@ def check_compiled_step_misuse_raises(backend: Backend) -> None:
         (lambda: step(inputs[:-1], targets[:-1]), ShapeError),
         (lambda: step([row + [0.0] for row in inputs], targets), ShapeError),
         (lambda: step(inputs, targets + [1.0]), ShapeError),
+        (lambda: step(inputs, [[t] for t in targets]), ShapeError),  # (n, 1) where it was compiled for (n,)
         (lambda: step([[float("nan")] * case.nin] + inputs[1:], targets), NonFiniteError),
         (lambda: step(inputs, ["x"] * len(targets)), OperandTypeError),
     ]

@@ -18,8 +18,12 @@ from spec import (
     ShapeError,
     ValueBase,
     binary_cross_entropy,
+    cross_entropy,
     l2_penalty,
+    logsumexp,
     mse_loss,
+    one_hot,
+    softmax,
     svm_loss,
 )
 
@@ -36,6 +40,10 @@ class ForeignValue(ValueBase):
 
 def _mlp(backend: Backend, *args: Any, **kwargs: Any) -> Any:
     return backend.MLP(*args, **kwargs)
+
+
+def _logits(backend: Backend, *rows: list[float]) -> list[list[Any]]:
+    return [[backend.Value(z) for z in row] for row in rows]
 
 
 BadInput = Callable[[Backend], Any]
@@ -100,6 +108,33 @@ ERROR_CASES: dict[str, tuple[BadInput, type[Exception]]] = {
     "mse_string_target": (lambda b: mse_loss([b.Value(1.0)], ["1"]), OperandTypeError),
     "bce_probability_one": (lambda b: binary_cross_entropy([b.Value(1.0)], [1.0]), DomainError),
     "l2_no_parameters": (lambda b: l2_penalty([], 1e-4), ShapeError),
+    "max_string": (lambda b: b.Value(1.0).max("2"), OperandTypeError),
+    "max_nan": (lambda b: b.Value(1.0).max(float("nan")), NonFiniteError),
+    "max_foreign": (lambda b: b.Value(1.0).max(ForeignValue(1.0)), BackendMismatchError),
+    "logsumexp_empty": (lambda b: logsumexp([]), ShapeError),
+    "logsumexp_of_numbers": (lambda b: logsumexp([1.0, 2.0]), OperandTypeError),
+    "softmax_of_one_value": (lambda b: softmax(b.Value(1.0)), ShapeError),
+    "cross_entropy_no_samples": (lambda b: cross_entropy([], []), ShapeError),
+    "cross_entropy_ragged_logits": (
+        lambda b: cross_entropy(_logits(b, [1.0, 2.0], [1.0]), [0, 0]),
+        ShapeError,
+    ),
+    "cross_entropy_label_count": (lambda b: cross_entropy(_logits(b, [1.0, 2.0]), [0, 1]), ShapeError),
+    "cross_entropy_label_too_big": (lambda b: cross_entropy(_logits(b, [1.0, 2.0]), [2]), ShapeError),
+    "cross_entropy_negative_label": (lambda b: cross_entropy(_logits(b, [1.0, 2.0]), [-1]), ShapeError),
+    "cross_entropy_float_label": (lambda b: cross_entropy(_logits(b, [1.0, 2.0]), [1.0]), OperandTypeError),
+    "cross_entropy_bool_label": (lambda b: cross_entropy(_logits(b, [1.0, 2.0]), [True]), OperandTypeError),
+    "cross_entropy_value_label": (
+        lambda b: cross_entropy(_logits(b, [1.0, 2.0]), [b.Value(1.0)]),
+        OperandTypeError,
+    ),
+    "cross_entropy_short_one_hot_row": (
+        lambda b: cross_entropy(_logits(b, [1.0, 2.0, 3.0]), [[0.0, 1.0]]),
+        ShapeError,
+    ),
+    "cross_entropy_scalar_logits": (lambda b: cross_entropy([b.Value(1.0)], [0]), ShapeError),
+    "one_hot_label_out_of_range": (lambda b: one_hot([0, 3], 3), ShapeError),
+    "one_hot_no_classes": (lambda b: one_hot([0], 0), ShapeError),
     # --- optimizer ------------------------------------------------------------------------
     "sgd_string_lr": (lambda b: SGD([b.Value(1.0)], lr="0.1"), OperandTypeError),
     "sgd_nan_lr": (lambda b: SGD([b.Value(1.0)], lr=float("nan")), NonFiniteError),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from conformance._registry import check
 from conformance._training import model_loss, train
 from conformance.gradcheck import Tolerance, assert_close
-from spec import Backend
-from spec.fixtures import ExpressionCase, MLPCase, expression_cases, mlp_cases
+from spec import Backend, cross_entropy, logsumexp, one_hot, softmax
+from spec.fixtures import CompositeCase, ExpressionCase, MLPCase, composite_cases, expression_cases, mlp_cases
 from spec.programs import run_program
 
 #: float64 evaluation vs the oracle's exact value rounded once: rounding error
@@ -20,6 +22,10 @@ def _expression_params() -> list[tuple[str, ExpressionCase]]:
 
 def _mlp_params() -> list[tuple[str, MLPCase]]:
     return [(case.name, case) for case in mlp_cases()]
+
+
+def _composite_params() -> list[tuple[str, CompositeCase]]:
+    return [(case.name, case) for case in composite_cases()]
 
 
 @check(params=_expression_params)
@@ -63,3 +69,30 @@ def check_golden_mlp(backend: Backend, case: MLPCase) -> None:
         assert_close(loss, want, GOLDEN, f"{case.name}: loss before SGD step {k}")
     for i, (p, want) in enumerate(zip(run.parameters, expected.params_after, strict=True)):
         assert_close(p, want, GOLDEN, f"{case.name}: parameter {i} after {case.steps} steps")
+
+
+def _composite_outputs(case: CompositeCase, logits: list[list[Any]], labels: Any) -> list[Any]:
+    if case.function == "logsumexp":
+        return [logsumexp(logits[0])]
+    if case.function == "softmax":
+        return softmax(logits[0])
+    return [cross_entropy(logits, labels)]
+
+
+@check(params=_composite_params)
+def check_golden_composite(backend: Backend, case: CompositeCase) -> None:
+    """logsumexp, softmax and cross_entropy against the oracle's textbook formulas; integer
+    labels and one-hot rows give the same cross-entropy."""
+    label_forms: list[Any] = [None]
+    if case.labels is not None:
+        label_forms = [list(case.labels), one_hot(case.labels, len(case.logits[0])).tolist()]
+    for labels in label_forms:
+        spelled = "" if labels is None else f" (labels {labels})"
+        for i, (want_value, want_grads) in enumerate(zip(case.values, case.grads, strict=True)):
+            logits = [[backend.Value(z) for z in row] for row in case.logits]  # a fresh graph per output
+            out = _composite_outputs(case, logits, labels)[i]
+            assert_close(out.data, want_value, GOLDEN, f"{case.name}{spelled}: output {i}")
+            out.backward()
+            got = [z.grad for row in logits for z in row]
+            for j, (g, want) in enumerate(zip(got, want_grads, strict=True)):
+                assert_close(g, want, GOLDEN, f"{case.name}{spelled}: d output {i} / d logit {j}")

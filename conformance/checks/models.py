@@ -24,6 +24,19 @@ def check_seeded_initialisation_is_the_spec_draw(backend: Backend) -> None:
 
 
 @check
+def check_scaled_initialisation_is_the_spec_draw(backend: Backend) -> None:
+    params = [p.data for p in backend.MLP(16, [8, 3], seed=7, init="scaled").parameters()]
+    assert params == initial_parameters(16, [8, 3], seed=7, init="scaled"), (
+        'MLP(..., init="scaled") must draw exactly spec.nn.initial_parameters(..., init="scaled")'
+    )
+    uniform = initial_parameters(16, [8, 3], seed=7)
+    # the same draws, each weight divided by sqrt(fan-in)
+    assert params[:16] == [w / 4.0 for w in uniform[:16]] and params[-4:] == [
+        w / 8**0.5 for w in uniform[-4:-1]
+    ] + [0.0]
+
+
+@check
 def check_unseeded_initialisation_draws_like_micrograd(backend: Backend) -> None:
     state = random.getstate()
     try:
