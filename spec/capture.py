@@ -90,10 +90,12 @@ def as_data(
 def _as_array(data: Any, what: str) -> Floats:
     if isinstance(data, np.ndarray) and data.dtype == np.float64:
         return data
-    if isinstance(data, np.ndarray) and data.dtype.kind not in "biufO":
+    if isinstance(data, np.ndarray) and data.dtype.kind not in "iufO":  # bools are not numbers
         raise OperandTypeError(f"{what} must be real numbers, got an array of {data.dtype}")
     try:
         return np.asarray(data, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        raise NonFiniteError(f"{what} must be finite, got a number too large for a float64") from None
     except (TypeError, ValueError) as error:
         if isinstance(data, Sequence) and len({len(row) for row in data if isinstance(row, Sequence)}) > 1:
             raise ShapeError(f"{what}: rows of different lengths") from None

@@ -63,7 +63,8 @@ parameter. At a call: data of another shape than at capture raise
 NaN or infinities :class:`~spec.errors.NonFiniteError`; an op whose input leaves its
 domain, or whose result overflows, raises the error the eager loop raises at the same
 node, and an update that would make a parameter non-finite the optimizer's
-:class:`~spec.errors.ResultOverflowError`; a step whose graph lives on one thread's tape,
+:class:`~spec.errors.ResultOverflowError` (:class:`~spec.errors.NonFiniteError` for a NaN,
+from a non-finite gradient); a step whose graph lives on one thread's tape,
 called from another thread, raises :class:`~spec.errors.BackendMismatchError`. A failed
 call changes nothing: no parameter, grad, optimizer state or step count.
 
@@ -92,8 +93,8 @@ from spec.capture import (
     placeholders,
     trace_loss,
 )
-from spec.errors import CaptureError, GradspecError, OperandTypeError, ResultOverflowError, ShapeError
-from spec.optim import SGD, Adam, Optimizer
+from spec.errors import BackendMismatchError, CaptureError, GradspecError, OperandTypeError, ShapeError
+from spec.optim import SGD, Adam, Optimizer, update_failure
 
 __all__ = [
     "EagerStep",
@@ -122,6 +123,8 @@ def compile_step(
     portable :class:`EagerStep`.
     """
     chosen = backend if backend is not None else _backend_of(model)
+    if backend is not None:
+        _check_backend(model, backend)
     if chosen is not None and chosen.compile_step is not None:
         step: TrainingStep = chosen.compile_step(
             model, loss_fn, inputs, targets, optimizer, allow_unused_parameters=allow_unused_parameters
@@ -130,6 +133,17 @@ def compile_step(
     return EagerStep(
         model, loss_fn, inputs, targets, optimizer, allow_unused_parameters=allow_unused_parameters
     )
+
+
+def _check_backend(model: Any, backend: Backend) -> None:
+    """Refuse a backend whose Values are not the model's: its replay could not read them."""
+    foreign = next((p for p in model.parameters() if not isinstance(p, backend.Value)), None)
+    if foreign is not None:
+        raise BackendMismatchError(
+            f"compile_step(..., backend={backend.name!r}): the model's parameters are "
+            f"{type(foreign).__module__}.{type(foreign).__name__} Values, not the {backend.name} "
+            "backend's; build the model with that backend's MLP"
+        )
 
 
 def _backend_of(model: Any) -> Backend | None:
@@ -356,9 +370,7 @@ class ReplayStep(TrainingStep):
 
     def _raise_update_failure(self, index: int, value: float) -> NoReturn:
         """Raise the optimizer's error, word for word, for a parameter that would become non-finite."""
-        raise ResultOverflowError(
-            f"{type(self.optimizer).__name__} step: parameter {index} would become {value!r}"
-        )
+        raise update_failure(self.optimizer, index, value)
 
 
 def _state_row(values: Any, name: str, P: int) -> Floats:

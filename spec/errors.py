@@ -9,10 +9,19 @@ the old value in place. A composite (``a - b`` is ``a + (-b)``) whose second
 primitive fails keeps the node its first one made; no graph reaches that node.
 
 NaN/inf policy: the ``data`` of every Value is a finite float64. Constructing
-or assigning a non-finite number raises :class:`NonFiniteError`; an operation
-whose result is not finite raises :class:`ResultOverflowError` (NaN can only
-come from non-finite inputs, which cannot exist). Gradients are plain IEEE
-float64 and are not checked: backward passes never raise.
+or assigning a non-finite number raises :class:`NonFiniteError`; so does a number
+too large for any float64 (``10**400``, a ``Fraction`` of one), wherever a number is
+taken: Value data, an operand or exponent, an MLP input, a target, a learning rate,
+a compiled step's data. An operation whose result is not finite raises
+:class:`ResultOverflowError` (NaN can only come from non-finite inputs, which cannot
+exist). Gradients are plain IEEE float64 and are not checked: backward passes never
+raise. An optimizer step that would make a parameter infinite raises
+:class:`ResultOverflowError`; one that would make it NaN (from a non-finite
+gradient) :class:`NonFiniteError`.
+
+Numbers: any :class:`numbers.Real` but ``bool`` (Python's or NumPy's ``bool_``): a flag
+is refused with :class:`OperandTypeError`. Error messages quote input cut to about 80
+characters.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from numbers import Integral
 from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 from spec.errors import ShapeError
+from spec.operands import echo
 from spec.value import ValueBase
 
 __all__ = [
@@ -60,13 +61,13 @@ def _activate(x: Any, activation: Activation) -> Any:
 
 def _check_size(n: object, what: str) -> int:
     if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
-        raise ShapeError(f"{what} must be a positive integer, got {n!r}")
+        raise ShapeError(f"{what} must be a positive integer, got {echo(n)}")
     return int(n)
 
 
 def _check_activation(activation: object) -> Activation:
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {echo(activation)}")
     return activation  # type: ignore[return-value]
 
 
@@ -79,13 +80,13 @@ def _draw_weights(rng: Rng, nin: int, init: Init) -> list[float]:
 
 def _check_init(init: object) -> Init:
     if init not in INITS:
-        raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r:.80}")
+        raise ValueError(f"init must be one of {', '.join(INITS)}; got {echo(init)}")
     return init  # type: ignore[return-value]
 
 
 def _layer_sizes(nin: object, nouts: object) -> list[int]:
     if not isinstance(nouts, Sequence) or isinstance(nouts, str) or len(nouts) == 0:
-        raise ShapeError(f"nouts must be a non-empty list of layer sizes, got {nouts!r}")
+        raise ShapeError(f"nouts must be a non-empty list of layer sizes, got {echo(nouts)}")
     return [_check_size(nin, "nin")] + [_check_size(n, "layer size") for n in nouts]
 
 

@@ -14,7 +14,7 @@ from numbers import Real
 
 from spec.errors import BackendMismatchError, NonFiniteError, OperandTypeError
 
-__all__ = ["as_finite_float", "as_float", "foreign_value_error"]
+__all__ = ["as_finite_float", "as_float", "echo", "foreign_value_error"]
 
 
 def foreign_value_error(mine: object, other: object) -> BackendMismatchError:
@@ -31,12 +31,24 @@ def _describe(value: object) -> str:
 
 
 def as_float(x: object, what: str = "operand") -> float:
-    """``x`` as a float, or :class:`OperandTypeError` if it is not a real number."""
+    """``x`` as a float: :class:`OperandTypeError` if it is not a real number (``bool`` is not,
+    like NumPy's ``bool_``), :class:`NonFiniteError` if it is too large for any float64."""
     if type(x) is float:
         return x
-    if isinstance(x, Real):
-        return float(x)
-    raise OperandTypeError(f"{what} must be a real number, got {type(x).__name__}: {x!r:.80}")
+    if isinstance(x, Real) and not isinstance(x, bool):
+        try:
+            return float(x)
+        except OverflowError:  # 10**400, Fraction(10**400): beyond float64, so not finite there
+            raise NonFiniteError(
+                f"{what} must be finite, got a number too large for a float64 ({type(x).__name__})"
+            ) from None
+    raise OperandTypeError(f"{what} must be a real number, got {type(x).__name__}: {echo(x)}")
+
+
+def echo(x: object, limit: int = 80) -> str:
+    """``repr(x)`` for an error message, cut to ``limit`` characters: input may be huge."""
+    text = repr(x) if not isinstance(x, str) or len(x) <= limit else repr(x[: limit + 1])
+    return text if len(text) <= limit else f"{text[:limit]}... (cut)"
 
 
 def as_finite_float(x: object, what: str = "data") -> float:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from numbers import Integral
 from typing import Any, TypeAlias
 
-from spec.errors import ResultOverflowError
-from spec.operands import as_finite_float
+from spec.errors import GradspecError, NonFiniteError, ResultOverflowError
+from spec.operands import as_finite_float, echo
 
-__all__ = ["SGD", "Adam", "LearningRate", "Optimizer", "linear_decay"]
+__all__ = ["SGD", "Adam", "LearningRate", "Optimizer", "linear_decay", "update_failure"]
 
 #: A constant learning rate, or a schedule ``step_index -> learning rate``.
 LearningRate: TypeAlias = float | Callable[[int], float]
@@ -19,8 +20,11 @@ def linear_decay(start: float, end: float, steps: int) -> Callable[[int], float]
     """``start - (start - end) * k / steps``: micrograd's demo uses ``linear_decay(1.0, 0.1, 100)``.
 
     Written as ``start - drop * k / steps`` so that ``linear_decay(1.0, 0.1, 100)(k)``
-    equals micrograd's ``1.0 - 0.9*k/100`` bit for bit.
+    equals micrograd's ``1.0 - 0.9*k/100`` bit for bit. ``steps`` must be a positive integer.
     """
+    if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
+        raise ValueError(f"linear_decay: steps must be a positive integer, got {echo(steps)}")
+    start, end = as_finite_float(start, "linear_decay start"), as_finite_float(end, "linear_decay end")
     drop = start - end
     return lambda k: start - drop * k / steps
 
@@ -53,9 +57,7 @@ class Optimizer:
         updated, commit = self._updates(self.learning_rate())
         for index, value in enumerate(updated):
             if not math.isfinite(value):
-                raise ResultOverflowError(
-                    f"{type(self).__name__} step: parameter {index} would become {value!r}"
-                )
+                raise update_failure(self, index, value)
         for p, value in zip(self.params, updated, strict=True):
             p.data = value
         commit()
@@ -139,6 +141,17 @@ class Adam(Optimizer):
             self.m, self.v = m, v
 
         return updated, commit
+
+
+def update_failure(optimizer: Optimizer, index: int, value: float) -> GradspecError:
+    """The error for a step that would make parameter ``index`` the non-finite ``value``: an
+    overflow (``inf``), or a NaN, which only a non-finite gradient or state can give."""
+    if math.isnan(value):
+        return NonFiniteError(
+            f"{type(optimizer).__name__} step: parameter {index} would become nan; its gradient "
+            "or the optimizer's state is not finite"
+        )
+    return ResultOverflowError(f"{type(optimizer).__name__} step: parameter {index} would become {value!r}")
 
 
 def _positive(lr: object, what: str) -> float:

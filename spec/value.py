@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
-from spec.operands import as_finite_float, foreign_value_error
+from spec.operands import as_finite_float, echo, foreign_value_error
 from spec.ops import OPS, OpCode, OpSpec, check_domain, division_by_zero_error
 from spec.tracing import refuse_if_traced, untraced
 
@@ -123,7 +123,7 @@ class ValueBase:
 
     def __format__(self, format_spec: str) -> str:
         if format_spec:
-            refuse_if_traced(self, f"formatting ({format_spec!r})")
+            refuse_if_traced(self, f"formatting ({echo(format_spec)})")
         return object.__format__(self, format_spec)
 
     def _compare(self, other: object, symbol: str) -> bool:

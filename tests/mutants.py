@@ -125,7 +125,9 @@ PYTHON = [
         "(1.0 if x > y else 0.0 if y > x else 0.5) * grad",
         "(1.0 if x >= y else 0.0) * grad",
     ),
-    _python("max_forward_keeps_second_on_tie", "    return y if y > x else x\n", "    return y if y >= x else x\n"),
+    _python(
+        "max_forward_keeps_second_on_tie", "    return y if y > x else x\n", "    return y if y >= x else x\n"
+    ),
     _python("domain_unchecked", "        check_domain(code, inputs, constant)\n", ""),
     _python(
         "overflow_raised_as_python_error",
@@ -172,7 +174,9 @@ LOWERING = [  # shared by the eager Value, the tape's backward and the replay: b
     ),
     _lowering("max_tie_goes_to_the_first", "    return 0.5, 0.5\n", "    return 1.0, 0.0\n"),
     _lowering(
-        "max_partials_swapped", "    if x > y:\n        return 1.0, 0.0\n", "    if x > y:\n        return 0.0, 1.0\n"
+        "max_partials_swapped",
+        "    if x > y:\n        return 1.0, 0.0\n",
+        "    if x > y:\n        return 0.0, 1.0\n",
     ),
     _lowering("pow_const_partial_off_by_one", "c * x ** (c - 1.0)), 0.0", "c * x ** (c - 2.0)), 0.0"),
 ]

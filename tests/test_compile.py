@@ -14,6 +14,7 @@ from backends.numba._extract import extract
 from spec import (
     SGD,
     Adam,
+    BackendMismatchError,
     CaptureError,
     NonFiniteError,
     OperandTypeError,
@@ -188,3 +189,29 @@ def test_state_assigned_between_calls_is_read_back() -> None:
     twin_optimizer.steps = 1
     assert step(X, Y) == EagerStep(twin, mse, X, Y, twin_optimizer)(X, Y)
     assert [p.data for p in model.parameters()] == [p.data for p in twin.parameters()]
+
+
+def test_a_backend_other_than_the_models_is_refused() -> None:
+    model = python_backend.MLP(2, [1], seed=0)
+    with pytest.raises(BackendMismatchError, match="numba"):
+        compile_step(
+            model,
+            lambda m, x, t: mse_loss([m(r) for r in x], t),
+            X,
+            Y,
+            SGD(model.parameters(), 0.1),
+            backend=load_backend("numba"),
+        )
+
+
+@pytest.mark.parametrize("where", ["inputs", "targets"])
+def test_integers_beyond_float64_are_not_finite_data(where: str) -> None:
+    inputs, targets = X.tolist(), Y.tolist()
+    (inputs[0] if where == "inputs" else targets)[0] = 10**400
+    with pytest.raises(NonFiniteError, match=where):
+        as_data(inputs, targets, (3, 2))
+
+
+def test_boolean_arrays_are_not_numbers() -> None:
+    with pytest.raises(OperandTypeError, match="bool"):
+        as_data(X, np.array([True, False, True]), (3, 2))

@@ -6,6 +6,7 @@ import dataclasses
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import spec
@@ -81,7 +82,14 @@ def test_program_json_round_trip_and_validation():
 
 
 def test_operands():
-    assert as_finite_float(True) == 1.0
+    assert as_finite_float(3) == 3.0 and as_finite_float(np.float32(0.5)) == 0.5
+    # bool is not a number, whether Python's or NumPy's
+    for flag in (True, np.False_):
+        with pytest.raises(OperandTypeError, match="bool"):
+            as_finite_float(flag)
+    with pytest.raises(OperandTypeError, match=r"\(cut\)") as refused:
+        as_finite_float("x" * 10_000_000)
+    assert len(str(refused.value)) < 200, "an error message must not echo huge input"
     with pytest.raises(NonFiniteError, match="must be finite"):
         as_finite_float(float("inf"))
     with pytest.raises(OperandTypeError, match="must be a real number, got str"):

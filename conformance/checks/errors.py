@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
+
+import numpy as np
 
 from conformance._registry import check
 from spec import (
@@ -20,6 +23,7 @@ from spec import (
     binary_cross_entropy,
     cross_entropy,
     l2_penalty,
+    linear_decay,
     logsumexp,
     mse_loss,
     one_hot,
@@ -42,6 +46,12 @@ def _mlp(backend: Backend, *args: Any, **kwargs: Any) -> Any:
     return backend.MLP(*args, **kwargs)
 
 
+def _step_with_grad(backend: Backend, grad: float) -> None:
+    p = backend.Value(1.0)
+    p.grad = grad
+    SGD([p], lr=0.1).step()
+
+
 def _logits(backend: Backend, *rows: list[float]) -> list[list[Any]]:
     return [[backend.Value(z) for z in row] for row in rows]
 
@@ -57,11 +67,21 @@ ERROR_CASES: dict[str, tuple[BadInput, type[Exception]]] = {
     "value_from_complex": (lambda b: b.Value(1j), OperandTypeError),
     "value_from_nan": (lambda b: b.Value(float("nan")), NonFiniteError),
     "value_from_inf": (lambda b: b.Value(float("-inf")), NonFiniteError),
+    # an integer beyond float64 is not finite there; bool is not a number (nor is NumPy's bool_)
+    "value_from_huge_int": (lambda b: b.Value(10**400), NonFiniteError),
+    "value_from_huge_fraction": (lambda b: b.Value(Fraction(10**400, 3)), NonFiniteError),
+    "value_from_bool": (lambda b: b.Value(True), OperandTypeError),
+    "value_from_numpy_bool": (lambda b: b.Value(np.True_), OperandTypeError),
     # --- operands -----------------------------------------------------------------
     "add_string": (lambda b: b.Value(1.0) + "2", OperandTypeError),
     "mul_none": (lambda b: b.Value(1.0) * None, OperandTypeError),
     "radd_list": (lambda b: b.Value(1.0).__radd__([1]), OperandTypeError),
     "add_nan": (lambda b: b.Value(1.0) + float("nan"), NonFiniteError),
+    "add_huge_int": (lambda b: b.Value(1.0) + 10**400, NonFiniteError),
+    "radd_huge_int": (lambda b: 10**400 + b.Value(1.0), NonFiniteError),
+    "mul_bool": (lambda b: b.Value(1.0) * True, OperandTypeError),
+    "pow_huge_int_exponent": (lambda b: b.Value(2.0) ** 10**400, NonFiniteError),
+    "rpow_huge_int_base": (lambda b: (10**400) ** b.Value(2.0), NonFiniteError),
     "pow_string_exponent": (lambda b: b.Value(2.0) ** "2", OperandTypeError),
     "foreign_add": (lambda b: b.Value(1.0) + ForeignValue(1.0), BackendMismatchError),
     "foreign_radd": (lambda b: b.Value(1.0).__radd__(ForeignValue(1.0)), BackendMismatchError),
@@ -92,6 +112,7 @@ ERROR_CASES: dict[str, tuple[BadInput, type[Exception]]] = {
     "mlp_input_too_wide": (lambda b: _mlp(b, 2, [2, 1], seed=0)([1.0, 2.0, 3.0]), ShapeError),
     "mlp_input_not_a_sequence": (lambda b: _mlp(b, 1, [1], seed=0)(1.0), ShapeError),
     "mlp_input_string_element": (lambda b: _mlp(b, 1, [1], seed=0)(["x"]), OperandTypeError),
+    "mlp_input_huge_int": (lambda b: _mlp(b, 1, [1], seed=0)([10**400]), NonFiniteError),
     "mlp_no_layers": (lambda b: _mlp(b, 2, []), ShapeError),
     "mlp_zero_inputs": (lambda b: _mlp(b, 0, [1]), ShapeError),
     "mlp_negative_layer": (lambda b: _mlp(b, 2, [4, -1]), ShapeError),
@@ -106,6 +127,7 @@ ERROR_CASES: dict[str, tuple[BadInput, type[Exception]]] = {
     "bce_length_mismatch": (lambda b: binary_cross_entropy([b.Value(0.5)], []), ShapeError),
     "mse_empty": (lambda b: mse_loss([], []), ShapeError),
     "mse_string_target": (lambda b: mse_loss([b.Value(1.0)], ["1"]), OperandTypeError),
+    "mse_huge_int_target": (lambda b: mse_loss([b.Value(1.0)], [10**400]), NonFiniteError),
     "bce_probability_one": (lambda b: binary_cross_entropy([b.Value(1.0)], [1.0]), DomainError),
     "l2_no_parameters": (lambda b: l2_penalty([], 1e-4), ShapeError),
     "max_string": (lambda b: b.Value(1.0).max("2"), OperandTypeError),
@@ -139,6 +161,11 @@ ERROR_CASES: dict[str, tuple[BadInput, type[Exception]]] = {
     "sgd_string_lr": (lambda b: SGD([b.Value(1.0)], lr="0.1"), OperandTypeError),
     "sgd_nan_lr": (lambda b: SGD([b.Value(1.0)], lr=float("nan")), NonFiniteError),
     "sgd_negative_lr": (lambda b: SGD([b.Value(1.0)], lr=-0.1), ValueError),
+    "sgd_huge_int_lr": (lambda b: SGD([b.Value(1.0)], lr=10**400), NonFiniteError),
+    "linear_decay_zero_steps": (lambda b: linear_decay(1.0, 0.1, 0), ValueError),
+    "linear_decay_fractional_steps": (lambda b: linear_decay(1.0, 0.1, 2.5), ValueError),
+    "sgd_nan_gradient": (lambda b: _step_with_grad(b, float("nan")), NonFiniteError),
+    "sgd_infinite_gradient": (lambda b: _step_with_grad(b, float("inf")), ResultOverflowError),
     "sgd_schedule_returns_string": (
         lambda b: SGD([b.Value(1.0)], lr=lambda k: "fast").step(),
         OperandTypeError,
