@@ -18,8 +18,16 @@ Each check is a plain function ``check_<property>(backend)`` (see
 with reasons, in ``Backend.expected_failures``.
 """
 
-from conformance._registry import check_params, iter_checks, parametrize_with_checks
-from conformance.gradcheck import (
+import pytest
+
+# A failing check shows the values it compared, wherever it is collected from (pytest
+# rewrites the asserts of test files only, unless told).
+pytest.register_assert_rewrite(
+    "conformance.checks", "conformance.gradcheck", "conformance.loss_programs", "conformance._training"
+)
+
+from conformance._registry import check_params, iter_checks, parametrize_with_checks  # noqa: E402
+from conformance.gradcheck import (  # noqa: E402
     FINITE_DIFFERENCE,
     Tolerance,
     assert_close,

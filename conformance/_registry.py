@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -23,6 +24,8 @@ class _Check:
 
 
 _CHECKS: list[_Check] = []
+#: every backend whose checks were made into pytest parameters in this process, by name
+BACKENDS_UNDER_TEST: dict[str, Backend] = {}
 
 
 def check(function: Callable[..., None] | None = None, *, params: ParamSource | None = None) -> Any:
@@ -51,12 +54,23 @@ def iter_checks(backend: Backend) -> Iterator[tuple[str, Callable[[], None]]]:
 
 
 def check_params(backend: Backend) -> list[Any]:
-    """The checks as ``pytest.param`` objects, expected failures marked ``xfail(strict=True)``."""
+    """The checks as ``pytest.param`` objects, expected failures marked ``xfail(strict=True)``.
+
+    An expected failure that names no check (a misspelt id) is reported with a warning.
+    """
     params = []
     for check_id, bound in iter_checks(backend):
         reason = backend.expected_failures.get(check_id)
         marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
         params.append(pytest.param(bound, id=check_id, marks=marks))
+    known = {param.id for param in params}
+    for check_id in sorted(set(backend.expected_failures) - known):
+        warnings.warn(
+            f"backend {backend.name!r} lists an expected failure {check_id!r} that matches no "
+            "conformance check (`pytest --pyargs conformance --collect-only -q` lists their ids)",
+            stacklevel=2,
+        )
+    BACKENDS_UNDER_TEST[backend.name] = backend
     return params
 
 

@@ -1,4 +1,4 @@
-"""pytest plugin: choose the backend under test and print it in the report header.
+"""pytest plugin: choose the backend under test and name it in the report.
 
 Installed through the ``pytest11`` entry point, so it is active wherever
 gradspec is installed::
@@ -14,7 +14,6 @@ Hypothesis profiles: ``ci`` (the default: few, derandomized examples) and
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 import pytest
@@ -62,14 +61,15 @@ def backend_under_test(config: pytest.Config) -> Backend:
     return cached
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    try:
-        backend = backend_under_test(config)
-    except Exception as error:  # the header must not hide the real error
-        return f"gradspec backend: {config.getoption('--backend')} (failed to load: {error})"
-    return (
-        f"gradspec backend: {backend.name} {backend.version} (registered: {', '.join(available_backends())})"
-    )
+def pytest_report_collectionfinish(config: pytest.Config, items: list[Any]) -> list[str]:
+    """Name the backends whose checks were collected (``--backend``, or ``parametrize_with_checks``)."""
+    from conformance._registry import BACKENDS_UNDER_TEST
+
+    return [
+        f"gradspec backend under test: {backend.name} {backend.version} "
+        f"(registered: {', '.join(available_backends()) or 'none'})"
+        for backend in BACKENDS_UNDER_TEST.values()
+    ]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -79,16 +79,3 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     backend = backend_under_test(metafunc.config)
     metafunc.parametrize("conformance_check", check_params(backend))
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> None:
-    ran = {item.callspec.id for item in items if hasattr(item, "callspec")}
-    if not any("conformance_check" in getattr(item, "fixturenames", ()) for item in items):
-        return
-    backend = backend_under_test(config)
-    for check_id in sorted(set(backend.expected_failures) - ran):
-        warnings.warn(
-            f"backend {backend.name!r} lists an expected failure {check_id!r} "
-            "that matches no conformance check",
-            stacklevel=1,
-        )

@@ -55,8 +55,6 @@ def _step(op: str, operands: list[float]) -> tuple[float, bool]:
         return -operands[0], True
     if op == "sub":
         return operands[0] - operands[1], True
-    if op == "truediv":
-        return (operands[0] / operands[1], True) if abs(operands[1]) >= 0.2 else (0.0, False)
     return _forward(_ROWS[op], tuple(operands), 0.0)
 
 

@@ -22,6 +22,17 @@ gradient) :class:`NonFiniteError`.
 Numbers: any :class:`numbers.Real` but ``bool`` (Python's or NumPy's ``bool_``): a flag
 is refused with :class:`OperandTypeError`. Error messages quote input cut to about 80
 characters.
+
+Files: ``Module.load`` raises only value errors (``ValueError`` and its subclasses) for a
+bad file, each naming the file: :class:`ShapeError` (the architecture, sizes of another type
+included, or the parameter count differs), :class:`NonFiniteError` (NaN, infinity, or a
+number too large for a float64 such as ``1e400`` or a 400-digit integer), plain
+``ValueError`` (not a gradspec state: wrong format, missing or unknown key, non-number,
+corrupt or truncated, nested too deeply, or larger than
+``spec.state.max_file_bytes(model)`` = 1 MiB + 128 bytes per parameter, refused before
+reading). A file that cannot be opened raises ``OSError``, as ``open()`` does.
+``Module.save`` raises ``OSError`` naming the path and leaves the old file intact
+(:mod:`spec.state`).
 """
 
 from __future__ import annotations
@@ -60,7 +71,7 @@ class DomainError(GradspecError, ValueError):
 
 
 class DivisionByZeroError(DomainError, ZeroDivisionError):
-    """Zero raised to a negative power: the primitive that division lowers to."""
+    """Division by zero, or zero raised to a negative power."""
 
 
 class ResultOverflowError(GradspecError, OverflowError):

@@ -95,12 +95,11 @@ def logsumexp(values: Sequence[Any]) -> Any:
 def softmax(values: Sequence[Any]) -> list[Any]:
     """``exp(z_i) / sum(exp(z))`` for each ``z_i``, shifted as in :func:`logsumexp`.
 
-    Each output is ``exp(z_i + (-m)) * s ** -1`` with one ``s ** -1`` shared by all: the
-    composite ``e / s`` computes the same numbers with a node per output.
+    Each output is ``exp(z_i + (-m)) / s``, one division, with ``s`` the sum of the exps.
     """
     shifted, _ = _shifted_exps(values, "softmax")
-    inverse = _total(shifted) ** -1
-    return [e * inverse for e in shifted]
+    total = _total(shifted)
+    return [e / total for e in shifted]
 
 
 def cross_entropy(logits: Sequence[Sequence[Any]], labels: Sequence[Any]) -> Any:

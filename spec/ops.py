@@ -61,6 +61,7 @@ class OpCode(IntEnum):
     RELU = 8
     SIGMOID = 9
     MAX = 10
+    DIV = 11
 
 
 Floats = tuple[float, ...]
@@ -186,6 +187,11 @@ def _pow_domain(inputs: Floats, c: float) -> DomainError | None:
     return None
 
 
+def _div_domain(inputs: Floats, c: float) -> DomainError | None:
+    x, y = inputs
+    return division_by_zero_error(x) if y == 0.0 else None
+
+
 def _log_domain(inputs: Floats, c: float) -> DomainError | None:
     (x,) = inputs
     return None if x > 0.0 else DomainError(f"log({x!r}): the input must be positive")
@@ -218,6 +224,17 @@ _ROWS = [
            sample_ranges=(_POSITIVE, _SAMPLE), kink_distance=_smooth,
            edge_points=(((2.0, 0.0), 0.0), ((0.5, -2.0), 0.0), ((1.0, 7.5), 0.0)),
            symbolic=lambda sp, x, y: x**y),
+    # x / y itself, not x * y ** -1: a quotient is rounded once, and 1e-10 / 1e-310 is finite
+    # although 1 / 1e-310 is not.
+    OpSpec(OpCode.DIV, "truediv", "/", 2, False, method="__truediv__",
+           forward=lambda i, c: i[0] / i[1],
+           partials=lambda i, c, out: (1.0 / i[1], -out / i[1]),
+           domain=_div_domain, domain_text="y != 0",
+           sample_ranges=(_SAMPLE, _POSITIVE), kink_distance=lambda i: abs(i[1]),
+           edge_points=(((6.0, 3.0), 0.0), ((1.0, 3.0), 0.0), ((0.0, -3.0), 0.0), ((-0.0, 2.0), 0.0),
+                        ((1e-10, 1e-310), 0.0), ((-1e-300, 5e-324), 0.0), ((5e-324, 1e-309), 0.0),
+                        ((1e-170, 1e-170), 0.0)),
+           symbolic=lambda sp, x, y: x / y),
     OpSpec(OpCode.MAX, "max", "max", 2, False, method="max",
            # Python's max(x, y): x unless y is larger, so max(-0.0, 0.0) is -0.0.
            forward=lambda i, c: i[1] if i[1] > i[0] else i[0],
@@ -317,8 +334,7 @@ COMPOSITES: Mapping[str, str] = {
     "neg": "-a         = a * -1",
     "sub": "a - b      = a + (-b)          (a - n = a + leaf(-n))",
     "rsub": "n - a      = (-a) + leaf(n)",
-    "truediv": "a / b      = a * b ** -1       (a / n = a * leaf(1.0 / n); n = 0 raises)",
-    "rtruediv": "n / a      = a ** -1 * leaf(n)",
+    "rtruediv": "n / a      = leaf(n) / a       (DIV: a = 0 raises)",
     "radd": "n + a      = a + leaf(n)",
     "rmul": "n * a      = a * leaf(n)",
     "rpow": "n ** a     = leaf(n) ** a      (POW: needs n > 0)",
@@ -350,5 +366,5 @@ def overflow_error(code: OpCode | int, inputs: Floats, constant: float = 0.0) ->
 
 
 def division_by_zero_error(numerator: float) -> DivisionByZeroError:
-    """The contract's error for ``a / 0`` with a number 0 (no node is built)."""
+    """The contract's error for ``a / 0`` (no node is built, nor a number divisor's leaf)."""
     return DivisionByZeroError(f"division by zero: {numerator!r} / 0")

@@ -7,8 +7,8 @@ property tests and differential tests all speak this format, and
 numbers become leaves exactly as user code would make them.
 
 Ops: every op of the table without a constant, by its row's name (``add``, ``mul``,
-``pow``; ``exp``, ``log``, ``tanh``, ``relu``, ``sigmoid``), and the composites ``sub``,
-``truediv`` and ``neg``. A number may stand on either side of a binary operator:
+``pow``, ``truediv``, ``max``; ``exp``, ``log``, ``tanh``, ``relu``, ``sigmoid``), and the
+composites ``sub`` and ``neg``. A number may stand on either side of a binary operator:
 ``["c", "sub", 1.0, "a"]`` is ``1.0 - a``; ``["c", "pow", "a", 2.0]`` is the POW_CONST
 primitive, ``["c", "pow", 2.0, "a"]`` and ``["c", "pow", "a", "b"]`` are POW.
 
@@ -33,7 +33,6 @@ __all__ = ["BINARY_OPS", "COMPOSITE_OPS", "UNARY_OPS", "Program", "run_program"]
 #: The composites programs may use besides the table's ops (spec.ops.COMPOSITES).
 COMPOSITE_OPS: Mapping[str, Callable[..., Any]] = {
     "sub": operator.sub,
-    "truediv": operator.truediv,
     "neg": operator.neg,
 }
 _PRIMITIVES = [row for row in OPS.values() if not row.has_constant]

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 from spec.operands import as_finite_float, echo, foreign_value_error
-from spec.ops import OPS, OpCode, OpSpec, check_domain, division_by_zero_error
+from spec.ops import OPS, OpCode, OpSpec, check_domain
 from spec.tracing import refuse_if_traced, untraced
 
 __all__ = ["ValueBase"]
@@ -42,6 +42,7 @@ class ValueBase:
         def __add__(self, other: object) -> ValueBase: ...
         def __mul__(self, other: object) -> ValueBase: ...
         def __pow__(self, other: object) -> ValueBase: ...
+        def __truediv__(self, other: object) -> ValueBase: ...
         @property
         def data(self) -> float: ...
         @property
@@ -90,17 +91,11 @@ class ValueBase:
     def __rmul__(self, other: object) -> ValueBase:  # self * other
         return self * other
 
-    def __truediv__(self, other: object) -> ValueBase:  # self * other**-1
-        if self._is_mine(other):
-            return self * other**-1.0
-        divisor = self._number(other)
-        if divisor == 0.0:
-            with untraced():  # the error does not depend on the number; its message shows it
-                raise division_by_zero_error(self.data)
-        return self * (1.0 / divisor)
-
-    def __rtruediv__(self, other: object) -> ValueBase:  # self**-1 * other
-        return self**-1.0 * other
+    def __rtruediv__(self, other: object) -> ValueBase:  # Value(other) / self
+        numerator = self._number(other)
+        with untraced():  # the domain is the divisor's; the numerator only appears in the message
+            check_domain(OpCode.DIV, (numerator, self.data))  # before the numerator's leaf exists
+        return type(self)(numerator) / self
 
     def __rpow__(self, other: object) -> ValueBase:  # Value(other) ** self
         base = self._number(other)

@@ -128,6 +128,11 @@ PYTHON = [
     _python(
         "max_forward_keeps_second_on_tie", "    return y if y > x else x\n", "    return y if y >= x else x\n"
     ),
+    _python(
+        "div_grad_of_divisor_drops_sign",
+        "    b._grad += -node._data / y * grad\n",
+        "    b._grad += node._data / y * grad\n",
+    ),
     _python("domain_unchecked", "        check_domain(code, inputs, constant)\n", ""),
     _python(
         "overflow_raised_as_python_error",
@@ -171,6 +176,10 @@ LOWERING = [  # shared by the eager Value, the tape's backward and the replay: b
     ),
     _lowering(
         "sigmoid_negative_branch_inverted", "    return e / (1.0 + e)\n", "    return 1.0 / (1.0 + e)\n"
+    ),
+    _lowering("div_as_reciprocal_product", "    return x / y\n", "    return x * (1.0 / y)\n"),
+    _lowering(
+        "div_partial_of_divisor_from_inputs", "return 1.0 / y, -out / y", "return 1.0 / y, -x / (y * y)"
     ),
     _lowering("max_tie_goes_to_the_first", "    return 0.5, 0.5\n", "    return 1.0, 0.0\n"),
     _lowering(

@@ -34,9 +34,7 @@ def _step_forms(op: str, args: tuple[str | float, ...]) -> tuple[set[OpCode], se
     if op == "mul":
         return {OpCode.MUL}, {"rmul"} if values == [False, True] else set()
     if op == "truediv":
-        if values == [True, True]:
-            return {OpCode.MUL, OpCode.POW_CONST}, {"truediv"}
-        return ({OpCode.MUL}, {"truediv"}) if values[0] else ({OpCode.MUL, OpCode.POW_CONST}, {"rtruediv"})
+        return {OpCode.DIV}, {"rtruediv"} if values == [False, True] else set()
     if op == "pow":
         if values == [True, False]:
             return {OpCode.POW_CONST}, set()

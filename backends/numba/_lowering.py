@@ -47,6 +47,7 @@ TANH = int(OpCode.TANH)
 RELU = int(OpCode.RELU)
 SIGMOID = int(OpCode.SIGMOID)
 MAX = int(OpCode.MAX)
+DIV = int(OpCode.DIV)
 
 
 @jit(_FAILS)
@@ -88,6 +89,21 @@ def pow_partials(x, y, c, out):  # type: ignore[no-untyped-def]
 @jit(_FAILS)
 def pow_fails(x, y, c, out):  # type: ignore[no-untyped-def]
     return not x > 0.0 or not -_INF < out < _INF
+
+
+@jit(_FORWARD)
+def div_forward(x, y, c):  # type: ignore[no-untyped-def]
+    return x / y
+
+
+@jit(_PARTIALS)
+def div_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+    return 1.0 / y, -out / y
+
+
+@jit(_FAILS)
+def div_fails(x, y, c, out):  # type: ignore[no-untyped-def]
+    return y == 0.0 or not -_INF < out < _INF
 
 
 @jit(_FORWARD)
@@ -211,6 +227,7 @@ LOWERINGS: Mapping[OpCode, Lowering] = {
     OpCode.RELU: Lowering(RELU, relu_forward, relu_partials, _overflows),
     OpCode.SIGMOID: Lowering(SIGMOID, sigmoid_forward, sigmoid_partials, _overflows),
     OpCode.MAX: Lowering(MAX, max_forward, max_partials, _overflows),
+    OpCode.DIV: Lowering(DIV, div_forward, div_partials, div_fails),
 }
 
 
@@ -238,6 +255,8 @@ def forward(code, x, y, c):  # type: ignore[no-untyped-def]
         return sigmoid_forward(x, y, c)
     if code == MAX:
         return max_forward(x, y, c)
+    if code == DIV:
+        return div_forward(x, y, c)
     raise ValueError("forward: an op code this backend does not lower")
 
 
@@ -264,6 +283,8 @@ def partials(code, x, y, c, out):  # type: ignore[no-untyped-def]
         return sigmoid_partials(x, y, c, out)
     if code == MAX:
         return max_partials(x, y, c, out)
+    if code == DIV:
+        return div_partials(x, y, c, out)
     raise ValueError("partials: an op code this backend does not lower")
 
 
@@ -290,6 +311,8 @@ def fails(code, x, y, c, out):  # type: ignore[no-untyped-def]
         return _overflows(x, y, c, out)
     if code == MAX:
         return _overflows(x, y, c, out)
+    if code == DIV:
+        return div_fails(x, y, c, out)
     raise ValueError("fails: an op code this backend does not lower")
 
 

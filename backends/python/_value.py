@@ -232,6 +232,17 @@ def _sigmoid_backward(node: Value, grad: float) -> None:
     a._grad += e / ((1.0 + e) * (1.0 + e)) * grad
 
 
+def _div_forward(x: float, y: float, c: float) -> float:
+    return x / y
+
+
+def _div_backward(node: Value, grad: float) -> None:
+    a, b = node._a, node._b
+    y = b._data
+    a._grad += 1.0 / y * grad
+    b._grad += -node._data / y * grad
+
+
 def _max_forward(x: float, y: float, c: float) -> float:
     return y if y > x else x
 
@@ -263,6 +274,7 @@ LOWERINGS: dict[OpCode, Lowering] = {
     OpCode.RELU: Lowering(_relu_forward, _relu_backward),
     OpCode.SIGMOID: Lowering(_sigmoid_forward, _sigmoid_backward),
     OpCode.MAX: Lowering(_max_forward, _max_backward),
+    OpCode.DIV: Lowering(_div_forward, _div_backward),
 }
 _BACKWARD = {code: lowering.backward for code, lowering in LOWERINGS.items()}
 

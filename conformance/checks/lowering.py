@@ -156,7 +156,8 @@ def _train_one_step(
 def _reference(
     row: OpSpec, constant: float, points: list[tuple[float, ...]], position: int
 ) -> tuple[float, list[float]] | None:
-    """The loss and grads the table's rules give, or None where the eager loop raises."""
+    """The loss and grads the table's rules give, or None where the eager loop raises (in the
+    forward pass, or in the update, for a gradient that is not finite)."""
     total: float | None = None
     grads = []
     for point in points:
@@ -170,6 +171,8 @@ def _reference(
         if not (math.isfinite(out) and math.isfinite(total)):
             return None
         grads.append(0.0 + row.partials(point, constant, out)[position] * 1.0)
+        if not math.isfinite(grads[-1]):
+            return None
     assert total is not None
     return total, grads
 

@@ -118,3 +118,19 @@ def check_backward_overflow_gives_infinity(backend: Backend) -> None:
     v = backend.Value(1e-200)
     (1.0 / v).backward()
     assert v.grad == float("-inf"), f"d(1/v)/dv at 1e-200 overflows to -inf, got {v.grad!r}"
+
+
+@check
+def check_division_is_the_quotient(backend: Backend) -> None:
+    """``a / b`` is one float64 division (spec.ops DIV), whether ``a`` or ``b`` is a number:
+    1e-10 / 1e-310 is 1e300 although 1 / 1e-310 overflows, and 1 / 3 is rounded once."""
+    for x, y in [(1e-10, 1e-310), (1.0, 3.0), (-7.0, 0.1), (1e-300, 5e-324 * 3)]:
+        spellings = {
+            "Value / Value": backend.Value(x) / backend.Value(y),
+            "Value / number": backend.Value(x) / y,
+            "number / Value": x / backend.Value(y),
+        }
+        for spelled, out in spellings.items():
+            assert out.data == x / y, (
+                f"{spelled} at ({x!r}, {y!r}) is {out.data!r}, the quotient is {x / y!r}"
+            )
