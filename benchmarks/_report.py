@@ -46,6 +46,8 @@ def table(results: dict[str, Any]) -> str:
             )
         if wl.get("note"):
             lines.append(wl["note"])
+    if results.get("digits"):
+        lines += _digits_table(results["digits"])
     probes = results.get("probes", {}).get("compile")
     if probes:
         cold, cached = probes.get("cold", {}), probes.get("cached", {})
@@ -70,6 +72,34 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _digits_table(digits: dict[str, Any]) -> list[str]:
+    """The digits training's rows: time per step, time to 95% test accuracy, final accuracy and loss."""
+    lines = [f"\n== digits: {digits['title']}"]
+    header = (
+        f"{'system':<17} {'mode':<24} {'median ms':>10} {'min ms':>9} {'max ms':>9} {'steps':>5} "
+        f"{'/ PyTorch':>9} {'compile s':>9} {'to 95% s':>8} {'/ PyTorch':>9} {'train s':>8} "
+        f"{'test acc':>8} {'last-epoch loss':>16}  agrees"
+    )
+    lines += [header, "-" * len(header)]
+    for r in digits["results"]:
+        if "skipped" in r:
+            lines.append(f"{r['system']:<17} {r.get('mode', ''):<24} skipped: {r['skipped']}")
+            continue
+        t = r["ms_per_step"]
+        lines.append(
+            f"{r['system']:<17} {r['mode']:<24} {t['median']:>10.3f} {t['min']:>9.3f} {t['max']:>9.3f} "
+            f"{r['steps_run']:>5} {_num(r.get('vs_torch'), '>9.2f')} {_num(r.get('compile_s'), '>9.2f')} "
+            f"{_num(r.get('seconds_to_95'), '>8.2f')} {_num(r.get('to_95_vs_torch'), '>9.2f')} "
+            f"{r['train_s']:>8.2f} {100 * r['test_accuracy']:>7.1f}% {r['final_loss']:>16.10g}  "
+            f"{'yes' if r['agrees'] else 'NO'} (rel {r['rel_diff']:.1e})"
+        )
+    lines.append(
+        "to 95%: training seconds (steps only; add compile s for the capture) until the first epoch "
+        "that ends at >= 95% test accuracy; agrees: the last epoch's mean loss, relative to gradspec's"
+    )
+    return lines
+
+
 def write_json(results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1, default=float) + "\n", encoding="utf-8")
@@ -82,7 +112,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    workloads = results["workloads"]
+    workloads = dict(results["workloads"])
+    if results.get("digits"):
+        workloads["digits"] = results["digits"]
     fig, axes = plt.subplots(len(workloads), 1, figsize=(10, 2.2 + 3.4 * len(workloads)), squeeze=False)
     colours = {
         "micrograd": "#9e9e9e",

@@ -5,6 +5,10 @@ gradspec's backends (eager: the micrograd-style loop a user writes; compiled:
 tensors), NumPy written by hand (batched), JAX (``jit`` of the whole step). Every system
 starts from the workload's parameters and runs its SGD schedule in float64; the reference
 systems are optional (``gradspec[bench]``) and report why they are missing.
+
+The digits training (:data:`DIGITS_SYSTEMS`) has its own task: minibatches, softmax
+cross-entropy and Adam (or momentum), as the digits demo trains; ``step(k)`` trains on
+the ``k``-th batch of :class:`DigitsTask`'s fixed order.
 """
 
 from __future__ import annotations
@@ -16,11 +20,22 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
+from benchmarks import digits
 from benchmarks._workloads import Workload, dense_layers, flatten
 from spec import SGD, compile_step, load_backend
 
-__all__ = ["SYSTEMS", "Runner", "Unavailable", "make_runner"]
+__all__ = [
+    "DIGITS_SYSTEMS",
+    "SYSTEMS",
+    "DigitsTask",
+    "Runner",
+    "Unavailable",
+    "digits_task",
+    "make_digits_runner",
+    "make_runner",
+]
 
 
 class Unavailable(Exception):
@@ -260,3 +275,132 @@ SYSTEMS: dict[str, Callable[[Workload], Runner]] = {
 def make_runner(name: str, w: Workload) -> Runner:
     """Set up system ``name`` for workload ``w``, or raise :class:`Unavailable`."""
     return SYSTEMS[name](w)
+
+
+# --- digits: minibatches, cross-entropy, Adam ----------------------------------------------------------
+@dataclass(frozen=True)
+class DigitsTask:
+    """The digits training every system runs: one split, one batch order, one initialisation, one schedule."""
+
+    config: digits.DigitsConfig
+    split: digits.Split
+    #: the training-set indices of every step, epoch after epoch
+    batches: list[NDArray[np.intp]]
+    #: the initial parameters in spec order (``MLP(..., seed, init)``'s, on any backend)
+    init: list[float]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.split.y_train) // self.config.batch_size
+
+    @property
+    def lr(self) -> Callable[[int], float]:
+        """The learning rate of step ``k`` (:func:`benchmarks.digits.learning_rate`)."""
+        return digits.learning_rate(self.config.start_lr, len(self.batches))
+
+
+def digits_task(config: digits.DigitsConfig | None = None) -> DigitsTask:
+    """The task of a digits demo run (its defaults unless ``config`` says otherwise)."""
+    config = config or digits.DigitsConfig()
+    split = digits.load_split()
+    rng = np.random.default_rng(config.seed)
+    n = len(split.y_train)
+    batches = [
+        index for _ in range(config.epochs) for index in digits.epoch_batches(n, config.batch_size, rng)
+    ]
+    model = digits.build_model(config, load_backend("python"))
+    return DigitsTask(config, split, batches, [p.data for p in model.parameters()])
+
+
+def _gradspec_digits(backend_name: str) -> Callable[[DigitsTask], Runner]:
+    def make(task: DigitsTask) -> Runner:
+        config = task.config
+        model = digits.build_model(config, load_backend(backend_name))
+        params = model.parameters()
+        if [p.data for p in params] != task.init:
+            raise Unavailable(f"the {backend_name} backend's MLP starts from other parameters")
+        optimizer = digits.make_optimizer(config.optimizer, params, config.start_lr, len(task.batches))
+        X, T = task.split.X_train, task.split.T_train
+        first = task.batches[0]
+        _warm_up(backend_name, X[first[:2]], T[first[:2]])
+        start = time.perf_counter()
+        step = compile_step(model, digits.digits_loss, X[first], T[first], optimizer)
+        seconds = time.perf_counter() - start
+
+        def train(k: int) -> float:
+            index = task.batches[k]
+            return step(X[index], T[index])
+
+        return Runner(
+            f"gradspec {backend_name}",
+            f"compiled ({step.mode})",
+            train,
+            lambda: [p.data for p in params],
+            seconds,
+            dict(step.info),
+        )
+
+    return make
+
+
+def _warm_up(backend_name: str, X: NDArray[np.float64], T: NDArray[np.float64]) -> None:
+    """Capture and run a tiny digits step, untimed: Numba compiles (or loads) its kernels here,
+    so the timed capture is the capture alone, as on a warm machine."""
+    model = load_backend(backend_name).MLP(64, [1, 10], seed=0, init="scaled")
+    optimizer = digits.make_optimizer("adam", model.parameters(), 0.01, 1)
+    compile_step(model, digits.digits_loss, X, T, optimizer)(X, T)
+
+
+def _torch_digits(task: DigitsTask) -> Runner:
+    try:
+        import torch
+    except ImportError as error:
+        raise Unavailable(f"PyTorch is not installed ({error}); pip install 'gradspec[bench]'") from None
+    torch.set_num_threads(1)
+    config = task.config
+    layers = [
+        (torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+        for W, b in dense_layers(task.init, config.sizes)
+    ]
+    params = [t for pair in layers for t in pair]
+    X, y = torch.tensor(task.split.X_train), torch.tensor(task.split.y_train)
+    batches = [torch.from_numpy(index) for index in task.batches]
+    schedule = task.lr
+    optimizer: Any
+    if config.optimizer == "adam":  # PyTorch's defaults are spec.Adam's: betas (0.9, 0.999), eps 1e-8
+        optimizer = torch.optim.Adam(params, lr=schedule(0))
+    else:
+        optimizer = torch.optim.SGD(params, lr=schedule(0), momentum=0.9)
+    last = len(layers) - 1
+
+    def step(k: int) -> float:
+        index = batches[k]
+        h = X[index]
+        for i, (W, b) in enumerate(layers):
+            h = h @ W.T + b
+            if i < last:
+                h = torch.relu(h)
+        loss = torch.nn.functional.cross_entropy(h, y[index])
+        optimizer.zero_grad()
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = schedule(k)
+        optimizer.step()
+        return float(loss.item())
+
+    def values() -> list[float]:
+        return flatten([(W.detach().numpy(), b.detach().numpy()) for W, b in layers])
+
+    return Runner(f"PyTorch {torch.__version__}", "eager, batched", step, values)
+
+
+#: the systems of the digits training, in the order the table lists them
+DIGITS_SYSTEMS: dict[str, Callable[[DigitsTask], Runner]] = {
+    "numba-compiled": _gradspec_digits("numba"),
+    "torch": _torch_digits,
+}
+
+
+def make_digits_runner(name: str, task: DigitsTask) -> Runner:
+    """Set up system ``name`` for the digits task, or raise :class:`Unavailable`."""
+    return DIGITS_SYSTEMS[name](task)

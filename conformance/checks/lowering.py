@@ -185,7 +185,10 @@ def check_op_through_every_path(backend: Backend, code: OpCode) -> None:
         for position in range(row.arity):
             for numbers in (False, True) if row.arity == 2 else (False,):
                 _train_one_step(backend, row, constant, _points(row, constant), position, numbers)
-                for point in _special_points(row):  # one a batch: a batch's first failure decides it
+                # One a batch too: one point that fails (or overflows a gradient) would leave the
+                # rest of a batch unchecked against the table.
+                edges = [inputs for inputs, c in row.edge_points if c == constant]
+                for point in edges + _special_points(row):
                     _train_one_step(backend, row, constant, [point], position, numbers)
 
 
