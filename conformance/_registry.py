@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ import pytest
 from spec import Backend
 
 ParamSource = Callable[[], Iterable[tuple[str, Any]]]
+
+#: what the checks need besides pytest: Hypothesis, and the oracle's sympy and mpmath
+SUITE_REQUIREMENTS = ("hypothesis", "sympy", "mpmath")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,12 @@ def check(function: Callable[..., None] | None = None, *, params: ParamSource | 
 
 def iter_checks(backend: Backend) -> Iterator[tuple[str, Callable[[], None]]]:
     """Every check, bound to ``backend``, as ``(check id, zero-argument callable)``."""
+    missing = [name for name in SUITE_REQUIREMENTS if importlib.util.find_spec(name) is None]
+    if missing:
+        raise pytest.UsageError(
+            f"gradspec's conformance suite needs {', '.join(SUITE_REQUIREMENTS)}; missing here: "
+            f'{", ".join(missing)}. Install them with: pip install "gradspec[conformance]"'
+        )
     importlib.import_module("conformance.checks")  # registers the checks, in order
     for spec in _CHECKS:
         if spec.params is None:
