@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -18,9 +20,21 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
 def install(session: nox.Session, *groups: str, extras: str = "") -> None:
-    """The project (editable, so entry points point at this checkout) and dependency groups."""
+    """The project (editable, so entry points point at this checkout) and dependency groups.
+
+    A reused venv (``reuse_venv=True``, or ``nox -r``) skips the install while pyproject.toml
+    and the requested groups are what it was installed with: the call then starts in a second.
+    """
     requirements = [r for group in groups for r in nox.project.dependency_groups(PYPROJECT, group)]
+    wanted = json.dumps(
+        [extras, requirements, hashlib.sha256(Path("pyproject.toml").read_bytes()).hexdigest()]
+    )
+    stamp = Path(session.virtualenv.location) / ".gradspec-installed"
+    if stamp.is_file() and stamp.read_text() == wanted:
+        session.log("requirements unchanged since this venv was installed: not reinstalling")
+        return
     session.install("-e", f".{extras}", *requirements)
+    stamp.write_text(wanted)
 
 
 def numba_env(session: nox.Session) -> None:
@@ -30,12 +44,14 @@ def numba_env(session: nox.Session) -> None:
 
 
 def ensure_graphviz(session: nox.Session) -> None:
-    """Graphviz's `dot` renders draw_dot pictures; install the system package where we can."""
+    """Graphviz's `dot` renders draw_dot pictures (tests/test_viz.py); install the system package
+    where we may, saying so first."""
     if shutil.which("dot"):
         return
     if shutil.which("apt-get") and os.geteuid() == 0:
-        session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", "graphviz", external=True)
+        session.log("Graphviz `dot` is missing: installing the Debian package graphviz (apt-get, as root)")
+        session.run("apt-get", "update", "-qq", external=True, silent=True)
+        session.run("apt-get", "install", "-y", "-qq", "graphviz", external=True, silent=True)
     else:
         session.warn(
             "Graphviz `dot` is missing: install it (apt-get install graphviz / brew install graphviz)"
@@ -83,12 +99,12 @@ def mutants(session: nox.Session) -> None:
     session.run("python", "tests/mutation_runner.py", *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session(default=False, reuse_venv=True)
 def demo(session: nox.Session) -> None:
-    """Train micrograd's moons demo (options: `nox -s demo -- --help`); pictures go to out/demo."""
+    """Train micrograd's moons demo (options: `nox -s demo -- --help`; `-- --dataset digits` for ten
+    classes); pictures go to out/demo or out/digits."""
     install(session, "demo")
     numba_env(session)
-    ensure_graphviz(session)
     session.run("python", "-m", "benchmarks.demo", *session.posargs)
 
 

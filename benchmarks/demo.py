@@ -34,7 +34,16 @@ from pathlib import Path
 from benchmarks import digits
 from benchmarks.digits_plots import digits_figures
 from benchmarks.plots import result_figures
-from benchmarks.training import DATASETS, DEFAULT_LR, LOSSES, OPTIMIZERS, TrainConfig, TrainResult, train
+from benchmarks.training import (
+    DATASETS,
+    DEFAULT_LR,
+    LOSSES,
+    MAX_LAYER_SIZE,
+    OPTIMIZERS,
+    TrainConfig,
+    TrainResult,
+    train,
+)
 from spec import ACTIVATIONS, INITS, GradspecError, load_backend
 
 __all__ = [
@@ -126,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_backend(config.backend)
     except (LookupError, ImportError, TypeError) as error:
         parser.error(f"cannot load backend {config.backend!r}: {error}")
+    problem = _unwritable(args.out)  # before training, so a bad --out loses no run
+    if problem:
+        parser.error(f"cannot write to --out {str(args.out)!r}: {problem}")
     try:
         result = train(config, progress=not args.no_progress)
     except GradspecError as error:
@@ -279,6 +291,8 @@ def _dataset(argv: Sequence[str] | None) -> str | None:
 
 def _unwritable(out: Path) -> str | None:
     """Why files cannot be written into the folder ``out`` (made if missing), or None."""
+    if out.exists() and not out.is_dir():
+        return "it is a file, not a folder"
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
@@ -297,8 +311,8 @@ def _layer_sizes(text: str) -> tuple[int, ...]:
         sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected layer sizes like 16,16, got {text!r}") from None
-    if any(n < 1 for n in sizes):
-        raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
+    if any(not 1 <= n <= MAX_LAYER_SIZE for n in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes must be from 1 to {MAX_LAYER_SIZE}, got {text!r:.80}")
     return sizes
 
 

@@ -57,6 +57,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from benchmarks._workloads import dense_layers
+from benchmarks.training import check_choice, check_count, check_hidden
 from spec import (
     INITS,
     SGD,
@@ -97,6 +98,8 @@ DEFAULT_LR = {"adam": 0.01, "momentum": 0.1}
 _MOMENTUM = 0.9
 #: the issue's target: this held-out accuracy within 60 s of training
 TARGET_ACCURACY = 0.95
+#: at most this many epochs (44 steps each): the demos' run-size limit, benchmarks.training.MAX_STEPS
+MAX_EPOCHS = 10_000
 Floats = NDArray[np.float64]
 
 
@@ -203,14 +206,11 @@ class DigitsConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _choice(self.optimizer, OPTIMIZERS, "optimizer")
-        _choice(self.init, INITS, "init")
-        if not self.hidden or any(not _positive_int(n) for n in self.hidden):
-            raise ValueError(f"hidden must list one or more positive layer sizes, got {self.hidden!r}")
-        if not _positive_int(self.epochs):
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if not _positive_int(self.batch_size):
-            raise ValueError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        check_choice(self.init, INITS, "init")
+        check_hidden(self.hidden)
+        check_count(self.epochs, "epochs", MAX_EPOCHS)
+        check_count(self.batch_size, "batch size")
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.lr is None:
@@ -237,7 +237,7 @@ def learning_rate(lr: float, steps: int) -> Callable[[int], float]:
 
 def make_optimizer(name: str, parameters: list[Any], lr: float, steps: int) -> SGD | Adam:
     """Adam, or SGD with momentum 0.9, with :func:`learning_rate`'s schedule over ``steps`` steps."""
-    _choice(name, OPTIMIZERS, "optimizer")
+    check_choice(name, OPTIMIZERS, "optimizer")
     if name == "adam":
         return Adam(parameters, learning_rate(lr, steps))
     return SGD(parameters, learning_rate(lr, steps), momentum=_MOMENTUM)
@@ -385,12 +385,3 @@ def _train(result: DigitsResult, optimizer: SGD | Adam, rng: np.random.Generator
         result.accuracies.append(accuracy)
         result.seconds.append(elapsed)
         bar.set_postfix({"loss": f"{result.losses[-1]:.4f}", "test acc": f"{accuracy:.1%}"}, refresh=False)
-
-
-def _positive_int(n: object) -> bool:
-    return isinstance(n, int) and not isinstance(n, bool) and n >= 1
-
-
-def _choice(value: object, choices: Sequence[str], what: str) -> None:
-    if value not in choices:
-        raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")

@@ -45,10 +45,15 @@ __all__ = [
     "DATASETS",
     "DEFAULT_LR",
     "LOSSES",
+    "MAX_LAYER_SIZE",
+    "MAX_STEPS",
     "OPTIMIZERS",
     "Objective",
     "TrainConfig",
     "TrainResult",
+    "check_choice",
+    "check_count",
+    "check_hidden",
     "load_dataset",
     "make_optimizer",
     "predict",
@@ -107,18 +112,16 @@ class TrainConfig:
     alpha: float = 1e-4
 
     def __post_init__(self) -> None:
-        _choice(self.dataset, DATASETS, "dataset")
-        _choice(self.activation, ACTIVATIONS, "activation")
-        _choice(self.optimizer, OPTIMIZERS, "optimizer")
+        check_choice(self.dataset, DATASETS, "dataset")
+        check_choice(self.activation, ACTIVATIONS, "activation")
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         if self.loss is None:
             object.__setattr__(self, "loss", "mse" if self.is_regression else "svm")
-        _choice(self.loss, tuple(LOSSES), "loss")
+        check_choice(self.loss, tuple(LOSSES), "loss")
         if self.is_regression and self.loss != "mse":
             raise ValueError(f"the toy regression is trained with the mse loss, not {self.loss!r}")
-        if not self.hidden or any(not isinstance(n, int) or n < 1 for n in self.hidden):
-            raise ValueError(f"hidden must list one or more positive layer sizes, got {self.hidden!r}")
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+        check_hidden(self.hidden)
+        check_count(self.steps, "steps")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.lr is None:
@@ -185,7 +188,7 @@ class TrainResult:
 
 def load_dataset(name: str, seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``(X, y)`` of a dataset in :data:`DATASETS` (``seed`` only matters for generated ones)."""
-    _choice(name, DATASETS, "dataset")
+    check_choice(name, DATASETS, "dataset")
     if name == "moons":
         return datasets.moons()
     if name == "circles":
@@ -200,7 +203,7 @@ def make_optimizer(name: str, parameters: list[Any], lr: float, steps: int) -> S
         return SGD(parameters, schedule)
     if name == "momentum":
         return SGD(parameters, schedule, momentum=_MOMENTUM)
-    _choice(name, OPTIMIZERS, "optimizer")
+    check_choice(name, OPTIMIZERS, "optimizer")
     return Adam(parameters, schedule)
 
 
@@ -273,6 +276,26 @@ def try_load_backends() -> tuple[dict[str, Backend], dict[str, str]]:
     return loaded, failed
 
 
-def _choice(value: object, choices: Sequence[str], what: str) -> None:
+#: The largest run the demos accept: beyond these a run would not finish (or tqdm overflows).
+MAX_LAYER_SIZE = 4096
+MAX_STEPS = 1_000_000
+
+
+def check_choice(value: object, choices: Sequence[str], what: str) -> None:
+    """ValueError unless ``value`` is one of ``choices``."""
     if value not in choices:
-        raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
+        raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r:.80}")
+
+
+def check_count(n: object, what: str, limit: int = MAX_STEPS) -> None:
+    """ValueError unless ``n`` is an integer in ``[1, limit]``."""
+    if not (isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= limit):
+        raise ValueError(f"{what} must be an integer from 1 to {limit:,}, got {n!r:.80}")
+
+
+def check_hidden(hidden: object) -> None:
+    """ValueError unless ``hidden`` lists one or more layer sizes in ``[1, MAX_LAYER_SIZE]``."""
+    if not isinstance(hidden, tuple | list) or not hidden:
+        raise ValueError(f"hidden must list one or more layer sizes, got {hidden!r:.80}")
+    for n in hidden:
+        check_count(n, "each hidden layer size", MAX_LAYER_SIZE)

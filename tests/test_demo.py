@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -79,9 +80,11 @@ def test_every_backend_trains_to_the_same_numbers(name: str) -> None:
     [
         (["--backend", "nonesuch"], "no gradspec backend named 'nonesuch'"),
         (["--hidden", "16,x"], "expected layer sizes like 16,16"),
-        (["--hidden", "16,0"], "layer sizes must be positive"),
+        (["--hidden", "16,0"], "layer sizes must be from 1 to 4096"),
+        (["--hidden", "100000"], "layer sizes must be from 1 to 4096"),
         (["--dataset", "toy", "--loss", "svm"], "trained with the mse loss"),
-        (["--steps", "0"], "steps must be a positive integer"),
+        (["--steps", "0"], "steps must be an integer from 1 to 1,000,000"),
+        (["--steps", str(10**22)], "steps must be an integer from 1 to 1,000,000"),
         (["--lr", "-1"], "lr must be a positive number"),
         (["--seed", "-1"], "seed must be an integer >= 0"),
     ],
@@ -100,3 +103,19 @@ def test_a_diverging_run_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert "training failed: ResultOverflowError" in err and "at training step 1 of 3" in err
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("where", ["a_file", "a_file/below_it", "no_permission/out"])
+def test_an_unusable_out_is_refused_before_training(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a_file").write_text("")
+    locked = tmp_path / "no_permission"
+    locked.mkdir(mode=0o500)
+    if where.startswith("no_permission") and os.access(locked, os.W_OK):
+        pytest.skip("running as a user that may write anywhere (root)")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--steps", "3", "--no-progress", "--out", str(tmp_path / where)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "cannot write to --out" in err and "training" not in err

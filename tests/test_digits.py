@@ -165,15 +165,16 @@ def test_the_progress_bar_shows_loss_and_test_accuracy(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--epochs", "0"], "epochs must be an integer from 1 to 10,000"),
+        (["--epochs", str(10**22)], "epochs must be an integer from 1 to 10,000"),
         (["--epochs", "two"], "invalid int value"),
-        (["--batch-size", "0"], "batch size must be a positive integer"),
+        (["--batch-size", "0"], "batch size must be an integer from 1"),
         (["--batch-size", "5000"], "at most the 1437 training samples"),
         (["--lr", "-1"], "lr must be a positive number"),
         (["--lr", "nan"], "lr must be a positive number"),
         (["--optimizer", "sgd"], "invalid choice: 'sgd'"),
         (["--init", "xavier"], "invalid choice: 'xavier'"),
-        (["--hidden", "32,0"], "layer sizes must be positive"),
+        (["--hidden", "32,0"], "layer sizes must be from 1 to 4096"),
         (["--seed", "-1"], "seed must be an integer >= 0"),
         (["--backend", "nonesuch"], "no gradspec backend named 'nonesuch'"),
         (["--steps", "3"], "unrecognized arguments: --steps 3"),  # a moons option
