@@ -28,8 +28,9 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from benchmarks import digits
 from benchmarks.digits_plots import digits_figures
@@ -45,6 +46,8 @@ from benchmarks.training import (
     train,
 )
 from spec import ACTIVATIONS, INITS, GradspecError, load_backend
+
+Result = TypeVar("Result")
 
 __all__ = [
     "build_digits_parser",
@@ -93,13 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def write_outputs(result: TrainResult, out: Path) -> list[Path]:
     """Write the run's PNGs and ``summary.json`` into ``out``; returns their paths."""
+    return _write(result_figures(result), result.summary(), out)
+
+
+def _write(figures: dict[str, Any], summary: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for stem, figure in result_figures(result).items():
+    for stem, figure in figures.items():
         paths.append(out / f"{stem}.png")
         figure.savefig(paths[-1], dpi=110)
     paths.append(out / "summary.json")
-    paths[-1].write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
+    paths[-1].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return paths
 
 
@@ -131,15 +138,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = TrainConfig(**options)
     except ValueError as error:
         parser.error(str(error))
+    return _run(
+        parser,
+        config.backend,
+        args.out,
+        lambda: train(config, progress=not args.no_progress),
+        write_outputs,
+        format_summary,
+    )
+
+
+def _run(
+    parser: argparse.ArgumentParser,
+    backend: str,
+    out: Path,
+    run: Callable[[], Result],
+    write: Callable[[Result, Path], list[Path]],
+    summary: Callable[[Result], str],
+) -> int:
+    """Check the backend and ``out`` (before training, so a bad ``--out`` loses no run), train,
+    write the outputs and print the summary; the exit status."""
     try:
-        load_backend(config.backend)
+        load_backend(backend)
     except (LookupError, ImportError, TypeError) as error:
-        parser.error(f"cannot load backend {config.backend!r}: {error}")
-    problem = _unwritable(args.out)  # before training, so a bad --out loses no run
+        parser.error(f"cannot load backend {backend!r}: {error}")
+    problem = _unwritable(out)
     if problem:
-        parser.error(f"cannot write to --out {str(args.out)!r}: {problem}")
+        parser.error(f"cannot write to --out {str(out)!r}: {problem}")
     try:
-        result = train(config, progress=not args.no_progress)
+        result = run()
     except GradspecError as error:
         notes = getattr(error, "__notes__", [])
         print(
@@ -150,8 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    paths = write_outputs(result, args.out)
-    print(format_summary(result))
+    paths = write(result, out)
+    print(summary(result))
     print(f"wrote     {', '.join(str(p) for p in paths)}")
     return 0
 
@@ -223,41 +250,19 @@ def digits_main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             f"batch size must be at most the {train_samples} training samples, got {config.batch_size}"
         )
-    try:
-        load_backend(config.backend)
-    except (LookupError, ImportError, TypeError) as error:
-        parser.error(f"cannot load backend {config.backend!r}: {error}")
-    problem = _unwritable(args.out)
-    if problem:
-        parser.error(f"cannot write to --out {str(args.out)!r}: {problem}")
-    try:
-        result = digits.train_digits(config, progress=not args.no_progress)
-    except GradspecError as error:
-        notes = getattr(error, "__notes__", [])
-        print(
-            f"training failed: {type(error).__name__}: {error}",
-            *notes,
-            "try a smaller --lr",
-            sep="\n",
-            file=sys.stderr,
-        )
-        return 1
-    paths = write_digits_outputs(result, args.out)
-    print(format_digits_summary(result))
-    print(f"wrote     {', '.join(str(p) for p in paths)}")
-    return 0
+    return _run(
+        parser,
+        config.backend,
+        args.out,
+        lambda: digits.train_digits(config, progress=not args.no_progress),
+        write_digits_outputs,
+        format_digits_summary,
+    )
 
 
 def write_digits_outputs(result: digits.DigitsResult, out: Path) -> list[Path]:
     """Write a digits run's PNGs and ``summary.json`` into ``out``; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for stem, figure in digits_figures(result).items():
-        paths.append(out / f"{stem}.png")
-        figure.savefig(paths[-1], dpi=110)
-    paths.append(out / "summary.json")
-    paths[-1].write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
-    return paths
+    return _write(digits_figures(result), result.summary(), out)
 
 
 def format_digits_summary(result: digits.DigitsResult) -> str:
