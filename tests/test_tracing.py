@@ -114,3 +114,10 @@ def test_numbers_are_never_implicit_outside_a_trace() -> None:
         with pytest.raises(TypeError):
             convert(v)
     assert bool(v) and f"{v}" == repr(v)
+
+
+def test_a_refusal_quotes_a_huge_format_spec_in_short() -> None:
+    leaf = python_backend.Value(1.0)
+    with tracing(python_backend.Value, [leaf]), pytest.raises(CaptureError, match="formatting") as refused:
+        format(leaf, "x" * 10_000_000)
+    assert len(str(refused.value)) < 1_000, "the message must not echo a 10 MB format string"
