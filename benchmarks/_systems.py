@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from benchmarks import digits
 from benchmarks._workloads import Workload, dense_layers, flatten
+from benchmarks.training import learning_rate, make_optimizer
 from spec import SGD, compile_step, load_backend
 
 __all__ = [
@@ -295,8 +296,8 @@ class DigitsTask:
 
     @property
     def lr(self) -> Callable[[int], float]:
-        """The learning rate of step ``k`` (:func:`benchmarks.digits.learning_rate`)."""
-        return digits.learning_rate(self.config.start_lr, len(self.batches))
+        """The learning rate of step ``k`` (:func:`benchmarks.training.learning_rate`)."""
+        return learning_rate(self.config.start_lr, len(self.batches))
 
 
 def digits_task(config: digits.DigitsConfig | None = None) -> DigitsTask:
@@ -319,7 +320,7 @@ def _gradspec_digits(backend_name: str) -> Callable[[DigitsTask], Runner]:
         params = model.parameters()
         if [p.data for p in params] != task.init:
             raise Unavailable(f"the {backend_name} backend's MLP starts from other parameters")
-        optimizer = digits.make_optimizer(config.optimizer, params, config.start_lr, len(task.batches))
+        optimizer = make_optimizer(config.optimizer, params, config.start_lr, len(task.batches))
         X, T = task.split.X_train, task.split.T_train
         first = task.batches[0]
         _warm_up(backend_name, X[first[:2]], T[first[:2]])
@@ -347,7 +348,7 @@ def _warm_up(backend_name: str, X: NDArray[np.float64], T: NDArray[np.float64]) 
     """Capture and run a tiny digits step, untimed: Numba compiles (or loads) its kernels here,
     so the timed capture is the capture alone, as on a warm machine."""
     model = load_backend(backend_name).MLP(64, [1, 10], seed=0, init="scaled")
-    optimizer = digits.make_optimizer("adam", model.parameters(), 0.01, 1)
+    optimizer = make_optimizer("adam", model.parameters(), 0.01, 1)
     compile_step(model, digits.digits_loss, X, T, optimizer)(X, T)
 
 

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
@@ -57,7 +57,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from benchmarks._workloads import dense_layers
-from benchmarks.training import check_choice, check_count, check_hidden
+from benchmarks.training import check_choice, check_count, check_hidden, make_optimizer
 from spec import (
     INITS,
     SGD,
@@ -65,7 +65,6 @@ from spec import (
     GradspecError,
     compile_step,
     cross_entropy,
-    linear_decay,
     load_backend,
     one_hot,
 )
@@ -84,9 +83,7 @@ __all__ = [
     "digits_loss",
     "eager_logits",
     "epoch_batches",
-    "learning_rate",
     "load_split",
-    "make_optimizer",
     "numpy_logits",
     "train_digits",
 ]
@@ -95,7 +92,6 @@ CLASSES = 10
 OPTIMIZERS = ("adam", "momentum")
 #: the starting learning rate of each optimizer when ``--lr`` is not given (decayed to a tenth)
 DEFAULT_LR = {"adam": 0.01, "momentum": 0.1}
-_MOMENTUM = 0.9
 #: the issue's target: this held-out accuracy within 60 s of training
 TARGET_ACCURACY = 0.95
 #: at most this many epochs (44 steps each): the demos' run-size limit, benchmarks.training.MAX_STEPS
@@ -192,7 +188,7 @@ class DigitsConfig:
     """One digits run; the defaults reach >= 95% held-out accuracy in seconds on the Numba backend.
 
     ``lr=None`` picks from :data:`DEFAULT_LR`; the rate decays linearly from ``lr`` to ``lr / 10``
-    over the run (:func:`learning_rate`). ``seed`` seeds the model's initial parameters
+    over the run (:func:`benchmarks.training.learning_rate`). ``seed`` seeds the model's initial parameters
     and the shuffling; the split is fixed.
     """
 
@@ -228,19 +224,6 @@ class DigitsConfig:
     def sizes(self) -> list[int]:
         """Layer widths, inputs first: ``[64, *hidden, 10]``."""
         return [64, *self.hidden, CLASSES]
-
-
-def learning_rate(lr: float, steps: int) -> Callable[[int], float]:
-    """The schedule of a run of ``steps`` steps: ``lr`` decayed linearly to ``lr / 10``."""
-    return linear_decay(lr, lr / 10, steps)
-
-
-def make_optimizer(name: str, parameters: list[Any], lr: float, steps: int) -> SGD | Adam:
-    """Adam, or SGD with momentum 0.9, with :func:`learning_rate`'s schedule over ``steps`` steps."""
-    check_choice(name, OPTIMIZERS, "optimizer")
-    if name == "adam":
-        return Adam(parameters, learning_rate(lr, steps))
-    return SGD(parameters, learning_rate(lr, steps), momentum=_MOMENTUM)
 
 
 @dataclass

@@ -54,6 +54,7 @@ __all__ = [
     "check_choice",
     "check_count",
     "check_hidden",
+    "learning_rate",
     "load_dataset",
     "make_optimizer",
     "predict",
@@ -196,9 +197,14 @@ def load_dataset(name: str, seed: int) -> tuple[NDArray[np.float64], NDArray[np.
     return datasets.toy_regression(20, seed=seed)
 
 
+def learning_rate(lr: float, steps: int) -> Callable[[int], float]:
+    """The schedule of a run of ``steps`` steps: ``lr`` decayed linearly to ``lr / 10``."""
+    return linear_decay(lr, lr / 10, steps)
+
+
 def make_optimizer(name: str, parameters: list[Any], lr: float, steps: int) -> SGD | Adam:
-    """An optimizer of :data:`OPTIMIZERS` whose learning rate decays from ``lr`` to ``lr / 10``."""
-    schedule = linear_decay(lr, lr / 10, steps)
+    """An optimizer of :data:`OPTIMIZERS` with :func:`learning_rate`'s schedule over ``steps`` steps."""
+    schedule = learning_rate(lr, steps)
     if name == "sgd":
         return SGD(parameters, schedule)
     if name == "momentum":

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from spec.errors import OperandTypeError, ShapeError
-from spec.operands import as_finite_float
+from spec.operands import as_finite_float, echo
 from spec.value import ValueBase
 
 __all__ = [
@@ -131,7 +131,7 @@ def cross_entropy(logits: Sequence[Sequence[Any]], labels: Sequence[Any]) -> Any
 def one_hot(labels: Sequence[Any], k: int) -> NDArray[np.float64]:
     """``(n, k)`` float64 rows, 1.0 at each label and 0.0 elsewhere: targets for :func:`cross_entropy`."""
     if not isinstance(k, Integral) or isinstance(k, bool) or k < 1:
-        raise ShapeError(f"one_hot: k must be a positive integer, got {k!r:.80}")
+        raise ShapeError(f"one_hot: k must be a positive integer, got {echo(k)}")
     picks = [_label(label, int(k), s) for s, label in enumerate(labels)]
     rows = np.zeros((len(picks), int(k)), np.float64)
     for s, pick in enumerate(picks):
@@ -147,7 +147,7 @@ def _shifted_exps(values: Sequence[Any], what: str) -> tuple[list[Any], Any]:
         raise ShapeError(f"{what}: expected a non-empty sequence of Values, got {_describe(values)}")
     for i, z in enumerate(values):
         if not isinstance(z, ValueBase):
-            raise OperandTypeError(f"{what}: entry {i} must be a Value, got {type(z).__name__}: {z!r:.80}")
+            raise OperandTypeError(f"{what}: entry {i} must be a Value, got {type(z).__name__}: {echo(z)}")
     maximum = reduce(lambda m, z: m.max(z), values)
     shift = -maximum
     return [(z + shift).exp() for z in values], maximum
@@ -181,7 +181,7 @@ def _label(label: Any, k: int, s: int) -> int | Sequence[Any]:
         return [t if isinstance(t, ValueBase) else as_finite_float(t, f"label {s}'s targets") for t in label]
     raise OperandTypeError(
         f"label {s} must be an integer in [0, {k}) or a row of {k} target probabilities, got "
-        f"{type(label).__name__}: {label!r:.80}"
+        f"{type(label).__name__}: {echo(label)}"
         + (
             "; a compiled step passes targets as Values: give it one_hot(labels, k)"
             if isinstance(label, ValueBase)

@@ -264,7 +264,7 @@ def _as_sequence(x: object) -> Sequence[Any]:
     try:
         return list(cast(Iterable[Any], x))
     except TypeError:
-        raise ShapeError(f"an MLP input must be a sequence of numbers or Values, got {x!r:.80}") from None
+        raise ShapeError(f"an MLP input must be a sequence of numbers or Values, got {echo(x)}") from None
 
 
 def bind_nn(value_type: type[ValueBase]) -> tuple[type[Neuron], type[Layer], type[MLP]]:

@@ -10,11 +10,17 @@ a Value of another backend used as an operand gets the more helpful
 from __future__ import annotations
 
 import math
+import reprlib
+from collections.abc import Callable
 from numbers import Real
 
 from spec.errors import BackendMismatchError, NonFiniteError, OperandTypeError
 
 __all__ = ["as_finite_float", "as_float", "echo", "foreign_value_error"]
+
+_ECHO = 80  # characters of user input an error message may quote
+_BOUNDED = reprlib.Repr()  # renders a bounded part of any value: a few items, levels, characters
+_BOUNDED.maxlevel, _BOUNDED.maxstring, _BOUNDED.maxother = 3, _ECHO, _ECHO
 
 
 def foreign_value_error(mine: object, other: object) -> BackendMismatchError:
@@ -45,9 +51,19 @@ def as_float(x: object, what: str = "operand") -> float:
     raise OperandTypeError(f"{what} must be a real number, got {type(x).__name__}: {echo(x)}")
 
 
-def echo(x: object, limit: int = 80) -> str:
-    """``repr(x)`` for an error message, cut to ``limit`` characters: input may be huge."""
-    text = repr(x) if not isinstance(x, str) or len(x) <= limit else repr(x[: limit + 1])
+def echo(x: object, limit: int = _ECHO, render: Callable[[object], str] | None = None) -> str:
+    """``x`` for an error message, cut to ``limit`` characters: input may be huge.
+
+    ``render`` defaults to a bounded ``repr`` (a few items and levels of a container, so a
+    long or deep one costs nothing); what it cannot render (an integer too long to print, a
+    structure too deep) shows as its type.
+    """
+    if render is None and isinstance(x, str):
+        render, x = repr, x[: limit + 1]  # enough to show the prefix, and that it was cut
+    try:
+        text = (render or _BOUNDED.repr)(x)
+    except (ValueError, TypeError, RecursionError):
+        text = f"<{type(x).__name__}>"
     return text if len(text) <= limit else f"{text[:limit]}... (cut)"
 
 

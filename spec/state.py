@@ -47,17 +47,17 @@ import json
 import math
 import os
 import re
-import reprlib
 import secrets
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import suppress
 from numbers import Real
 from typing import Any
 
 from spec.errors import NonFiniteError, ShapeError
 from spec.nn import MLP, Layer, Module, Neuron
+from spec.operands import echo
 
 try:
     import fcntl
@@ -84,9 +84,6 @@ _FILE_BYTES_BASE = 1 << 20
 _FILE_BYTES_PER_PARAMETER = 128
 # A JSON integer with more digits than this exceeds every float64 (the largest has 309).
 _MAX_INTEGER_DIGITS = 309
-_ECHO = 80  # characters of a file's content that an error message may quote
-_SHORT = reprlib.Repr()  # renders a bounded part of any value: a few items, levels, characters
-_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, _ECHO, _ECHO
 
 # Temporary files: one short name, whatever the target's length.
 _TEMPORARY_PREFIX, _TEMPORARY_SUFFIX = ".gradspec-", ".tmp"
@@ -376,21 +373,12 @@ def _parse_int(text: str) -> int | _HugeInteger:
     return int(text) if digits <= _MAX_INTEGER_DIGITS else _HugeInteger(digits)
 
 
-def _echo(value: object, render: Callable[[object], str] = _SHORT.repr) -> str:
-    """``value`` for an error message, cut to a short prefix: a file's content may be huge."""
-    try:
-        text = render(value)
-    except (ValueError, TypeError, RecursionError):  # an integer too long to print, or too deep
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= _ECHO else f"{text[:_ECHO]}... (cut)"
-
-
 def _as_json(value: object) -> str:
     return json.dumps(value, default=repr)
 
 
 def _echo_keys(keys: set[Any]) -> str:
-    shown = sorted(map(_echo, keys))[:5]
+    shown = sorted(map(echo, keys))[:5]
     more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
     return f"[{', '.join(shown)}]{more}"
 
@@ -416,7 +404,7 @@ def _validated_parameters(module: Module, state: object) -> list[float]:
         )
     if state.get("format") != FORMAT:
         raise ValueError(
-            f"not a gradspec state of format {FORMAT!r}: its format is {_echo(state.get('format'))}"
+            f"not a gradspec state of format {FORMAT!r}: its format is {echo(state.get('format'))}"
         )
     if set(state) != _KEYS:
         missing, unknown = sorted(_KEYS - set(state)), set(state) - _KEYS
@@ -426,7 +414,7 @@ def _validated_parameters(module: Module, state: object) -> list[float]:
     expected = architecture(module)
     if not _identical(state["architecture"], expected):
         raise ShapeError(
-            f"the state is for {_echo(state['architecture'], _as_json)}, but this model is {json.dumps(expected)}"
+            f"the state is for {echo(state['architecture'], render=_as_json)}, but this model is {json.dumps(expected)}"
         )
     values = state["parameters"]
     count = len(module.parameters())
@@ -451,7 +439,7 @@ def _as_parameter(index: int, value: object) -> float:
             f"a float64; parameters must be finite"
         )
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"parameter {index} of the state is not a number: {_echo(value)}")
+        raise ValueError(f"parameter {index} of the state is not a number: {echo(value)}")
     try:
         return float(value)
     except OverflowError:  # an integer (or a Fraction) beyond float64

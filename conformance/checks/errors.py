@@ -117,6 +117,8 @@ ERROR_CASES: dict[str, tuple[BadInput, type[Exception]]] = {
     "mlp_input_not_a_sequence": (lambda b: _mlp(b, 1, [1], seed=0)(1.0), ShapeError),
     "mlp_input_string_element": (lambda b: _mlp(b, 1, [1], seed=0)(["x"]), OperandTypeError),
     "mlp_input_huge_int": (lambda b: _mlp(b, 1, [1], seed=0)([10**400]), NonFiniteError),
+    # echoed in short: repr() of a 5,000-digit integer itself raises
+    "mlp_input_huge_int_not_a_sequence": (lambda b: _mlp(b, 1, [1], seed=0)(10**5000), ShapeError),
     "mlp_no_layers": (lambda b: _mlp(b, 2, []), ShapeError),
     "mlp_zero_inputs": (lambda b: _mlp(b, 0, [1]), ShapeError),
     "mlp_negative_layer": (lambda b: _mlp(b, 2, [4, -1]), ShapeError),

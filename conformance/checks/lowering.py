@@ -108,7 +108,11 @@ def _points(row: OpSpec, constant: float) -> list[tuple[float, ...]]:
     """The row's edge points with this constant, and points sampled from its ranges."""
     rng = random.Random(f"{row.name}/{constant}")
     sampled = [tuple(rng.uniform(*r) for r in row.sample_ranges[: row.arity]) for _ in range(SAMPLED)]
-    return [inputs for inputs, c in row.edge_points if c == constant] + sampled
+    return _edges(row, constant) + sampled
+
+
+def _edges(row: OpSpec, constant: float) -> list[tuple[float, ...]]:
+    return [inputs for inputs, c in row.edge_points if c == constant]
 
 
 def _train_one_step(
@@ -187,8 +191,7 @@ def check_op_through_every_path(backend: Backend, code: OpCode) -> None:
                 _train_one_step(backend, row, constant, _points(row, constant), position, numbers)
                 # One a batch too: one point that fails (or overflows a gradient) would leave the
                 # rest of a batch unchecked against the table.
-                edges = [inputs for inputs, c in row.edge_points if c == constant]
-                for point in edges + _special_points(row):
+                for point in _edges(row, constant) + _special_points(row):
                     _train_one_step(backend, row, constant, [point], position, numbers)
 
 
