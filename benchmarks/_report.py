@@ -44,6 +44,7 @@ def table(results: dict[str, Any]) -> str:
                 f"{r['final_loss']:>20.16g} {_num(None if acc is None else 100 * acc, '>4.0f')}{'%' if acc is not None else ' '}"
                 f"  {agrees}"
             )
+        lines += _parts_table(wl["results"])
         if wl.get("note"):
             lines.append(wl["note"])
     if results.get("digits"):
@@ -70,6 +71,20 @@ def table(results: dict[str, Any]) -> str:
         mark = {True: "MET   ", False: "MISSED", None: "n/a   "}[t["met"]]
         lines.append(f"  [{mark}] {t['name']}: {t['value']}  (target {t['target']})")
     return "\n".join(lines)
+
+
+def _parts_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Where an eager step goes: the median ms of each part, for the rows that time them."""
+    timed = [r for r in rows if r.get("parts_ms")]
+    if not timed:
+        return []
+    parts = list(timed[0]["parts_ms"])
+    lines = ["", f"{'eager step, median ms':<42}" + "".join(f"{part:>10}" for part in parts)]
+    for r in timed:
+        lines.append(
+            f"  {r['system'] + ', ' + r['mode']:<40}" + "".join(f"{r['parts_ms'][p]:>10.3f}" for p in parts)
+        )
+    return lines
 
 
 def _digits_table(digits: dict[str, Any]) -> list[str]:

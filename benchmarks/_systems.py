@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ from numpy.typing import NDArray
 
 from benchmarks import digits
 from benchmarks._workloads import Workload, dense_layers, flatten
+from benchmarks.micrograd_loop import Clock, demo
 from benchmarks.training import learning_rate, make_optimizer
 from spec import SGD, compile_step, load_backend
 
@@ -53,6 +53,8 @@ class Runner:
     parameters: Callable[[], list[float]]
     compile_seconds: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: seconds of each part of a step (micrograd_loop.PARTS), one entry a step, where measured
+    parts: dict[str, list[float]] | None = None
 
 
 # --- gradspec -----------------------------------------------------------------------------------
@@ -85,49 +87,63 @@ def _gradspec(backend_name: str, compiled: bool) -> Callable[[Workload], Runner]
                 dict(step.info),
             )
         inputs, targets = w.X.tolist(), w.y.tolist()
+        clock = Clock()
 
         def eager(k: int) -> float:
-            loss = w.loss_fn(model, inputs, targets)
+            clock.start()
+            outputs = [model(x) for x in inputs]
+            clock.mark("forward")
+            loss = w.loss_of(model, outputs, targets)
+            clock.mark("loss")
             optimizer.zero_grad()
             loss.backward()
+            clock.mark("backward")
             optimizer.step()
+            clock.mark("update")
             return float(loss.data)
 
-        return Runner(f"gradspec {backend_name}", "eager", eager, values)
+        return Runner(f"gradspec {backend_name}", "eager", eager, values, parts=clock.parts)
 
     return make
 
 
-# --- micrograd ------------------------------------------------------------------------------------
-def _micrograd(w: Workload) -> Runner:
+# --- micrograd's demo loop, on micrograd and on gradspec ----------------------------------------------
+def _micrograd_loop(system: str, load: Callable[[], tuple[Any, Any]]) -> Callable[[Workload], Runner]:
+    """micrograd's demo loop (benchmarks.micrograd_loop) on the ``Value`` and ``MLP`` that ``load`` gives."""
+
+    def make(w: Workload) -> Runner:
+        if w.name != "moons":
+            raise Unavailable("micrograd's demo loop trains micrograd's moons only")
+        Value, MLP = load()
+        model, step, clock = demo(Value, MLP, w.X, w.y)
+        if [p.data for p in model.parameters()] != w.init:
+            raise Unavailable("this MLP does not draw micrograd's initial parameters")
+        return Runner(
+            system,
+            "micrograd's loop",
+            lambda k: float(step(k)[0].data),
+            lambda: [p.data for p in model.parameters()],
+            parts=clock.parts,
+        )
+
+    return make
+
+
+def _micrograd_classes() -> tuple[Any, Any]:
     try:
+        from micrograd.engine import Value  # type: ignore[import-untyped]
         from micrograd.nn import MLP  # type: ignore[import-untyped]
     except ImportError as error:
         raise Unavailable(f"micrograd is not installed ({error}); pip install 'gradspec[bench]'") from None
-    if w.activation != "relu" or w.output_activation != "linear" or w.loss != "svm":
-        raise Unavailable("micrograd 0.1.0 has ReLU neurons only (no tanh)")
-    if len(w.y) * sum(a * b for a, b in pairwise(w.sizes)) > 200_000:
-        raise Unavailable("not run: about 9 million Python objects a step (minutes and gigabytes)")
-    model = MLP(w.X.shape[1], [*w.hidden, 1])
-    for p, value in zip(model.parameters(), w.init, strict=True):
-        p.data = value
-    inputs, targets = w.X.tolist(), w.y.tolist()
+    return Value, MLP
 
-    def step(k: int) -> float:
-        # micrograd's demo.ipynb, line for line.
-        scores = list(map(model, inputs))
-        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(targets, scores, strict=True)]
-        data_loss = sum(losses) * (1.0 / len(losses))
-        reg_loss = w.alpha * sum(p * p for p in model.parameters())
-        total_loss = data_loss + reg_loss
-        model.zero_grad()
-        total_loss.backward()
-        learning_rate = w.lr(k)
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        return float(total_loss.data)
 
-    return Runner("micrograd 0.1.0", "eager", step, lambda: [p.data for p in model.parameters()])
+def _gradspec_classes(backend_name: str) -> Callable[[], tuple[Any, Any]]:
+    def load() -> tuple[Any, Any]:
+        backend = load_backend(backend_name)
+        return backend.Value, backend.MLP
+
+    return load
 
 
 # --- PyTorch ----------------------------------------------------------------------------------------
@@ -262,7 +278,9 @@ def _jax(w: Workload) -> Runner:
 
 #: name -> how to set it up for a workload, in the order the table lists them
 SYSTEMS: dict[str, Callable[[Workload], Runner]] = {
-    "micrograd": _micrograd,
+    "micrograd": _micrograd_loop("micrograd 0.1.0", _micrograd_classes),
+    "python-loop": _micrograd_loop("gradspec python", _gradspec_classes("python")),
+    "numba-loop": _micrograd_loop("gradspec numba", _gradspec_classes("numba")),
     "python-eager": _gradspec("python", compiled=False),
     "python-compiled": _gradspec("python", compiled=True),
     "numba-eager": _gradspec("numba", compiled=False),

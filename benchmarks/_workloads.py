@@ -55,7 +55,10 @@ class Workload:
 
     def loss_fn(self, model: Any, inputs: Any, targets: Any) -> Any:
         """The gradspec loss: ``loss_fn(model, inputs, targets)`` (spec.compile_step's form)."""
-        outputs = [model(x) for x in inputs]
+        return self.loss_of(model, [model(x) for x in inputs], targets)
+
+    def loss_of(self, model: Any, outputs: Any, targets: Any) -> Any:
+        """The loss of the model's ``outputs`` (its regulariser reads the model's parameters)."""
         if self.loss == "svm":
             return svm_loss(outputs, targets) + l2_penalty(model.parameters(), self.alpha)
         return mse_loss(outputs, targets)

@@ -44,11 +44,15 @@ class Backend:
     #: the conformance suite checks each, through the public API, against the table's rules on
     #: every path the backend has: the eager op, its backward, and ``compile_step``.
     lowerings: Mapping[OpCode, Any]
-    #: optional capabilities, e.g. ``"compile_step"``
+    #: optional capabilities: ``"compile_step"``, ``"fused_call"``
     capabilities: frozenset[str] = frozenset()
     #: ``compile_step(model, loss_fn, inputs, targets, optimizer, **options)``: this backend's
     #: capture-and-replay (see :mod:`spec.compile`); ``None`` where the backend has none
     compile_step: Callable[..., Any] | None = None
+    #: ``fused_call(module, x)``: this backend's fused lowering of a Layer's or an MLP's
+    #: ``outputs`` (a :data:`spec.nn.ModuleLowering`, listed as ``"fused_call"`` in
+    #: capabilities); ``None``: models are built by the generic code alone
+    fused_call: Callable[..., Any] | None = None
     #: conformance check id -> reason, for checks this backend is known to fail
     expected_failures: Mapping[str, str] = field(default_factory=dict)
 
@@ -59,7 +63,7 @@ class Backend:
         """A backend for ``value_type``, with Neuron/Layer/MLP bound to it by :func:`spec.nn.bind_nn`."""
         from spec import __version__  # spec/__init__ imports this module first
 
-        neuron, layer, mlp = bind_nn(value_type)
+        neuron, layer, mlp = bind_nn(value_type, options.get("fused_call"))
         options.setdefault("version", __version__)
         return cls(
             name=name, Value=value_type, Neuron=neuron, Layer=layer, MLP=mlp, lowerings=lowerings, **options
@@ -71,10 +75,12 @@ class Backend:
             raise NotImplementedError(
                 f"backend {self.name!r} has no lowering for op(s): {', '.join(missing)}"
             )
-        if ("compile_step" in self.capabilities) != (self.compile_step is not None):
-            raise ValueError(
-                f"backend {self.name!r}: list 'compile_step' in capabilities exactly when compile_step is given"
-            )
+        for capability in ("compile_step", "fused_call"):
+            if (capability in self.capabilities) != (getattr(self, capability) is not None):
+                raise ValueError(
+                    f"backend {self.name!r}: list {capability!r} in capabilities exactly when "
+                    f"{capability} is given"
+                )
 
 
 def available_backends() -> list[str]:

@@ -16,6 +16,17 @@ backend. :func:`initial_parameters` gives the same numbers without a backend.
 the range of PyTorch's ``nn.Linear`` weights): with 64 inputs micrograd's uniform(-1, 1)
 gives pre-activations of spread ~4.6 and saturated, slow training; scaled ones stay near
 0.6. micrograd's ``"uniform"`` stays the default, for its demo's numbers.
+
+Fused calls (an optional backend capability). The code here is the *definition* of a
+model's graph: ``generic_outputs`` of a Layer or an MLP builds it one scalar op at a time.
+A backend may also give :func:`bind_nn` a :data:`ModuleLowering`, which builds a whole
+layer or MLP application to one input row in one call. It must append exactly the nodes
+the generic code appends (same ops, operands, constants and values, in the same creation
+order) and return Values that ``children``, ``op``, ``backward`` and drawing cannot tell
+apart; or, having appended nothing, return ``None`` where it does not handle the call (an
+input type it does not take, a neuron or layer whose method was overridden, an op that
+would raise), and the generic code runs, raising its own errors. The conformance suite
+checks the two agree, node for node and bit for bit (:mod:`conformance.checks.fused`).
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ __all__ = [
     "Activation",
     "Layer",
     "Module",
+    "ModuleLowering",
     "Neuron",
     "bind_nn",
     "initial_parameters",
@@ -50,6 +62,9 @@ Init: TypeAlias = Literal["uniform", "scaled"]
 #: weight initialisations (module docstring)
 INITS: tuple[Init, ...] = ("uniform", "scaled")
 Rng: TypeAlias = random.Random | Any  # the random module itself is a valid rng
+#: A backend's fused ``outputs(x)`` of a Layer or MLP (module docstring): the outputs, or
+#: None to decline.
+ModuleLowering: TypeAlias = Callable[[Any, Sequence[Any]], "list[Any] | None"]
 
 
 def _activate(x: Any, activation: Activation) -> Any:
@@ -181,6 +196,8 @@ class Layer(Module):
     """``nout`` neurons over the same inputs: micrograd's ``Layer``."""
 
     neuron_type: ClassVar[type[Neuron]]
+    #: the backend's fused lowering of :meth:`outputs`, if it has one (module docstring)
+    fused_outputs: ClassVar[ModuleLowering | None] = None
 
     def __init__(self, nin: int, nout: int, **kwargs: Any) -> None:
         nout = _check_size(nout, "nout")
@@ -192,6 +209,10 @@ class Layer(Module):
 
     def outputs(self, x: Sequence[Any]) -> list[Any]:
         """The output of every neuron, as a list even for one neuron."""
+        return _fused_or_generic(self, x)
+
+    def generic_outputs(self, x: Sequence[Any]) -> list[Any]:
+        """:meth:`outputs` one scalar op at a time: the definition a fused lowering must match."""
         return [n(x) for n in self.neurons]
 
     def parameters(self) -> list[Any]:
@@ -213,6 +234,8 @@ class MLP(Module):
     """
 
     layer_type: ClassVar[type[Layer]]
+    #: the backend's fused lowering of :meth:`outputs`, if it has one (module docstring)
+    fused_outputs: ClassVar[ModuleLowering | None] = None
 
     def __init__(
         self,
@@ -243,13 +266,22 @@ class MLP(Module):
 
     def __call__(self, x: Sequence[Any]) -> Any:
         """The output for one input vector: a Value if the last layer has one neuron, else a list."""
+        out = self.outputs(x)
+        return out[0] if len(out) == 1 else out
+
+    def outputs(self, x: Sequence[Any]) -> list[Any]:
+        """The outputs of the last layer, as a list even for one output."""
         if isinstance(x, str | bytes) or not isinstance(x, Sequence):
             x = _as_sequence(x)
         if len(x) != self.nin:
             raise ShapeError(f"this MLP takes {self.nin} inputs, got {len(x)}")
+        return _fused_or_generic(self, x)
+
+    def generic_outputs(self, x: Sequence[Any]) -> list[Any]:
+        """:meth:`outputs` layer by layer: the definition a fused lowering must match."""
         for layer in self.layers:
             x = layer.outputs(x)
-        return x[0] if len(x) == 1 else x
+        return list(x)
 
     def parameters(self) -> list[Any]:
         """Every parameter: layer by layer, neuron by neuron, weights then bias."""
@@ -257,6 +289,15 @@ class MLP(Module):
 
     def __repr__(self) -> str:
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
+
+
+def _fused_or_generic(module: Layer | MLP, x: Sequence[Any]) -> list[Any]:
+    fused = cast("ModuleLowering | None", module.fused_outputs)  # a staticmethod: not bound
+    if fused is not None:
+        built = fused(module, x)
+        if built is not None:
+            return built
+    return module.generic_outputs(x)
 
 
 def _as_sequence(x: object) -> Sequence[Any]:
@@ -267,10 +308,13 @@ def _as_sequence(x: object) -> Sequence[Any]:
         raise ShapeError(f"an MLP input must be a sequence of numbers or Values, got {echo(x)}") from None
 
 
-def bind_nn(value_type: type[ValueBase]) -> tuple[type[Neuron], type[Layer], type[MLP]]:
-    """Neuron, Layer and MLP classes that build ``value_type`` Values."""
+def bind_nn(
+    value_type: type[ValueBase], fused_call: ModuleLowering | None = None
+) -> tuple[type[Neuron], type[Layer], type[MLP]]:
+    """Neuron, Layer and MLP classes that build ``value_type`` Values (fused by ``fused_call``, if given)."""
     module = value_type.__module__.rpartition(".")[0] or value_type.__module__
+    fused = None if fused_call is None else staticmethod(fused_call)
     neuron = type("Neuron", (Neuron,), {"value_type": value_type, "__module__": module})
-    layer = type("Layer", (Layer,), {"neuron_type": neuron, "__module__": module})
-    mlp = type("MLP", (MLP,), {"layer_type": layer, "__module__": module})
+    layer = type("Layer", (Layer,), {"neuron_type": neuron, "fused_outputs": fused, "__module__": module})
+    mlp = type("MLP", (MLP,), {"layer_type": layer, "fused_outputs": fused, "__module__": module})
     return neuron, layer, mlp

@@ -41,7 +41,8 @@ def as_float(x: object, what: str = "operand") -> float:
     like NumPy's ``bool_``), :class:`NonFiniteError` if it is too large for any float64."""
     if type(x) is float:
         return x
-    if isinstance(x, Real) and not isinstance(x, bool):
+    # float and int first: NumPy's float64 is a float, and the Real check (an ABC) costs a microsecond
+    if isinstance(x, float) or type(x) is int or (isinstance(x, Real) and not isinstance(x, bool)):
         try:
             return float(x)
         except OverflowError:  # 10**400, Fraction(10**400): beyond float64, so not finite there

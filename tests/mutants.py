@@ -40,6 +40,8 @@ _tracing = _in("spec-compile", "spec/tracing.py")
 _value_base = _in("spec-compile", "spec/value.py")
 _optim = _in("spec-optim", "spec/optim.py")
 _nn = _in("spec-nn", "spec/nn.py")
+_fused_kernel = _in("numba-fused", "backends/numba/_kernels.py")
+_fused = _in("numba-fused", "backends/numba/_fused.py")
 
 PYTHON = [
     _python(
@@ -434,4 +436,52 @@ NN = [
     _nn("bias_listed_first", "return self.w + [self.b]", "return [self.b] + self.w"),
 ]
 
-MUTANTS = [*PYTHON, *LOWERING, *KERNELS, *TAPE, *VALUE, *REPLAY, *COMPILE, *OPTIM, *NN]
+FUSED = [
+    _fused_kernel(
+        "product_operands_swapped",
+        "n = _write(data, op, a, b, const, n, MUL, w, x, product)",
+        "n = _write(data, op, a, b, const, n, MUL, x, w, product)",
+    ),
+    _fused_kernel(
+        "sum_operands_swapped",
+        "n = _write(data, op, a, b, const, n, ADD, total, n - 1, out)",
+        "n = _write(data, op, a, b, const, n, ADD, n - 1, total, out)",
+    ),
+    _fused_kernel("number_leaf_takes_first_number", "data[n] = numbers[i]", "data[n] = numbers[0]"),
+    _fused_kernel("activation_skipped", "        if code != LINEAR:\n", "        if False:\n"),
+    _fused_kernel(
+        "product_overflow_unchecked",
+        "if mul_fails(data[w], data[x], 0.0, product):",
+        "if False:",
+    ),
+    _fused_kernel("sum_overflow_unchecked", "if add_fails(data[total], product, 0.0, out):", "if False:"),
+    _fused_kernel("later_layers_take_first_biases", "biases[b0 : b0 + nout],", "biases[0:nout],"),
+    _fused_kernel("later_layers_take_first_weights", "        w0 += nout * nin\n", ""),
+    _fused(
+        "activation_codes_swapped",
+        '"tanh": TANH, "sigmoid": SIGMOID',
+        '"tanh": SIGMOID, "sigmoid": TANH',
+    ),
+    _fused("failed_call_leaves_nodes", "        _truncate(t, start)\n", ""),
+    _fused("plan_kept_across_compaction", "        or entry.compactions != t.compactions\n", ""),
+    _fused("plan_kept_across_neuron_edits", "        or entry.neurons != neurons\n", ""),
+    _fused(
+        "plan_snapshot_shares_weight_lists",
+        "snapshot = [(list(w), *rest) for w, *rest in neurons]",
+        "snapshot = neurons",
+    ),
+    _fused(
+        "mlp_plan_kept_across_layer_plans",
+        "        or list(map(id, entry.layer_plans)) != list(map(id, layer_plans))\n",
+        "",
+    ),
+    _fused("overridden_neuron_call_fused", "neuron_cls.__call__ is not Neuron.__call__ or ", ""),
+    _fused(
+        "housekeeping_renumbering_ignored", "        if t.compactions != compactions:", "        if False:"
+    ),
+    _fused(
+        "foreign_tape_inputs_fused", "        if set(map(_tape_of, x)) != {t}:\n            return None\n", ""
+    ),
+]
+
+MUTANTS = [*PYTHON, *LOWERING, *KERNELS, *TAPE, *VALUE, *REPLAY, *COMPILE, *OPTIM, *NN, *FUSED]

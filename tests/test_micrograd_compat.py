@@ -3,18 +3,17 @@
 ``test_sanity_check`` and ``test_more_ops`` are micrograd's ``test/test_engine.py``;
 where micrograd compares with PyTorch, these compare with the golden fixtures
 of the same expressions (computed by the independent oracle in spec.fixtures).
-The demo is micrograd's ``demo.ipynb`` training loop, verbatim.
+The demo is micrograd's ``demo.ipynb`` training loop, verbatim (:mod:`benchmarks.micrograd_loop`).
 """
 
 from __future__ import annotations
 
 import importlib
-import random
 
-import numpy as np
 import pytest
 
 from benchmarks.datasets import moons
+from benchmarks.micrograd_loop import demo
 from spec import available_backends
 from spec.fixtures import expression_cases
 
@@ -67,52 +66,11 @@ def test_more_ops(backend_module):
 
 
 def micrograd_demo(backend, X, y, steps=100):
-    """micrograd's demo.ipynb training cells, verbatim but for the import: ``[(loss, accuracy)]``."""
-    Value, MLP = backend.Value, backend.MLP  # was: from micrograd.engine import Value; ...nn import MLP
-
-    np.random.seed(1337)
-    random.seed(1337)
-
-    model = MLP(2, [16, 16, 1])  # 2-layer neural network
-
-    def loss(batch_size=None):
-        # inline DataLoader :)
-        if batch_size is None:
-            Xb, yb = X, y
-        else:
-            ri = np.random.permutation(X.shape[0])[:batch_size]
-            Xb, yb = X[ri], y[ri]
-        inputs = [list(map(Value, xrow)) for xrow in Xb]
-
-        # forward the model to get scores
-        scores = list(map(model, inputs))
-
-        # svm "max-margin" loss
-        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(yb, scores)]  # noqa: B905
-        data_loss = sum(losses) * (1.0 / len(losses))
-        # L2 regularization
-        alpha = 1e-4
-        reg_loss = alpha * sum(p * p for p in model.parameters())
-        total_loss = data_loss + reg_loss
-
-        # also get accuracy
-        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(yb, scores)]  # noqa: B905
-        return total_loss, sum(accuracy) / len(accuracy)
-
+    """micrograd's demo.ipynb training cells (benchmarks.micrograd_loop) on ``backend``: ``[(loss, accuracy)]``."""
+    _, step, _ = demo(backend.Value, backend.MLP, X, y)
     trajectory = []
     for k in range(steps):
-        # forward
-        total_loss, acc = loss()
-
-        # backward
-        model.zero_grad()
-        total_loss.backward()
-
-        # update (sgd)
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-
+        total_loss, acc = step(k)
         trajectory.append((total_loss.data, acc))
     return trajectory
 

@@ -3,7 +3,8 @@
 Each thread appends its nodes to a tape, a structure of arrays (value, grad,
 op code, parent numbers, constant) in creation order; a Value is a handle on
 one node. ``backward()`` is an ``@njit(cache=True)`` kernel that sweeps the
-tape once in reverse. Dead nodes are reclaimed by compaction, so an eager
+tape once in reverse. A layer's or an MLP's call appends all its nodes in one kernel call
+(:mod:`backends.numba._fused`). Dead nodes are reclaimed by compaction, so an eager
 training loop runs in bounded memory (see :mod:`backends.numba._tape`).
 
 >>> from backends.numba import Value
@@ -17,6 +18,7 @@ replayed by Numba kernels (see :mod:`backends.numba._replay`, imported on first 
 
 from typing import Any
 
+from backends.numba._fused import fused_outputs
 from backends.numba._lowering import LOWERINGS
 from backends.numba._value import Value
 from spec import Backend, common
@@ -34,8 +36,9 @@ BACKEND = Backend.build(
     "numba",
     Value,
     LOWERINGS,
-    capabilities=frozenset({"compile_step"}),
+    capabilities=frozenset({"compile_step", "fused_call"}),
     compile_step=compile_step,
+    fused_call=fused_outputs,
 )
 Neuron, Layer, MLP = BACKEND.Neuron, BACKEND.Layer, BACKEND.MLP
 

@@ -27,15 +27,121 @@ from __future__ import annotations
 import numpy as np
 
 from backends.numba._jit import jit
-from backends.numba._lowering import partials
+from backends.numba._lowering import LOWERINGS, fails, forward, partials
 from spec.ops import OpCode
 
-__all__ = ["LEAF", "backward", "compact", "renumber", "zero_grad"]
+__all__ = ["LEAF", "LINEAR", "append_layer", "append_layers", "backward", "compact", "renumber", "zero_grad"]
 
 #: The op code of a leaf, as the plain int the kernels compare.
 LEAF = int(OpCode.LEAF)
 
+# The layer kernel calls these two lowerings directly: a dispatch per node costs it several times over.
+MUL, mul_forward, _, mul_fails = LOWERINGS[OpCode.MUL]
+ADD, add_forward, _, add_fails = LOWERINGS[OpCode.ADD]
+#: The activation code of a neuron without one (:func:`append_layer`).
+LINEAR = -1
+
 _ARRAYS = "float64[::1], float64[::1], int8[::1], int64[::1], int64[::1], float64[::1]"
+_NODES = "float64[::1], int8[::1], int64[::1], int64[::1], float64[::1]"  # _ARRAYS but grad
+
+
+# --- building ---------------------------------------------------------------------------
+@jit(f"int64({_NODES}, int64, int64, int64, int64, float64)")
+def _write(data, op, a, b, const, n, code, x, y, out):  # type: ignore[no-untyped-def]
+    """Write node ``n``: ``code(x[, y])`` with value ``out`` (constant 0); return ``n + 1``."""
+    data[n] = out
+    op[n] = code
+    a[n] = x
+    b[n] = y
+    const[n] = 0.0
+    return n + 1
+
+
+@jit(f"int64({_NODES}, int64, int64[:, ::1], int64[::1], int64[::1], int64[::1], float64[::1], int64[::1])")
+def append_layer(data, op, a, b, const, n, weights, biases, activations, inputs, numbers, outputs):  # type: ignore[no-untyped-def]
+    """Write from node ``n`` on the nodes of one layer applied to one input row.
+
+    The nodes are spec.nn's generic ``Layer.outputs``, in its creation order: for neuron
+    ``j``, for each input ``i``, a leaf if the input is a number, ``MUL(w[j, i], x[i])``,
+    ``ADD(sum so far, that product)`` (the sum starts at the bias), then the activation
+    node unless ``activations[j]`` is :data:`LINEAR`. ``weights`` (nout x nin), ``biases``
+    and ``inputs`` are node numbers; ``inputs[i] < 0`` marks a number, ``numbers[i]``.
+    ``outputs[j]`` receives neuron ``j``'s output node. The arrays are long enough.
+
+    Returns the next free node number, or ``~k`` where ``k`` is the first node whose op
+    fails (the generic code would raise there): nodes from ``k`` on are left unwritten.
+    """
+    nout, nin = weights.shape
+    for j in range(nout):
+        total = biases[j]
+        for i in range(nin):
+            x = inputs[i]
+            if x < 0:
+                data[n] = numbers[i]
+                op[n] = LEAF
+                a[n] = -1
+                b[n] = -1
+                const[n] = 0.0
+                x = n
+                n += 1
+            w = weights[j, i]
+            product = mul_forward(data[w], data[x], 0.0)
+            if mul_fails(data[w], data[x], 0.0, product):
+                return ~n
+            n = _write(data, op, a, b, const, n, MUL, w, x, product)
+            out = add_forward(data[total], product, 0.0)
+            if add_fails(data[total], product, 0.0, out):
+                return ~n
+            n = _write(data, op, a, b, const, n, ADD, total, n - 1, out)
+            total = n - 1
+        code = activations[j]
+        if code != LINEAR:
+            out = forward(code, data[total], 0.0, 0.0)
+            if fails(code, data[total], 0.0, 0.0, out):
+                return ~n
+            n = _write(data, op, a, b, const, n, code, total, -1, out)
+            total = n - 1
+        outputs[j] = total
+    return n
+
+
+@jit(
+    f"int64({_NODES}, int64, int64[:, ::1], int64[::1], int64[::1], int64[::1], int64[::1], float64[::1], int64[::1])"
+)
+def append_layers(data, op, a, b, const, n, shapes, weights, biases, activations, inputs, numbers, outputs):  # type: ignore[no-untyped-def]
+    """:func:`append_layer` for each layer in turn, each applied to the previous one's outputs.
+
+    Layer ``l`` has ``shapes[l] = (nout, nin)``; its weights (row-major), biases and
+    activations follow the previous layer's in ``weights``, ``biases`` and ``activations``.
+    The first layer takes ``inputs`` and ``numbers``; ``outputs`` receives the last
+    layer's outputs. Returns what :func:`append_layer` returns, for the whole chain.
+    """
+    w0 = 0
+    b0 = 0
+    x = inputs
+    for layer in range(shapes.shape[0]):
+        nout, nin = shapes[layer, 0], shapes[layer, 1]
+        y = outputs if layer == shapes.shape[0] - 1 else np.empty(nout, np.int64)
+        n = append_layer(
+            data,
+            op,
+            a,
+            b,
+            const,
+            n,
+            weights[w0 : w0 + nout * nin].reshape((nout, nin)),
+            biases[b0 : b0 + nout],
+            activations[b0 : b0 + nout],
+            x,
+            numbers,
+            y,
+        )
+        if n < 0:
+            return n
+        w0 += nout * nin
+        b0 += nout
+        x = y
+    return n
 
 
 # --- whole graphs ----------------------------------------------------------------------

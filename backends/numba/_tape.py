@@ -54,6 +54,7 @@ from contextlib import contextmanager
 from operator import attrgetter
 from sys import getrefcount
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -86,6 +87,7 @@ class Tape:
         "labels",
         "limit",
         "op",
+        "plans",
         "survivors",
         "thread",
     )
@@ -110,6 +112,8 @@ class Tape:
         self.compactions = 0
         #: how many :meth:`holding_nodes` blocks are open: compaction waits for none
         self.holding = 0
+        #: layer -> its fused plan on this tape (backends.numba._fused)
+        self.plans: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
         self.thread = threading.get_ident()
 
     def __len__(self) -> int:

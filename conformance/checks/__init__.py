@@ -13,6 +13,7 @@ from conformance.checks import semantics  # noqa: F401
 from conformance.checks import memory  # noqa: F401
 from conformance.checks import properties  # noqa: F401
 from conformance.checks import models  # noqa: F401
+from conformance.checks import fused  # noqa: F401
 from conformance.checks import compiled  # noqa: F401
 from conformance.checks import capture  # noqa: F401
 from conformance.checks import compiled_programs  # noqa: F401

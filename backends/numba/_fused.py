@@ -1,0 +1,247 @@
+"""Fused calls: one kernel call appends a whole ``Layer.outputs(x)`` or ``MLP.outputs(x)``.
+
+spec.nn's generic code builds a model application one scalar op at a time, hundreds of
+nanoseconds of Python per node. :func:`fused_outputs` appends the very same nodes, in the
+same order, with :func:`backends.numba._kernels.append_layers`, and makes handles only for
+the outputs it returns; ``children`` makes the others on demand, as it does for any node
+whose handle has died.
+
+It declines (returns ``None``, having appended nothing, so the generic code runs) wherever
+the generic code could do anything else: an input that is neither a Value of this thread's
+tape nor a finite number, sizes that do not chain, a weight or bias that is not a Value of
+this tape, a class that overrides a method the generic call goes through, an activation
+outside :data:`ACTIVATION_CODES`, and any op that fails: the generic code then raises its
+own error, at its own node.
+
+Plans. Reading every weight's node number at each call would cost much of what fusing
+saves, so a layer's node numbers are kept in a :class:`Plan`, per tape (they are that
+tape's numbers). Each call checks the plan against the layer as it is now: its class, and
+each neuron's weights (the very objects, in order), bias, activation, ``nin`` and class,
+compared in C; and against the tape's compaction count (compaction renumbers nodes). An
+MLP's plan joins its layers' plans, and is rebuilt whenever one of them is.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from operator import attrgetter
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from backends.numba._kernels import LINEAR, append_layers
+from backends.numba._lowering import RELU, SIGMOID, TANH
+from backends.numba._tape import SWEEP_INTERVAL, Tape, _threads
+from backends.numba._value import Value
+from spec.nn import MLP, Layer, Neuron
+from spec.operands import as_finite_float
+
+__all__ = ["ACTIVATION_CODES", "Plan", "fused_outputs"]
+
+#: activation name -> the op code of its node (LINEAR: none)
+ACTIVATION_CODES = {"relu": RELU, "tanh": TANH, "sigmoid": SIGMOID, "linear": LINEAR}
+
+_new = object.__new__
+_node = attrgetter("_i")
+_tape_of = attrgetter("_t")
+#: what a neuron's call reads, so what a layer's plan depends on
+_neuron_state = attrgetter("w", "b", "activation", "nin", "__class__")
+_NO_NUMBERS = np.empty(0, np.float64)
+
+
+class Plan(NamedTuple):
+    """The arguments of :func:`append_layers` for one module on one tape."""
+
+    shapes: np.ndarray  # int64, (layers, 2): (nout, nin) of each layer
+    weights: np.ndarray  # int64 node numbers, each layer's nout x nin in turn
+    biases: np.ndarray  # int64 node numbers
+    activations: np.ndarray  # int64 op codes, one per neuron
+    #: nodes appended for one row of Value inputs
+    nodes: int
+
+    @property
+    def nin(self) -> int:
+        return int(self.shapes[0, 1])
+
+
+class _LayerEntry(NamedTuple):
+    compactions: int
+    cls: type
+    #: _neuron_state of every neuron when the plan was made (weight lists copied)
+    neurons: list[tuple[Any, ...]]
+    plan: Plan | None
+
+
+class _MLPEntry(NamedTuple):
+    cls: type
+    layers: list[Any]
+    layer_plans: list[Plan | None]
+    plan: Plan | None
+
+
+def fused_outputs(module: Layer | MLP, x: Any) -> list[Value] | None:
+    """``module.outputs(x)`` in one kernel call, or ``None`` where the generic code must run."""
+    t = _threads.tape
+    if x.__class__ is not list and x.__class__ is not tuple:
+        return None
+    if set(map(type, x)) == {Value}:
+        if set(map(_tape_of, x)) != {t}:
+            return None
+        numbers = None
+    else:
+        numbers = _numbers(x, t)
+        if numbers is None:
+            return None
+    plan = _plan(module, t)
+    if plan is None or len(x) != plan.nin:
+        return None
+    count = plan.nodes
+    if numbers is not None:  # each neuron of the first layer makes a leaf of each number
+        count += int(plan.shapes[0, 0]) * int(np.count_nonzero(~np.isnan(numbers)))
+    if len(t.fresh) > SWEEP_INTERVAL or len(t.data) + count > t.compact_at:
+        compactions = t.compactions
+        t.housekeep()
+        if t.compactions != compactions:  # node numbers moved: read them anew
+            plan = _plan(module, t)
+            if plan is None:
+                return None
+    if numbers is None:
+        inputs = np.fromiter(map(_node, x), np.int64, len(x))
+        numbers = _NO_NUMBERS
+    else:
+        inputs = np.array([xi._i if xi.__class__ is Value else -1 for xi in x], np.int64)
+    start = len(t.data)
+    outputs = np.empty(int(plan.shapes[-1, 0]), np.int64)
+    _grow(t, count)
+    end = append_layers(
+        *t.node_arrays(),
+        start,
+        plan.shapes,
+        plan.weights,
+        plan.biases,
+        plan.activations,
+        inputs,
+        numbers,
+        outputs,
+    )
+    if end < 0:  # an op fails: the generic code raises its error
+        _truncate(t, start)
+        return None
+    made = []
+    for node in outputs.tolist():
+        handle = _new(Value)
+        handle._t = t
+        handle._i = node
+        made.append(handle)
+    t.fresh.extend(made)
+    return made
+
+
+def _numbers(x: Any, t: Tape) -> np.ndarray | None:
+    """Per input, the number a generic op takes (NaN for a Value); None if any would raise."""
+    numbers = np.full(len(x), np.nan)
+    for i, xi in enumerate(x):
+        if xi.__class__ is Value:
+            if xi._t is not t:
+                return None
+        else:
+            try:
+                numbers[i] = as_finite_float(xi, "operand")
+            except Exception:  # the generic code raises it
+                return None
+    return numbers
+
+
+def _plan(module: Layer | MLP, t: Tape) -> Plan | None:
+    if isinstance(module, Layer):
+        return _layer_plan(module, t)
+    return _mlp_plan(module, t)
+
+
+def _layer_plan(layer: Layer, t: Tape) -> Plan | None:
+    """The layer's plan on tape ``t``, made anew if the layer or the tape's numbering changed."""
+    neurons = list(map(_neuron_state, layer.neurons))
+    entry = t.plans.get(layer)
+    if (
+        entry is None
+        or entry.compactions != t.compactions
+        or entry.cls is not layer.__class__
+        or entry.neurons != neurons
+    ):
+        snapshot = [(list(w), *rest) for w, *rest in neurons]
+        plan = _make_layer_plan(layer.__class__, neurons, t)
+        entry = t.plans[layer] = _LayerEntry(t.compactions, layer.__class__, snapshot, plan)
+    return entry.plan
+
+
+def _make_layer_plan(cls: type, neurons: list[tuple[Any, ...]], t: Tape) -> Plan | None:
+    if cls.generic_outputs is not Layer.generic_outputs or not neurons:
+        return None
+    nin = neurons[0][3]
+    codes = []
+    for w, b, activation, n_in, neuron_cls in neurons:
+        if neuron_cls.__call__ is not Neuron.__call__ or n_in != nin or len(w) != nin:
+            return None
+        if activation not in ACTIVATION_CODES:
+            return None
+        codes.append(ACTIVATION_CODES[activation])
+        for p in (*w, b):
+            if p.__class__ is not Value or p._t is not t:
+                return None
+    return Plan(
+        shapes=np.array([[len(neurons), nin]], np.int64),
+        weights=np.array([p._i for w, *_ in neurons for p in w], np.int64),
+        biases=np.array([b._i for _, b, *_ in neurons], np.int64),
+        activations=np.array(codes, np.int64),
+        nodes=len(neurons) * 2 * nin + sum(code != LINEAR for code in codes),
+    )
+
+
+def _mlp_plan(mlp: MLP, t: Tape) -> Plan | None:
+    """The MLP's plan: its layers' plans joined, made anew when the MLP or one of them changes."""
+    layers = mlp.layers
+    layer_plans = [_layer_plan(layer, t) for layer in layers]
+    entry = t.plans.get(mlp)
+    if (
+        entry is None
+        or entry.cls is not mlp.__class__
+        or entry.layers != layers
+        or list(map(id, entry.layer_plans)) != list(map(id, layer_plans))
+    ):
+        plan = _join(mlp.__class__, layers, layer_plans)
+        entry = t.plans[mlp] = _MLPEntry(mlp.__class__, list(layers), layer_plans, plan)
+    return entry.plan
+
+
+def _join(cls: type, layers: list[Any], plans: list[Plan | None]) -> Plan | None:
+    if cls.generic_outputs is not MLP.generic_outputs or not plans:
+        return None
+    if any(layer.__class__.outputs is not Layer.outputs for layer in layers):
+        return None
+    if any(plan is None for plan in plans):
+        return None
+    joined: list[Plan] = plans  # type: ignore[assignment]
+    if any(after.nin != before.shapes[0, 0] for before, after in pairwise(joined)):
+        return None  # the generic code raises the ShapeError
+    return Plan(
+        shapes=np.concatenate([p.shapes for p in joined]),
+        weights=np.concatenate([p.weights for p in joined]),
+        biases=np.concatenate([p.biases for p in joined]),
+        activations=np.concatenate([p.activations for p in joined]),
+        nodes=sum(p.nodes for p in joined),
+    )
+
+
+def _grow(t: Tape, count: int) -> None:
+    """Lengthen every node column but ``grad`` (grown lazily) by ``count`` entries."""
+    wide = bytes(8 * count)
+    t.data.frombytes(wide)
+    t.op.frombytes(bytes(count))
+    t.a.frombytes(wide)
+    t.b.frombytes(wide)
+    t.const.frombytes(wide)
+
+
+def _truncate(t: Tape, start: int) -> None:
+    for column in (t.data, t.op, t.a, t.b, t.const):
+        del column[start:]

@@ -1,0 +1,256 @@
+"""Fused calls: ``Layer.outputs`` and ``MLP.outputs`` build exactly the generic graph.
+
+A backend may build a whole layer or MLP application in one call (``"fused_call"`` in its
+capabilities; :mod:`spec.nn`, "Fused calls"). The definition is the generic code, one
+scalar op at a time, so each check builds the same application twice, through the
+module's call and through :func:`generic_outputs` (spec.nn's own neuron calls), and
+compares the graphs node for node: the same op, the same float64 bits, the same
+operands in the same order (a model's parameters and input Values the very objects), the
+same sharing; then gradients, bit for bit, from a random combination of the outputs, so
+a different creation order (the order backward accumulates in) shows too. Errors must
+match in type and message. A backend without a fused path passes trivially: its module
+calls *are* the generic code.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance._registry import check
+from spec import ACTIVATIONS, Backend, Layer
+
+#: How an input row is given: every kind the generic code accepts.
+INPUT_KINDS = ("values", "floats", "mixed", "numpy", "ints")
+
+
+def generic_outputs(module: Any, x: Sequence[Any]) -> list[Any]:
+    """``module.outputs(x)`` by the generic code alone, every layer through its neurons' calls."""
+    layers = [module] if isinstance(module, Layer) else module.layers
+    for layer in layers:
+        x = Layer.generic_outputs(layer, x)
+    return list(x)
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+def assert_same_graph(fused: Sequence[Any], generic: Sequence[Any], shared: Sequence[Any]) -> None:
+    """``fused`` and ``generic`` are the same graphs over the Values ``shared`` (module docstring)."""
+    assert len(fused) == len(generic), f"{len(fused)} outputs, the generic code gives {len(generic)}"
+    known = {id(v) for v in shared}
+    pairs: dict[int, Any] = {}  # fused node -> its generic twin
+    taken: set[int] = set()
+    todo = list(zip(fused, generic, strict=True))
+    while todo:
+        f, g = todo.pop()
+        if id(f) in known or id(g) in known:
+            assert f is g, "an operand that existed before the call must be that very Value"
+            continue
+        if id(f) in pairs:
+            assert pairs[id(f)] is g, "a node shared in the fused graph is not shared so in the generic one"
+            continue
+        assert id(g) not in taken, "two fused nodes stand for one generic node"
+        pairs[id(f)] = g
+        taken.add(id(g))
+        assert (f.op, _bits(f.data), len(f.children)) == (g.op, _bits(g.data), len(g.children)), (
+            f"fused node {f.op!r} = {f.data!r} with {len(f.children)} operands; "
+            f"the generic code built {g.op!r} = {g.data!r} with {len(g.children)}"
+        )
+        assert f.label == g.label and f.grad == g.grad
+        todo.extend(zip(f.children, g.children, strict=True))
+
+
+def assert_same_gradients(
+    backend: Backend, fused: Sequence[Any], generic: Sequence[Any], leaves: Sequence[Any], rng: random.Random
+) -> None:
+    """Backward from the same random combination of each output list: identical leaf grads."""
+    weights = [rng.uniform(-2, 2) for _ in fused]
+    grads = []
+    for outputs in (fused, generic):
+        for leaf in leaves:
+            leaf.grad = 0.0
+        root = sum((w * out for w, out in zip(weights, outputs, strict=True)), backend.Value(0.0))
+        root.backward()
+        grads.append([_bits(leaf.grad) for leaf in leaves])
+    assert grads[0] == grads[1], "backward through the fused graph accumulates in another order"
+
+
+def _row(backend: Backend, kind: str, values: list[float]) -> list[Any]:
+    if kind == "values":
+        return [backend.Value(v) for v in values]
+    if kind == "floats":
+        return values
+    if kind == "mixed":
+        return [backend.Value(v) if i % 2 else v for i, v in enumerate(values)]
+    if kind == "numpy":
+        return list(np.array(values))
+    return [round(v) for v in values]
+
+
+@st.composite
+def _models(draw: st.DrawFn) -> dict[str, Any]:
+    nin = draw(st.integers(1, 4))
+    sizes = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    return {
+        "nin": nin,
+        "sizes": sizes,
+        "activation": draw(st.sampled_from(ACTIVATIONS)),
+        "output_activation": draw(st.sampled_from(ACTIVATIONS)),
+        "seed": draw(st.integers(0, 2**16)),
+        "kind": draw(st.sampled_from(INPUT_KINDS)),
+        "whole": draw(st.booleans()),  # the MLP, or its first layer alone
+    }
+
+
+def _build(backend: Backend, case: dict[str, Any]) -> tuple[Any, list[Any], random.Random]:
+    model = backend.MLP(
+        case["nin"],
+        case["sizes"],
+        activation=case["activation"],
+        output_activation=case["output_activation"],
+        seed=case["seed"],
+    )
+    rng = random.Random(case["seed"])
+    for p in model.parameters():  # non-zero biases, and weights of every sign and size
+        p.data = rng.uniform(-3, 3)
+    values = [rng.uniform(-2, 2) for _ in range(case["nin"])]
+    return model if case["whole"] else model.layers[0], _row(backend, case["kind"], values), rng
+
+
+def _call(module: Any, x: list[Any]) -> list[Any]:
+    out = module(x)
+    return out if isinstance(out, list) else [out]
+
+
+def _compare(
+    backend: Backend,
+    module: Any,
+    x: list[Any],
+    rng: random.Random,
+    call: Callable[..., list[Any]] | None = None,
+) -> None:
+    """Build ``module`` on ``x`` by ``call`` (``module.outputs``) and by the generic code; compare."""
+    fused = (call or type(module).outputs)(module, x)
+    generic = generic_outputs(module, x)
+    shared = [v for v in [*module.parameters(), *x] if isinstance(v, backend.Value)]
+    assert_same_graph(fused, generic, shared)
+    assert_same_gradients(backend, fused, generic, shared, rng)
+
+
+@check
+def check_fused_calls_build_the_generic_graph(backend: Backend) -> None:
+    @given(case=_models())
+    def prop(case: dict[str, Any]) -> None:
+        module, x, rng = _build(backend, case)
+        _compare(backend, module, x, rng)
+        _compare(backend, module, x, rng, call=_call)  # __call__ too
+
+    prop()
+
+
+#: edits of a model between two calls: a fused path must see each, as the generic code does
+EDITS: dict[str, Callable[[Backend, Any], None]] = {
+    "weight_replaced": lambda b, m: m.layers[0].neurons[0].w.__setitem__(0, b.Value(-1.5)),
+    "bias_replaced": lambda b, m: setattr(m.layers[-1].neurons[0], "b", b.Value(0.25)),
+    "activation_changed": lambda b, m: setattr(m.layers[0].neurons[1], "activation", "tanh"),
+    "neuron_added": lambda b, m: m.layers[-1].neurons.append(
+        b.Neuron(3, activation="sigmoid", rng=random.Random(1))
+    ),
+    "layer_added": lambda b, m: m.layers.append(b.Layer(2, 2, activation="relu", rng=random.Random(2))),
+    "weights_swapped": lambda b, m: m.layers[1].neurons[0].w.reverse(),
+    "weight_made_a_number": lambda b, m: m.layers[1].neurons[1].w.__setitem__(2, 0.5),
+    "data_changed": lambda b, m: setattr(m.layers[0].neurons[2].w[1], "data", 7.0),
+    "garbage_collected": lambda b, m: _make_garbage(b),
+    "neuron_call_overridden": lambda b, m: _override_call(m.layers[0].neurons[1]),
+}
+
+
+def _override_call(neuron: Any) -> None:
+    base = type(neuron)
+    neuron.__class__ = type("Doubled", (base,), {"__call__": lambda self, x: base.__call__(self, x) * 2.0})
+
+
+def _make_garbage(backend: Backend) -> None:
+    # More nodes than a tape-based backend keeps before it reclaims dead ones (and renumbers).
+    v = backend.Value(0.5)
+    for _ in range(70_000):
+        v = v * 1.0
+    del v
+
+
+def _edit_params() -> list[tuple[str, str]]:
+    return [(name, name) for name in EDITS]
+
+
+@check(params=_edit_params)
+def check_fused_calls_follow_model_edits(backend: Backend, edit: str) -> None:
+    model = backend.MLP(2, [3, 2], activation="relu", output_activation="linear", seed=5)
+    rng = random.Random(9)
+    for p in model.parameters():
+        p.data = rng.uniform(-2, 2)
+    x = [backend.Value(0.75), backend.Value(-1.25)]
+    _compare(backend, model, x, rng)
+    EDITS[edit](backend, model)
+    _compare(backend, model, x, rng)
+    for layer in model.layers:
+        _compare(backend, layer, [backend.Value(rng.uniform(-1, 1)) for _ in layer.neurons[0].w], rng)
+
+
+#: calls the generic code refuses: the fused path must raise the same error, word for word
+FAILURES: dict[str, Callable[[Backend], tuple[Any, list[Any]]]] = {
+    "product_overflows": lambda b: (_scaled(b, 1e200), [b.Value(1e200), b.Value(1.0)]),
+    "sum_overflows": lambda b: (_scaled(b, 1.5e308, 0.0), [b.Value(1.0), b.Value(1.0)]),
+    "number_product_overflows": lambda b: (_scaled(b, 1e200), [1.0, 1e200]),
+    "later_layer_overflows": lambda b: (_scaled(b, 1e150, layers=(0, 1)), [b.Value(1e150), b.Value(1e150)]),
+    "nan_input": lambda b: (b.MLP(2, [2, 1], seed=1), [b.Value(1.0), float("nan")]),
+    "bool_input": lambda b: (b.MLP(2, [2, 1], seed=1), [True, b.Value(1.0)]),
+    "string_input": lambda b: (b.MLP(2, [2, 1], seed=1), ["1.0", 2.0]),
+    "too_long": lambda b: (b.MLP(2, [2, 1], seed=1).layers[0], [1.0, 2.0, 3.0]),
+    "too_short": lambda b: (b.MLP(2, [2, 1], seed=1).layers[0], [1.0]),
+    "bad_chain": lambda b: (_bad_chain(b), [1.0, 2.0]),
+}
+
+
+def _scaled(backend: Backend, weight: float, bias: float = 0.0, layers: Sequence[int] = (0,)) -> Any:
+    """An MLP(2, [2, 1]) whose ``layers`` have every weight ``weight``, every bias ``bias``."""
+    model = backend.MLP(2, [2, 1], seed=3)
+    for layer in layers:
+        for neuron in model.layers[layer].neurons:
+            for w in neuron.w:
+                w.data = weight
+            neuron.b.data = bias
+    return model
+
+
+def _bad_chain(backend: Backend) -> Any:
+    model = backend.MLP(2, [2, 1], seed=1)
+    model.layers[0].neurons.pop()  # the next layer still takes 2 inputs
+    return model
+
+
+def _failure_params() -> list[tuple[str, str]]:
+    return [(name, name) for name in FAILURES]
+
+
+@check(params=_failure_params)
+def check_fused_calls_raise_the_generic_errors(backend: Backend, failure: str) -> None:
+    errors = []
+    for build in (lambda m, x: m.outputs(x), generic_outputs):
+        module, x = FAILURES[failure](backend)
+        try:
+            build(module, x)
+        except Exception as error:  # the very error is what is compared
+            errors.append((type(error), str(error)))
+        else:
+            errors.append(None)
+    fused, generic = errors
+    assert generic is not None, f"{failure}: the generic code was expected to raise"
+    assert fused == generic, f"{failure}: the fused call raised {fused}; the generic code raises {generic}"
