@@ -449,11 +449,6 @@ FUSED = [
     ),
     _fused_kernel("number_leaf_takes_first_number", "data[n] = numbers[i]", "data[n] = numbers[0]"),
     _fused_kernel("activation_skipped", "        if code != LINEAR:\n", "        if False:\n"),
-    _fused_kernel(
-        "product_overflow_unchecked",
-        "if mul_fails(data[w], data[x], 0.0, product):",
-        "if False:",
-    ),
     _fused_kernel("sum_overflow_unchecked", "if add_fails(data[total], product, 0.0, out):", "if False:"),
     _fused_kernel("later_layers_take_first_biases", "biases[b0 : b0 + nout],", "biases[0:nout],"),
     _fused_kernel("later_layers_take_first_weights", "        w0 += nout * nin\n", ""),

@@ -98,7 +98,7 @@ def fused_outputs(module: Layer | MLP, x: Any) -> list[Value] | None:
     count = plan.nodes
     if numbers is not None:  # each neuron of the first layer makes a leaf of each number
         count += int(plan.shapes[0, 0]) * int(np.count_nonzero(~np.isnan(numbers)))
-    if len(t.fresh) > SWEEP_INTERVAL or len(t.data) + count > t.compact_at:
+    if len(t.fresh) > SWEEP_INTERVAL or len(t.data) >= t.compact_at:  # as appending one by one would
         compactions = t.compactions
         t.housekeep()
         if t.compactions != compactions:  # node numbers moved: read them anew

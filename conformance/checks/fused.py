@@ -210,6 +210,7 @@ FAILURES: dict[str, Callable[[Backend], tuple[Any, list[Any]]]] = {
     "sum_overflows": lambda b: (_scaled(b, 1.5e308, 0.0), [b.Value(1.0), b.Value(1.0)]),
     "number_product_overflows": lambda b: (_scaled(b, 1e200), [1.0, 1e200]),
     "later_layer_overflows": lambda b: (_scaled(b, 1e150, layers=(0, 1)), [b.Value(1e150), b.Value(1e150)]),
+    "linear_output_sum_overflows": lambda b: (_overflowing_output(b), [b.Value(1.0), b.Value(1.0)]),
     "nan_input": lambda b: (b.MLP(2, [2, 1], seed=1), [b.Value(1.0), float("nan")]),
     "bool_input": lambda b: (b.MLP(2, [2, 1], seed=1), [True, b.Value(1.0)]),
     "string_input": lambda b: (b.MLP(2, [2, 1], seed=1), ["1.0", 2.0]),
@@ -227,6 +228,16 @@ def _scaled(backend: Backend, weight: float, bias: float = 0.0, layers: Sequence
             for w in neuron.w:
                 w.data = weight
             neuron.b.data = bias
+    return model
+
+
+def _overflowing_output(backend: Backend) -> Any:
+    """An MLP whose products are finite but whose linear output's sum is not: nothing after it checks."""
+    model = _scaled(backend, 1.0, 1.0)  # hidden outputs relu(1 + 1 + 1) = 3
+    (output,) = model.layers[1].neurons
+    for w in output.w:
+        w.data = 5e307  # products 1.5e308
+    output.b.data = 5e307
     return model
 
 
