@@ -134,7 +134,8 @@ def run_workload(
                     break
                 if time.perf_counter() - turn > TURN_SECONDS:
                     break
-    reference = losses.get(REFERENCE) or next(iter(losses.values()), [])
+    # without the reference system, the one that ran longest: every other's last step is among its steps
+    reference = losses.get(REFERENCE) or max(losses.values(), key=len, default=[])
     for name, runner in runners.items():
         timed = np.array(times[name][1:] or times[name]) * 1e3
         last = len(losses[name]) - 1

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from benchmarks import _report
-from benchmarks.bench import run_workload
 from benchmarks._workloads import workload
+from benchmarks.bench import run_workload
 from benchmarks.micrograd_loop import PARTS
 
 
