@@ -87,6 +87,25 @@ def _parts_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _parts_panel(ax: Any, workload: str, rows: list[dict[str, Any]]) -> None:
+    """Where an eager step goes: each part's share of the step, one bar per system, total ms at right."""
+    parts = list(rows[0]["parts_ms"])
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]
+    left = [0.0] * len(rows)
+    for part, colour in zip(parts, colours, strict=False):
+        shares = [r["parts_ms"][part] / sum(r["parts_ms"].values()) for r in rows]
+        ax.barh(range(len(rows)), shares, left=left, color=colour, label=part)
+        left = [a + b for a, b in zip(left, shares, strict=True)]
+    ax.set_yticks(range(len(rows)), [f"{r['system']} — {r['mode']}" for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.25)
+    ax.set_xlabel("share of the eager step's time")
+    for i, r in enumerate(rows):
+        ax.text(1.01, i, f"{sum(r['parts_ms'].values()):.3g} ms", va="center", fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"{workload}: where an eager step goes", fontsize=9, loc="left")
+
+
 def _digits_table(digits: dict[str, Any]) -> list[str]:
     """The digits training's rows: time per step, time to 95% test accuracy, final accuracy and loss."""
     lines = [f"\n== digits: {digits['title']}"]
@@ -130,7 +149,10 @@ def chart(results: dict[str, Any], path: Path) -> None:
     workloads = dict(results["workloads"])
     if results.get("digits"):
         workloads["digits"] = results["digits"]
-    fig, axes = plt.subplots(len(workloads), 1, figsize=(10, 2.2 + 3.4 * len(workloads)), squeeze=False)
+    broken_down = {name: [r for r in wl["results"] if r.get("parts_ms")] for name, wl in workloads.items()}
+    broken_down = {name: rows for name, rows in broken_down.items() if rows}
+    panels = len(workloads) + len(broken_down)
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 2.2 + 3.4 * panels), squeeze=False)
     colours = {
         "micrograd": "#9e9e9e",
         "gradspec": "#1f77b4",
@@ -138,7 +160,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         "NumPy": "#4d77cf",
         "JAX": "#7b3fb1",
     }
-    for ax, (name, wl) in zip(axes[:, 0], workloads.items(), strict=True):
+    for ax, (name, wl) in zip(axes[: len(workloads), 0], workloads.items(), strict=True):
         rows = [r for r in wl["results"] if "ms_per_step" in r]
         labels = [f"{r['system']} — {r['mode']}" for r in rows]
         values = [r["ms_per_step"]["median"] for r in rows]
@@ -155,6 +177,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
             text = f" {r['ms_per_step']['median']:.3g} ms" + (f"  ({ratio:.3g}x PyTorch)" if ratio else "")
             ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=7)
         ax.set_xlim(min(values) / 3, max(values) * 300)
+    for ax, (name, rows) in zip(axes[len(workloads) :, 0], broken_down.items(), strict=True):
+        _parts_panel(ax, name, rows)
     machine = results["machine"]
     fig.suptitle(
         f"gradspec benchmark ({'quick' if results['quick'] else 'full'}) on {machine['cpu']}, "
