@@ -44,8 +44,14 @@ def _run(args: list[str], env: dict[str, str] | None = None, timeout: float = 60
     return parsed
 
 
-def compile_probe() -> dict[str, Any]:
-    """``{"cold": {...}, "cached": {...}}``, seconds for import, compile_step and the first step."""
+def compile_probe(cold: bool = True) -> dict[str, Any]:
+    """``{"cold": {...}, "cached": {...}}``, seconds for import, compile_step and the first step.
+
+    ``cold=False`` skips the cold run (Numba compiling every kernel: the longest probe) and
+    measures with the cache this process uses.
+    """
+    if not cold:
+        return {"cached": _run(["compile"])}
     with tempfile.TemporaryDirectory(prefix="gradspec-numba-cache-") as cache:
         env = {"NUMBA_CACHE_DIR": cache}
         return {"cold": _run(["compile"], env), "cached": _run(["compile"], env)}

@@ -2,7 +2,7 @@
 
 For each workload (micrograd's moons demo; the Go seed's toy; a larger MLP) every system is
 set up from the same initial parameters and trained side by side in one process, taking
-turns of about 25 ms of steps, so all of them see the same machine state; an untimed
+turns of about 25 ms of steps (250 ms with ``--quick``), so all of them see the same machine state; an untimed
 ``gc.collect()`` between turns keeps one system's garbage from being collected in
 another's step. The first step is a warm-up;
 the others give the median, minimum and maximum time per step. A system that exceeds its
@@ -74,6 +74,8 @@ REFERENCE = "numba-compiled"
 AGREEMENT = 1e-6
 #: how long a system runs before the next one takes its turn
 TURN_SECONDS = 0.025
+#: the same for ``--quick``: ten times fewer turns, so fewer untimed collections between them
+QUICK_TURN_SECONDS = 0.25
 
 
 def machine_info() -> dict[str, Any]:
@@ -102,11 +104,16 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_workload(
-    w: Workload, systems: list[str], budget: float, min_steps: int = 3, log: Any = print
+    w: Workload,
+    systems: list[str],
+    budget: float,
+    min_steps: int = 3,
+    log: Any = print,
+    turn_seconds: float = TURN_SECONDS,
 ) -> dict[str, Any]:
     """Set every system up, train them side by side, and describe each one's run.
 
-    The systems take turns: each runs steps for about :data:`TURN_SECONDS` (at least one),
+    The systems take turns: each runs steps for about ``turn_seconds`` (at least one),
     after an untimed ``gc.collect()``. A system stops at the workload's last step, or once
     its steps took ``budget`` seconds and it ran ``min_steps`` (the first is a warm-up).
     """
@@ -132,7 +139,7 @@ def run_workload(
                 if k + 1 == w.steps or (sum(times[name]) > budget and k + 1 >= min_steps):
                     active.remove(name)
                     break
-                if time.perf_counter() - turn > TURN_SECONDS:
+                if time.perf_counter() - turn > turn_seconds:
                     break
     # without the reference system, the one that ran longest: every other's last step is among its steps
     reference = losses.get(REFERENCE) or max(losses.values(), key=len, default=[])
@@ -402,11 +409,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             continue
         w = workload(name, quick=args.quick)
         print(f"{name}: {w.title}", flush=True)
-        results["workloads"][name] = run_workload(w, systems, budget, min_steps=1 if args.quick else 3)
+        results["workloads"][name] = run_workload(
+            w,
+            systems,
+            budget,
+            min_steps=1 if args.quick else 3,
+            turn_seconds=QUICK_TURN_SECONDS if args.quick else TURN_SECONDS,
+        )
     if not args.no_probes:
-        print("probes: compile_step cold and cached, and each workload's capture", flush=True)
+        which = "cached (--quick skips the cold cache)" if args.quick else "cold and cached"
+        print(f"probes: compile_step {which}, and each workload's capture", flush=True)
         results["probes"] = {
-            "compile": _probes.compile_probe(),
+            "compile": _probes.compile_probe(cold=not args.quick),
             "capture": {name: _probes.capture_probe(name, args.quick) for name in results["workloads"]},
         }
         if not args.quick:
