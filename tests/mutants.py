@@ -453,9 +453,9 @@ FUSED = [
     _fused_kernel("later_layers_take_first_biases", "biases[b0 : b0 + nout],", "biases[0:nout],"),
     _fused_kernel("later_layers_take_first_weights", "        w0 += nout * nin\n", ""),
     _fused(
-        "activation_codes_swapped",
-        '"tanh": TANH, "sigmoid": SIGMOID',
-        '"tanh": SIGMOID, "sigmoid": TANH',
+        "activation_read_off_the_next_row",
+        "row.method: LOWERINGS[code].code",
+        "row.method: LOWERINGS[code].code + 1",
     ),
     _fused("failed_call_leaves_nodes", "        _truncate(t, start)\n", ""),
     _fused("plan_kept_across_compaction", "        or entry.compactions != t.compactions\n", ""),

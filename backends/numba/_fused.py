@@ -30,16 +30,22 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from backends.numba._kernels import LINEAR, append_layers
-from backends.numba._lowering import RELU, SIGMOID, TANH
+from backends.numba._lowering import LOWERINGS
 from backends.numba._tape import SWEEP_INTERVAL, Tape, _threads
 from backends.numba._value import Value
-from spec.nn import MLP, Layer, Neuron
+from spec.nn import ACTIVATIONS, MLP, Layer, Neuron
 from spec.operands import as_finite_float
+from spec.ops import OPS
 
 __all__ = ["ACTIVATION_CODES", "Plan", "fused_outputs"]
 
-#: activation name -> the op code of its node (LINEAR: none)
-ACTIVATION_CODES = {"relu": RELU, "tanh": TANH, "sigmoid": SIGMOID, "linear": LINEAR}
+#: activation name -> the kernel code of its node: the unary op the neuron calls by that name
+#: (spec.nn's ``getattr(x, activation)()``), read off the op table; "linear" makes no node
+ACTIVATION_CODES = {"linear": LINEAR} | {
+    row.method: LOWERINGS[code].code
+    for code, row in OPS.items()
+    if row.method in ACTIVATIONS and row.arity == 1 and not row.has_constant
+}
 
 _new = object.__new__
 _node = attrgetter("_i")
