@@ -108,9 +108,16 @@ def run(mutant: Mutant | None, groups: tuple[tuple[str, ...], ...]) -> Outcome:
         _copy_project(where)
         if mutant is not None:
             (where / mutant.path).write_text(source_of(mutant))
-        # A fresh Numba cache: a mutated kernel must never be served to another copy.
+        # A fresh Numba cache: a mutated kernel must never be served to another copy. Bounds
+        # checked, as `nox -s tests` runs the conformance suite: a mutant that indexes past an
+        # array fails with IndexError instead of crashing the interpreter (which is no kill).
         paths = os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")])
-        env = {**os.environ, "PYTHONPATH": paths, "NUMBA_CACHE_DIR": str(where / "numba-cache")}
+        env = {
+            **os.environ,
+            "PYTHONPATH": paths,
+            "NUMBA_CACHE_DIR": str(where / "numba-cache"),
+            "NUMBA_BOUNDSCHECK": "1",
+        }
         for group in groups:
             for suite in group:
                 command = [sys.executable, *PYTEST, *SUITES[suite]]
