@@ -228,8 +228,8 @@ TAPE = [
     ),
     _tape(
         "compaction_keeps_one_dead_node",
-        "            del column[kept:]",
-        "            del column[kept + 1 :]",
+        "        self.truncate(kept)\n",
+        "        self.truncate(kept + 1)\n",
     ),
     _tape(
         "compaction_forgets_to_renumber_handles",
@@ -457,7 +457,7 @@ FUSED = [
         "row.method: LOWERINGS[code].code",
         "row.method: LOWERINGS[code].code + 1",
     ),
-    _fused("failed_call_leaves_nodes", "        _truncate(t, start)\n", ""),
+    _fused("failed_call_leaves_nodes", "        t.truncate(start)\n", ""),
     _fused("plan_kept_across_compaction", "        or entry.compactions != t.compactions\n", ""),
     _fused("plan_kept_across_neuron_edits", "        or entry.neurons != neurons\n", ""),
     _fused(

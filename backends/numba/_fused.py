@@ -104,7 +104,9 @@ def fused_outputs(module: Layer | MLP, x: Any) -> list[Value] | None:
     count = plan.nodes
     if numbers is not None:  # each neuron of the first layer makes a leaf of each number
         count += int(plan.shapes[0, 0]) * int(np.count_nonzero(~np.isnan(numbers)))
-    if len(t.fresh) > SWEEP_INTERVAL or len(t.data) >= t.compact_at:  # as appending one by one would
+    # Sweep once a sweep interval's worth of handles was made (a block makes few), and compact
+    # once due, as the scalar path does: node numbers are read only after.
+    if len(t.fresh) > SWEEP_INTERVAL or len(t.data) >= t.compact_at:
         compactions = t.compactions
         t.housekeep()
         if t.compactions != compactions:  # node numbers moved: read them anew
@@ -116,9 +118,8 @@ def fused_outputs(module: Layer | MLP, x: Any) -> list[Value] | None:
         numbers = _NO_NUMBERS
     else:
         inputs = np.array([xi._i if xi.__class__ is Value else -1 for xi in x], np.int64)
-    start = len(t.data)
     outputs = np.empty(int(plan.shapes[-1, 0]), np.int64)
-    _grow(t, count)
+    start = t.grow(count)
     end = append_layers(
         *t.node_arrays(),
         start,
@@ -131,7 +132,7 @@ def fused_outputs(module: Layer | MLP, x: Any) -> list[Value] | None:
         outputs,
     )
     if end < 0:  # an op fails: the generic code raises its error
-        _truncate(t, start)
+        t.truncate(start)
         return None
     made = []
     for node in outputs.tolist():
@@ -236,18 +237,3 @@ def _join(cls: type, layers: list[Any], plans: list[Plan | None]) -> Plan | None
         activations=np.concatenate([p.activations for p in joined]),
         nodes=sum(p.nodes for p in joined),
     )
-
-
-def _grow(t: Tape, count: int) -> None:
-    """Lengthen every node column but ``grad`` (grown lazily) by ``count`` entries."""
-    wide = bytes(8 * count)
-    t.data.frombytes(wide)
-    t.op.frombytes(bytes(count))
-    t.a.frombytes(wide)
-    t.b.frombytes(wide)
-    t.const.frombytes(wide)
-
-
-def _truncate(t: Tape, start: int) -> None:
-    for column in (t.data, t.op, t.a, t.b, t.const):
-        del column[start:]

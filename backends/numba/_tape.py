@@ -148,6 +148,22 @@ class Tape:
             np.frombuffer(self.const, np.float64),
         )
 
+    def grow(self, count: int) -> int:
+        """Lengthen every column but ``grad`` (grown lazily) by ``count`` zeros; the first new node."""
+        start = len(self.data)
+        wide = bytes(8 * count)
+        self.data.frombytes(wide)
+        self.op.frombytes(bytes(count))
+        self.a.frombytes(wide)
+        self.b.frombytes(wide)
+        self.const.frombytes(wide)
+        return start
+
+    def truncate(self, length: int) -> None:
+        """Drop every node from ``length`` on, from every column (no view may exist)."""
+        for column in (self.data, self.grad, self.op, self.a, self.b, self.const):
+            del column[length:]
+
     def fill_grad(self) -> None:
         """Grow ``grad`` with zeros to the tape's length."""
         missing = len(self.data) - len(self.grad)
@@ -228,8 +244,7 @@ class Tape:
         if any(handle._i >= start for handle in handles):
             self.compact()
             return
-        for column in (self.data, self.grad, self.op, self.a, self.b, self.const):
-            del column[start:]
+        self.truncate(start)
         self.labels = {node: label for node, label in self.labels.items() if node < start}
         self.survivors = {-1: self.survivors[-1]}
         self.survivors.update((handle._i, handle) for handle in handles)
@@ -247,8 +262,7 @@ class Tape:
         if kept < n:
             _kernels.compact(data, grad, op, a, b, const, new_index)
         del data, grad, op, a, b, const  # release the buffers before resizing them
-        for column in (self.data, self.grad, self.op, self.a, self.b, self.const):
-            del column[kept:]
+        self.truncate(kept)
         if kept < n:
             for handle, node in zip(handles, new_index[roots].tolist(), strict=True):
                 handle._i = node
