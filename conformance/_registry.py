@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -44,6 +44,11 @@ def check(function: Callable[..., None] | None = None, *, params: ParamSource | 
         return fn
 
     return register if function is None else register(function)
+
+
+def named_by_keys(cases: Mapping[str, Any]) -> ParamSource:
+    """A ``params`` source that runs a check once per key of ``cases``, passing and naming it by the key."""
+    return lambda: [(name, name) for name in cases]
 
 
 def iter_checks(backend: Backend) -> Iterator[tuple[str, Callable[[], None]]]:

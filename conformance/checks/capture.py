@@ -8,12 +8,12 @@ included, and change nothing. What stays allowed must compile and train like the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from conformance._registry import check
+from conformance._registry import check, named_by_keys
 from conformance.loss_programs import OptimizerChoice, assert_trains_like_eager
 from spec import SGD, Backend, CaptureError, compile_step, mse_loss
 
@@ -88,12 +88,7 @@ LEAKS: dict[str, tuple[Loss, str]] = {
 }
 
 
-def _leaks() -> Iterator[tuple[str, str]]:
-    for name in LEAKS:
-        yield name, name
-
-
-@check(params=_leaks)
+@check(params=named_by_keys(LEAKS))
 def check_capture_refuses_reading_traced_numbers(backend: Backend, name: str) -> None:
     loss_fn, words = LEAKS[name]
     model = backend.MLP(2, [3, 1], seed=4)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conformance._registry import check
+from conformance._registry import check, named_by_keys
 from conformance._training import model_loss
 from conformance.gradcheck import assert_same_bits
 from conformance.loss_programs import (
@@ -261,16 +261,11 @@ CHANGES: dict[str, tuple[OptimizerChoice, list[Callable[[Any], None]]]] = {
 }
 
 
-def _optimizers() -> Iterator[tuple[str, str]]:
-    for name in CHANGES:
-        yield name, name
-
-
 def _mse(m: Any, x: Any, t: Any) -> Any:
     return mse_loss([m(row) for row in x], t)
 
 
-@check(params=_optimizers)
+@check(params=named_by_keys(CHANGES))
 def check_compiled_step_honours_optimizer_changes_between_calls(backend: Backend, name: str) -> None:
     choice, changes = CHANGES[name]
     batch = _batches(CASES["toy_tanh_mse_momentum"], seed=7)[0]

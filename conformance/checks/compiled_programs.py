@@ -9,11 +9,9 @@ several nodes at once is caught skipping one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from hypothesis import example, given
 
-from conformance._registry import check
+from conformance._registry import check, named_by_keys
 from conformance.loss_programs import (
     CompiledCase,
     LossProgram,
@@ -144,11 +142,6 @@ def _failure_case(name: str) -> CompiledCase:
     return CompiledCase(program, SGD_SMALL, safe, tuple(batches))
 
 
-def _failures() -> Iterator[tuple[str, str]]:
-    for name in FAILURES:
-        yield name, name
-
-
-@check(params=_failures)
+@check(params=named_by_keys(FAILURES))
 def check_compiled_forward_failures_at_every_lane(backend: Backend, name: str) -> None:
     assert_compiled_equals_eager(backend, _failure_case(name))

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance._registry import check
+from conformance._registry import check, named_by_keys
 from spec import (
     SGD,
     Backend,
@@ -179,11 +179,7 @@ ERROR_CASES: dict[str, tuple[BadInput, type[Exception]]] = {
 }
 
 
-def _error_cases() -> list[tuple[str, str]]:
-    return [(name, name) for name in ERROR_CASES]
-
-
-@check(params=_error_cases)
+@check(params=named_by_keys(ERROR_CASES))
 def check_error_contract(backend: Backend, case: str) -> None:
     bad_input, expected = ERROR_CASES[case]
     try:

@@ -23,7 +23,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance._registry import check
+from conformance._registry import check, named_by_keys
 from spec import ACTIVATIONS, Backend, Layer
 
 #: How an input row is given: every kind the generic code accepts.
@@ -186,11 +186,7 @@ def _make_garbage(backend: Backend) -> None:
     del v
 
 
-def _edit_params() -> list[tuple[str, str]]:
-    return [(name, name) for name in EDITS]
-
-
-@check(params=_edit_params)
+@check(params=named_by_keys(EDITS))
 def check_fused_calls_follow_model_edits(backend: Backend, edit: str) -> None:
     model = backend.MLP(2, [3, 2], activation="relu", output_activation="linear", seed=5)
     rng = random.Random(9)
@@ -247,11 +243,7 @@ def _bad_chain(backend: Backend) -> Any:
     return model
 
 
-def _failure_params() -> list[tuple[str, str]]:
-    return [(name, name) for name in FAILURES]
-
-
-@check(params=_failure_params)
+@check(params=named_by_keys(FAILURES))
 def check_fused_calls_raise_the_generic_errors(backend: Backend, failure: str) -> None:
     errors = []
     for build in (lambda m, x: m.outputs(x), generic_outputs):
