@@ -16,6 +16,8 @@ nox.options.sessions = ["tests", "lint"]
 
 BACKENDS = ["python", "numba"]
 SUITES = [*BACKENDS, "project"]
+#: the numba replay's optional passes (backends.numba._replay.SWITCHES), each forced off in turn
+REPLAY_SWITCHES = ["fusion", "grouping"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
@@ -71,6 +73,12 @@ def tests(session: nox.Session, suite: str) -> None:
         return
     session.env["NUMBA_BOUNDSCHECK"] = "1"
     session.run("pytest", "--pyargs", "conformance", "--backend", suite, *session.posargs)
+    if suite == "numba":  # the compiled checks again with each optional replay pass forced off
+        for switched_off in REPLAY_SWITCHES:
+            session.run(
+                "pytest", "--pyargs", "conformance", "--backend", suite, "-k", "compiled or capture",
+                "-q", *session.posargs, env={"GRADSPEC_REPLAY_OFF": switched_off},
+            )  # fmt: skip
     if Path(f"tests/{suite}").is_dir():
         session.run("pytest", f"tests/{suite}", "--backend", suite, *session.posargs)
 

@@ -32,8 +32,14 @@ _tape = _in("numba-tape", "backends/numba/_tape.py")
 _value = _in("numba-value", "backends/numba/_value.py")
 _lowering = _in("numba-lowering", "backends/numba/_lowering.py")
 _fails = _in("numba-replay", "backends/numba/_lowering.py")  # the failure tests: replay's alone
-_replay = _in("numba-replay", "backends/numba/_replay.py")
-_extract = _in("numba-replay", "backends/numba/_extract.py")
+_replay_kernels = _in("numba-replay", "backends/numba/_replay/_kernels.py")
+_replay_pipeline = _in("numba-replay", "backends/numba/_replay/__init__.py")
+_replay_schedule = _in("numba-replay", "backends/numba/_replay/_schedule.py")
+_replay_requires_grad = _in("numba-replay", "backends/numba/_replay/_requires_grad.py")
+_replay_fusion = _in("numba-replay", "backends/numba/_replay/_fusion.py")
+_replay_order_check = _in("numba-replay", "backends/numba/_replay/_order_check.py")
+_replay_step = _in("numba-replay", "backends/numba/_replay/_step.py")
+_replay_extract = _in("numba-replay", "backends/numba/_replay/_extract.py")
 _compile = _in("spec-compile", "spec/compile.py")
 _capture = _in("spec-compile", "spec/capture.py")
 _tracing = _in("spec-compile", "spec/tracing.py")
@@ -281,62 +287,70 @@ REPLAY = [
         "    if x == 0.0 and (c < 0.0 or 0.0 < c < 1.0):\n        return True\n",
         "",
     ),
-    _replay(
+    _replay_kernels(
         "primitive_failures_ignored",
         "                if op_fails(kind, x, y, c, out):\n                    return v\n",
         "",
     ),
-    _replay("primitive_grad_skips_second_operand", "                grad[j] += dj * gv\n", ""),
-    _replay("unknown_op_codes_accepted", "    if unknown:\n        names", "    if False:\n        names"),
-    _replay(
+    _replay_kernels("primitive_grad_skips_second_operand", "                grad[j] += dj * gv\n", ""),
+    _replay_pipeline(
+        "unknown_op_codes_accepted", "    if unknown:\n        names", "    if False:\n        names"
+    ),
+    _replay_schedule(
         "dot_grouping_ignores_mode",
         "keys = [height, kind, n_terms, mode, needs]",
         "keys = [height, kind, n_terms, needs]",
     ),
-    _replay(
+    _replay_kernels(
         "overflow_check_skips_fourth_node",
         "-_INF < s2 < _INF and -_INF < s3 < _INF)",
         "-_INF < s2 < _INF)",
     ),
-    _replay(
+    _replay_kernels(
         "second_lane_reads_the_third",
         "s1 = s1 + val[terms[t1 + k, 0]] * val[terms[t1 + k, 1]]",
         "s1 = s1 + val[terms[t2 + k, 0]] * val[terms[t1 + k, 1]]",
     ),
-    _replay("needs_ignore_second_operand", "            needs[v] = needs[v] or needs[b[v]]\n", ""),
-    _replay(
+    _replay_requires_grad(
+        "needs_ignore_second_operand", "            needs[v] = needs[v] or needs[b[v]]\n", ""
+    ),
+    _replay_fusion(
         "sum_absorbs_partial_sum_on_the_right",
         "if op[y] == MUL and count[y] == 1",
         "if (op[y] == MUL or op[y] == ADD) and count[y] == 1",
     ),
-    _replay(
+    _replay_order_check(
         "order_check_ignores_order",
         "                        if done[x] or pusher[k] > last[x]:",
         "                        if done[x]:",
     ),
-    _replay(
+    _replay_kernels(
         "momentum_update_scales_grad",
         "velocity = momentum * state[0, i] + g",
         "velocity = momentum * state[0, i] + lr * g",
     ),
-    _replay("adam_state_v_not_kept", "            state[1, i] = scratch[2, i]\n", "            pass\n"),
-    _replay(
+    _replay_kernels(
+        "adam_state_v_not_kept", "            state[1, i] = scratch[2, i]\n", "            pass\n"
+    ),
+    _replay_kernels(
         "last_target_not_written",
         "    for i in range(targets.shape[0]):\n",
         "    for i in range(targets.shape[0] - 1):\n",
     ),
-    _replay(
+    _replay_kernels(
         "first_input_not_written",
         "    for i in range(inputs.shape[0]):\n        val[first_input + i]",
         "    for i in range(1, inputs.shape[0]):\n        val[first_input + i]",
     ),
-    _replay(
+    _replay_step(
         "parameter_nodes_not_renumbered",
         "if tape.compactions != self._compactions:",
         "if self._compactions < 0:",
     ),
-    _replay("any_thread_may_call", "        if current_tape() is not self._tape:\n", "        if False:\n"),
-    _extract(
+    _replay_step(
+        "any_thread_may_call", "        if current_tape() is not self._tape:\n", "        if False:\n"
+    ),
+    _replay_extract(
         "outside_values_not_reported",
         "outside=older_leaves[~np.isin(older_leaves, given)]",
         "outside=older_leaves[:0]",

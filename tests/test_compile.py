@@ -10,7 +10,7 @@ import pytest
 
 import backends.numba as numba_backend
 import backends.python as python_backend
-from backends.numba._extract import extract
+from backends.numba._replay import extract
 from spec import (
     SGD,
     Adam,

@@ -1,7 +1,7 @@
 """The one way this backend compiles a kernel, and a cache that never serves stale kernels.
 
 Every ``@njit`` here shares the options of :func:`jit`. Its on-disk cache is keyed by
-*all* of this backend's source files and by the op table (``spec/ops.py``): a kernel calls
+*all* of this backend's source files (its subpackages' too) and by the op table (``spec/ops.py``): a kernel calls
 functions of other modules (the tape and replay kernels call the op lowering of
 :mod:`backends.numba._lowering`) and Numba freezes the op codes it reads into its machine
 code, while Numba's own cache key is only the kernel's file. So an edit to the lowering,
@@ -24,7 +24,7 @@ __all__ = ["jit"]
 
 _HERE = Path(__file__).resolve().parent
 _SOURCES = hashlib.sha256(
-    b"".join(path.read_bytes() for path in [*sorted(_HERE.glob("*.py")), Path(spec.ops.__file__)])
+    b"".join(path.read_bytes() for path in [*sorted(_HERE.rglob("*.py")), Path(spec.ops.__file__)])
 ).hexdigest()
 
 
@@ -47,7 +47,7 @@ class _BackendCacheLocator(caching._CacheLocator):  # type: ignore[misc]
 
     @classmethod
     def from_function(cls, py_func: Any, py_file: str) -> _BackendCacheLocator | None:
-        if Path(py_file).resolve().parent != _HERE:
+        if not Path(py_file).resolve().is_relative_to(_HERE):
             return None
         locator = cls(py_func, py_file)
         try:

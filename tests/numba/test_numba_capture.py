@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 import backends.numba as numba_backend
-from backends.numba._extract import extract
-from backends.numba._replay import build_program
+from backends.numba._replay import build_program, extract
 from backends.numba._tape import MIN_GROWTH, current_tape
 from spec import SGD, CaptureError, DomainError, OpCode, compile_step, mse_loss
 from spec.capture import capture_graph

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -218,3 +220,26 @@ def test_the_conformance_example_of_dot_modes_is_grouped() -> None:
     groups = step.program.groups
     dots = groups[groups[:, _replay.KIND] == _replay.DOT]
     assert step.info["grouping"] and {0, 1, 2} <= set(dots[:, _replay.MODE].tolist()), groups
+
+
+def test_the_environment_switches_passes_off_and_refuses_unknown_names(monkeypatch, demo_model) -> None:  # type: ignore[no-untyped-def]
+    noxfile = ast.parse((Path(__file__).parents[2] / "noxfile.py").read_text())
+    switches = next(
+        ast.literal_eval(node.value)
+        for node in noxfile.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "REPLAY_SWITCHES"
+    )
+    assert tuple(switches) == _replay.SWITCHES, "nox must force off every switchable pass"
+    X, y = [[0.5, -0.5], [1.0, 2.0]], [1.0, -1.0]
+    model = demo_model(numba_backend)
+    monkeypatch.setenv("GRADSPEC_REPLAY_OFF", "grouping")
+    step = compile_step(model, demo_loss, X, y, SGD(model.parameters(), 0.1))
+    assert step.info["fusion"] and not step.info["grouping"]
+    monkeypatch.setenv("GRADSPEC_REPLAY_OFF", "fusion, grouping")
+    step = compile_step(model, demo_loss, X, y, SGD(model.parameters(), 0.1))
+    assert not step.info["fusion"] and not step.info["grouping"]
+    monkeypatch.setenv("GRADSPEC_REPLAY_OFF", "fusoin")
+    with pytest.raises(
+        ValueError, match="GRADSPEC_REPLAY_OFF names no pass fusoin: choose from fusion, grouping"
+    ):
+        compile_step(model, demo_loss, X, y, SGD(model.parameters(), 0.1))

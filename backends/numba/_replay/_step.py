@@ -1,0 +1,76 @@
+"""The compiled step the replay returns: a spec.compile.ReplayStep whose every call is one :func:`run`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backends.numba._replay._kernels import run
+from backends.numba._replay._program import Program
+from backends.numba._tape import current_tape, wrong_thread_error
+from spec.compile import ReplayStep
+from spec.errors import CaptureError
+
+__all__ = ["NumbaStep"]
+
+
+class NumbaStep(ReplayStep):
+    """A training step replayed by one Numba kernel call (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: Any,
+        loss_fn: Any,
+        optimizer: Any,
+        shape: tuple[int, int],
+        target_shape: tuple[int, ...],
+        program: Program,
+        info: dict[str, Any],
+    ):
+        super().__init__(model, loss_fn, optimizer, shape, target_shape)
+        self.program = program
+        self.info.update(info)
+        self._tape = self.parameters[0]._t
+        if any(p._t is not self._tape for p in self.parameters):
+            raise CaptureError(
+                "the parameters live on the tapes of different threads; build the model in one"
+            )
+        self._compactions = -1
+        self._nodes = np.empty(0, np.int64)
+
+    def check_caller(self) -> None:
+        """The step writes its thread's tape: another thread would race with that thread's appends."""
+        if current_tape() is not self._tape:
+            raise wrong_thread_error(self._tape)
+
+    def _replay(
+        self, inputs: np.ndarray, targets: np.ndarray, constants: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        tape, program = self._tape, self.program
+        if tape.compactions != self._compactions:  # compaction renumbers the parameters' nodes
+            self._nodes = np.array([p._i for p in self.parameters], np.int64)
+            self._compactions = tape.compactions
+        tape.fill_grad()
+        tape_data = np.frombuffer(tape.data, np.float64)
+        tape_grad = np.frombuffer(tape.grad, np.float64)
+        try:
+            status, where, value = run(
+                *program[:7],
+                np.ascontiguousarray(inputs).reshape(-1),
+                np.ascontiguousarray(targets).reshape(-1),
+                tape_data,
+                tape_grad,
+                self._nodes,
+                constants,
+                self.state,
+                program.scratch,
+            )
+        finally:
+            del tape_data, tape_grad  # let the tape grow again
+        P = len(self.parameters)
+        if status == 1:
+            self._raise_forward_failure(inputs, targets)
+        if status == 2:
+            self._raise_update_failure(where, value)
+        return value, program.grad[:P]
