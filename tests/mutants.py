@@ -40,6 +40,10 @@ _replay_fusion = _in("numba-replay", "backends/numba/_replay/_fusion.py")
 _replay_order_check = _in("numba-replay", "backends/numba/_replay/_order_check.py")
 _replay_step = _in("numba-replay", "backends/numba/_replay/_step.py")
 _replay_extract = _in("numba-replay", "backends/numba/_replay/_extract.py")
+_lanes_template = _in("numba-template", "backends/numba/_replay/_template.py")
+_lanes_kernels = _in("numba-template", "backends/numba/_replay/_kernels.py")
+_lanes_order_check = _in("numba-template", "backends/numba/_replay/_order_check.py")
+_lanes_layout = _in("numba-template", "backends/numba/_replay/_layout.py")
 _compile = _in("spec-compile", "spec/compile.py")
 _capture = _in("spec-compile", "spec/capture.py")
 _tracing = _in("spec-compile", "spec/tracing.py")
@@ -292,14 +296,18 @@ REPLAY = [
         "                if op_fails(kind, x, y, c, out):\n                    return v\n",
         "",
     ),
-    _replay_kernels("primitive_grad_skips_second_operand", "                grad[j] += dj * gv\n", ""),
+    _replay_kernels(
+        "primitive_grad_skips_second_operand",
+        "                gv = grad[v]\n                grad[i] += di * gv\n                grad[j] += dj * gv\n",
+        "                gv = grad[v]\n                grad[i] += di * gv\n",
+    ),
     _replay_pipeline(
         "unknown_op_codes_accepted", "    if unknown:\n        names", "    if False:\n        names"
     ),
     _replay_schedule(
         "dot_grouping_ignores_mode",
-        "keys = [height, kind, n_terms, mode, needs]",
-        "keys = [height, kind, n_terms, needs]",
+        "keys = [height, width, kind, n_terms, mode, needs]",
+        "keys = [height, width, kind, n_terms, needs]",
     ),
     _replay_kernels(
         "overflow_check_skips_fourth_node",
@@ -321,8 +329,8 @@ REPLAY = [
     ),
     _replay_order_check(
         "order_check_ignores_order",
-        "                        if done[x] or pusher[k] > last[x]:",
-        "                        if done[x]:",
+        "    if done[slot] or pusher > last[slot]:",
+        "    if done[slot]:",
     ),
     _replay_kernels(
         "momentum_update_scales_grad",
@@ -339,8 +347,8 @@ REPLAY = [
     ),
     _replay_kernels(
         "first_input_not_written",
-        "    for i in range(inputs.shape[0]):\n        val[first_input + i]",
-        "    for i in range(1, inputs.shape[0]):\n        val[first_input + i]",
+        "    for i in range(inputs.shape[0]):\n        val[first_input",
+        "    for i in range(1, inputs.shape[0]):\n        val[first_input",
     ),
     _replay_step(
         "parameter_nodes_not_renumbered",
@@ -354,6 +362,52 @@ REPLAY = [
         "outside_values_not_reported",
         "outside=older_leaves[~np.isin(older_leaves, given)]",
         "outside=older_leaves[:0]",
+    ),
+]
+
+TEMPLATE = [
+    _lanes_template(
+        "constants_matched_whatever_their_value",
+        "if x != y and (constant[x] == -1 or constant[x] != constant[y]):",
+        "if x != y and constant[x] == -1:",
+    ),
+    _lanes_template(
+        "input_columns_not_compared",
+        "                    if column[x] != column[y]:\n",
+        "                    if False:\n",
+    ),
+    _lanes_template(
+        "needs_not_compared", "        if needs[tops[f]] != needs[tops[r]]:\n            return rank, 0\n", ""
+    ),
+    _lanes_kernels(
+        "four_shared_sums_first_sample_first",
+        "    for s in range(width, 0, -1):\n        g = grad[out + s - 1]",
+        "    for s in range(1, width + 1):\n        g = grad[out + s - 1]",
+    ),
+    _lanes_kernels(
+        "shared_sum_first_sample_first",
+        "            for s in range(width, 0, -1):\n                acc = acc + k * grad[out + s - 1]",
+        "            for s in range(1, width + 1):\n                acc = acc + k * grad[out + s - 1]",
+    ),
+    _lanes_kernels(
+        "lane_forward_skips_overflow_check",
+        "                if not -_INF < val[out + s] < _INF:\n                    return out + s\n",
+        "                pass\n",
+    ),
+    _lanes_kernels(
+        "targets_written_row_by_row",
+        "        val[first_target + (i % columns) * n + i // columns] = targets[i]",
+        "        val[first_target + i] = targets[i]",
+    ),
+    _lanes_order_check(
+        "lane_pushes_checked_in_sample_zero_only",
+        "if not _in_order(base + lane * s, pusher[pusher_at[k] + s], last, done):",
+        "if not _in_order(base, pusher[pusher_at[k] + s], last, done):",
+    ),
+    _lanes_layout(
+        "inputs_laid_out_row_by_row",
+        "    placed = captured.inputs.T.reshape(-1)  # column by column\n",
+        "    placed = captured.inputs.reshape(-1)\n",
     ),
 ]
 
@@ -493,4 +547,4 @@ FUSED = [
     ),
 ]
 
-MUTANTS = [*PYTHON, *LOWERING, *KERNELS, *TAPE, *VALUE, *REPLAY, *COMPILE, *OPTIM, *NN, *FUSED]
+MUTANTS = [*PYTHON, *LOWERING, *KERNELS, *TAPE, *VALUE, *REPLAY, *TEMPLATE, *COMPILE, *OPTIM, *NN, *FUSED]

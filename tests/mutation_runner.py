@@ -64,6 +64,7 @@ AREAS: dict[str, tuple[tuple[str, ...], ...]] = {
     "numba-tape": _NUMBA,
     "numba-value": _NUMBA,
     "numba-replay": _NUMBA,
+    "numba-template": _NUMBA,
     "numba-fused": _NUMBA,
     "spec-compile": _SPEC,
     "spec-optim": _SPEC,

@@ -49,16 +49,21 @@ def snapshot(model: Any) -> list[tuple[float, float]]:
     return [(p.data, p.grad) for p in model.parameters()]
 
 
+@pytest.mark.parametrize("template", [True, False], ids=["lanes", "nodes"])
 @pytest.mark.parametrize(("fusion", "grouping"), PASSES, ids=["fused-grouped", "fused", "unfused"])
-def test_moons_demo_replay_is_bit_identical(moons_data, demo_model, fusion, grouping) -> None:  # type: ignore[no-untyped-def]
+def test_moons_demo_replay_is_bit_identical(moons_data, demo_model, fusion, grouping, template) -> None:  # type: ignore[no-untyped-def]
     X, y = moons_data
     eager = demo_model(numba_backend)
     eager_optimizer = SGD(eager.parameters(), linear_decay(1.0, 0.1, 100))
     expected = eager_run(eager, eager_optimizer, [(X, y)] * STEPS, demo_loss)
     model = demo_model(numba_backend)
     optimizer = SGD(model.parameters(), linear_decay(1.0, 0.1, 100))
-    step = _replay.compile_step(model, demo_loss, X, y, optimizer, fusion=fusion, grouping=grouping)
+    step = _replay.compile_step(
+        model, demo_loss, X, y, optimizer, fusion=fusion, grouping=grouping, template=template
+    )
     assert step.info["fusion"] is fusion and step.info["grouping"] is grouping
+    # unfused, the loss's running sum starts with ``0 + loss_0``, a node of sample 0 alone: no match
+    assert step.info["template"] is (template and fusion)
     losses = [step(X, y) for _ in range(STEPS)]
     assert losses == expected, "losses must be bit-identical"
     assert snapshot(model) == snapshot(eager), "parameters and grads must be bit-identical"
@@ -126,11 +131,20 @@ def test_program_kernels_check_their_own_order(moons_data, demo_model) -> None: 
     model = demo_model(numba_backend)
     step = compile_step(model, demo_loss, X, y, SGD(model.parameters(), 0.1))
     program = step.program
-    pusher = np.zeros(len(program.terms), np.int64)  # every push "from node 0": any order passes
-    assert _replay.backward_order_is_eager(program.groups, program.terms, pusher, program.needs, 0)
-    pusher = np.arange(len(program.terms), dtype=np.int64)  # increasing: backward runs them in reverse
-    assert _replay.backward_order_is_eager(program.groups, program.terms, pusher, program.needs, 0)
-    assert not _replay.backward_order_is_eager(program.groups, program.terms, -pusher, program.needs, 0)
+    lanes = program.groups[:, _replay.WIDTH]
+    assert (lanes > 1).any(), "the moons step runs its samples as lane units"
+    # one pusher per term and sample, in the order backward pushes them
+    groups = program.groups
+    units = (groups[:, _replay.HI] - groups[:, _replay.LO]) // lanes
+    term_width = np.repeat(lanes, units * groups[:, _replay.N])
+    pusher_at = np.concatenate([[0], np.cumsum(term_width)[:-1]])
+    pushes = int(term_width.sum())
+    pusher = np.zeros(pushes, np.int64)  # every push "from node 0": any order passes
+    assert _replay.backward_order_is_eager(program.groups, program.terms, pusher, pusher_at, program.needs, 0)
+    pusher = -np.arange(pushes, dtype=np.int64)  # decreasing in term order: backward runs terms in reverse
+    assert not _replay.backward_order_is_eager(
+        program.groups, program.terms, pusher, pusher_at, program.needs, 0
+    )
 
 
 def test_replay_survives_compaction_between_calls(demo_model) -> None:  # type: ignore[no-untyped-def]
@@ -240,6 +254,6 @@ def test_the_environment_switches_passes_off_and_refuses_unknown_names(monkeypat
     assert not step.info["fusion"] and not step.info["grouping"]
     monkeypatch.setenv("GRADSPEC_REPLAY_OFF", "fusoin")
     with pytest.raises(
-        ValueError, match="GRADSPEC_REPLAY_OFF names no pass fusoin: choose from fusion, grouping"
+        ValueError, match="GRADSPEC_REPLAY_OFF names no pass fusoin: choose from fusion, template, grouping"
     ):
         compile_step(model, demo_loss, X, y, SGD(model.parameters(), 0.1))

@@ -5,7 +5,7 @@ passes of :data:`PIPELINE` over the graph, and returns a :class:`NumbaStep`, who
 call is one kernel (:func:`~._kernels.run`). Every pass keeps every float64 operation, and
 the order of every sum, of the eager loop, so results are bit-identical (spec.interface,
 step 5); each pass's module says why. A pass switched off (a ``compile_step`` option, or
-``GRADSPEC_REPLAY_OFF=fusion,grouping`` for a whole test run) leaves the simpler program
+``GRADSPEC_REPLAY_OFF=fusion,template,grouping`` for a whole test run) leaves the simpler program
 that is still correct: with every pass off, replay is the eager loop's own order.
 ``GRADSPEC_REPLAY_DEBUG=1`` prints which passes a compiled step ran with.
 """
@@ -22,12 +22,13 @@ from backends.numba._kernels import LEAF
 from backends.numba._lowering import LOWERINGS
 from backends.numba._replay._extract import extract
 from backends.numba._replay._fusion import absorbed_nodes, fuse, product_modes
-from backends.numba._replay._layout import lay_out, leaf_slots
+from backends.numba._replay._layout import Units, lay_out, leaf_slots
 from backends.numba._replay._order_check import backward_order_is_eager
-from backends.numba._replay._program import DOT, DOT_PLAIN, KIND, MODE, SUM, Program
+from backends.numba._replay._program import DOT, DOT_PLAIN, HI, KIND, LO, MODE, SUM, WIDTH, N, Program
 from backends.numba._replay._requires_grad import consumers_and_needs
 from backends.numba._replay._schedule import heights, schedule
 from backends.numba._replay._step import NumbaStep
+from backends.numba._replay._template import lane_units
 from backends.numba._tape import current_tape
 from spec.capture import CapturedGraph, capture_graph
 from spec.errors import CaptureError
@@ -36,10 +37,14 @@ from spec.ops import OPS, OpCode
 __all__ = [
     "DOT",
     "DOT_PLAIN",
+    "HI",
     "KIND",
+    "LO",
     "MODE",
     "PIPELINE",
     "SUM",
+    "WIDTH",
+    "N",
     "NumbaStep",
     "Program",
     "backward_order_is_eager",
@@ -53,12 +58,13 @@ PIPELINE = (
     ("extract", "the loss's graph off the tape, renumbered in creation order"),
     ("requires_grad", "which nodes backward visits: a parameter below, the loss above"),
     ("fusion", "chains of additions (of products) into one n-ary SUM or DOT node"),
+    ("template", "the samples' copies of one per-sample node into one lane unit"),
     ("schedule", "branch-free groups by height and kind; forward deepest first"),
     ("layout", "slots for leaves and nodes, terms as pairs of slots"),
     ("order_check", "keep a schedule only if backward adds in the eager loop's order"),
 )
 #: the passes a caller may switch off
-SWITCHES = ("fusion", "grouping")
+SWITCHES = ("fusion", "template", "grouping")
 
 
 def passes_switched_off() -> frozenset[str]:
@@ -73,15 +79,16 @@ def passes_switched_off() -> frozenset[str]:
 
 
 def build_program(
-    captured: CapturedGraph, fusion: bool = True, grouping: bool = True
+    captured: CapturedGraph, fusion: bool = True, grouping: bool = True, template: bool = True
 ) -> tuple[Program, dict[str, Any]]:
     """The program of a captured step, and a description of what the passes did.
 
-    ``fusion`` and ``grouping`` turn those passes off (for tests and benchmarks), as does
-    ``GRADSPEC_REPLAY_OFF``; the order check then chooses among the schedules that remain.
+    ``fusion``, ``grouping`` and ``template`` turn those passes off (for tests and benchmarks),
+    as does ``GRADSPEC_REPLAY_OFF``; the order check then chooses among the schedules that remain.
     """
     off = passes_switched_off()
     fusion, grouping = fusion and "fusion" not in off, grouping and "grouping" not in off
+    template = template and "template" not in off
     g = captured.graph
     op, a, b = g.op, g.a, g.b
     _check_lowered(op)
@@ -92,33 +99,39 @@ def build_program(
     count, needs = consumers_and_needs(op, a, b, is_parameter, g.root)
     slot_of, one = leaf_slots(captured)
 
-    attempts = [(fusion, grouping), (fusion, False), (False, False)]
-    for fuse_on, group_on in dict.fromkeys(attempts):
+    attempts = [
+        (fusion, template, grouping),
+        (fusion, template, False),
+        (fusion, False, grouping),
+        (fusion, False, False),
+        (False, False, False),
+    ]
+    for fuse_on, template_on, group_on in dict.fromkeys(attempts):
         absorbed = absorbed_nodes(op, a, b, count, g.root) if fuse_on else np.zeros(m, np.bool_)
-        tops, kind, n_terms, first, ta, tc, pusher, fconst = fuse(op, a, b, g.const, absorbed)
+        fused = fuse(op, a, b, g.const, absorbed)
+        tops, kind, n_terms, first, ta, tc, _, _ = fused
+        units = (lane_units(captured, fused, needs) if template_on else None) or Units.single(len(tops))
+        if template_on and len(units.width) == len(tops):
+            continue  # no per-sample structure: the attempt without the template is the same
         mode = product_modes(kind, n_terms, first, ta, tc, needs)
-        fneeds = needs[tops].astype(np.int64)
-        height = heights(tops, n_terms, first, ta, tc, m) if group_on else None
-        order, starts = schedule(kind, n_terms, mode, fneeds, height)
-        program, term_pusher = lay_out(
-            captured,
-            slot_of,
-            one,
-            needs,
-            tops,
-            kind,
-            n_terms,
-            first,
-            ta,
-            tc,
-            pusher,
-            fconst,
-            mode,
-            order,
-            starts,
+        representative = units.representative
+        height = None
+        if group_on:
+            fused_height = heights(tops, n_terms, first, ta, tc, m)
+            height = np.maximum.reduceat(fused_height[units.lane_nodes], units.lane_first)
+        order, starts = schedule(
+            kind[representative],
+            n_terms[representative],
+            mode[representative],
+            needs[tops[representative]].astype(np.int64),
+            height,
+            units.width,
+        )
+        program, term_pusher, pusher_at = lay_out(
+            captured, slot_of, one, needs, fused, mode, units, order, starts
         )
         if backward_order_is_eager(
-            program.groups, program.terms, term_pusher, program.needs, int(program.meta[3])
+            program.groups, program.terms, term_pusher, pusher_at, program.needs, int(program.meta[3])
         ):
             info = {
                 "traced_nodes": int(m),
@@ -127,6 +140,8 @@ def build_program(
                 "terms": len(program.terms),
                 "groups": len(program.groups),
                 "fusion": fuse_on,
+                "template": template_on,
+                "lane_units": int((units.width > 1).sum()),
                 "grouping": group_on,
                 "bytes": int(sum(x.nbytes for x in program)),
             }
@@ -155,6 +170,7 @@ def compile_step(
     allow_unused_parameters: bool = False,
     fusion: bool = True,
     grouping: bool = True,
+    template: bool = True,
 ) -> NumbaStep:
     """The Numba backend's ``Backend.compile_step`` (spec.compile.compile_step)."""
     tape = current_tape()
@@ -172,5 +188,5 @@ def compile_step(
             )
     finally:
         tape.drop_from(start)  # the trace is garbage now: give its memory back before the passes run
-    program, info = build_program(captured, fusion=fusion, grouping=grouping)
+    program, info = build_program(captured, fusion=fusion, grouping=grouping, template=template)
     return NumbaStep(model, loss_fn, optimizer, captured.shape, captured.target_shape, program, info)

@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from backends.numba._jit import jit as _jit
 from backends.numba._lowering import fails as op_fails
 from backends.numba._lowering import forward as op_forward
 from backends.numba._lowering import partials as op_partials
-from backends.numba._replay._program import DOT, DOT_PLAIN, HI, KIND, LO, MODE, NEEDS, SUM, TERM, N
+from backends.numba._replay._program import (
+    DOT,
+    DOT_PLAIN,
+    HI,
+    KIND,
+    LANE,
+    LO,
+    MODE,
+    NEEDS,
+    SLOT,
+    SUM,
+    TERM,
+    WIDTH,
+    N,
+)
 
 __all__ = ["backward", "forward", "run", "update"]
 
@@ -26,13 +42,166 @@ _RUN_SIGNATURE = (
 )
 
 
+# --- lane units: one loop over samples per node and term (see _program) ----------------------------
+@_jit("void(float64[::1], uint32, uint32, int64, int64, boolean)")
+def lanes_product(val, a, c, out, width, first):  # type: ignore[no-untyped-def]
+    """``val[out + s] (+)= a(s) * c(s)`` for every sample ``s``; a place without LANE is one slot for all."""
+    # unsigned indices: Numba emits no negative-index wraparound, and the loops vectorise
+    ia, ic, out, width = np.uint64(a & SLOT), np.uint64(c & SLOT), np.uint64(out), np.uint64(width)
+    if a & LANE and c & LANE:
+        if first:
+            for s in range(width):
+                val[out + s] = val[ia + s] * val[ic + s]
+        else:
+            for s in range(width):
+                val[out + s] = val[out + s] + val[ia + s] * val[ic + s]
+    elif a & LANE or c & LANE:
+        lane, k = (ia, val[ic]) if a & LANE else (ic, val[ia])
+        if first:
+            for s in range(width):
+                val[out + s] = val[lane + s] * k
+        else:
+            for s in range(width):
+                val[out + s] = val[out + s] + val[lane + s] * k
+    else:
+        p = val[ia] * val[ic]
+        for s in range(width):
+            val[out + s] = p if first else val[out + s] + p
+
+
+@_jit("void(float64[::1], float64[::1], uint32, uint32, int64, int64)")
+def lanes_push(val, grad, target, factor, out, width):  # type: ignore[no-untyped-def]
+    """``grad[target(s)] += factor(s) * grad[out + s]``; into one shared slot, last sample first,
+    as the eager loop adds (it visits the samples' nodes in reverse creation order)."""
+    it, ic, out, width = np.uint64(target & SLOT), np.uint64(factor & SLOT), np.uint64(out), np.uint64(width)
+    if target & LANE:
+        if factor & LANE:
+            for s in range(width):
+                grad[it + s] += val[ic + s] * grad[out + s]
+        else:
+            k = val[ic]
+            for s in range(width):
+                grad[it + s] += k * grad[out + s]
+    else:
+        acc = grad[it]
+        if factor & LANE:
+            for s in range(width, 0, -1):
+                acc = acc + val[ic + s - 1] * grad[out + s - 1]
+        else:
+            k = val[ic]
+            for s in range(width, 0, -1):
+                acc = acc + k * grad[out + s - 1]
+        grad[it] = acc
+
+
+@_jit("boolean(uint32[:, ::1], boolean[::1], int64)")
+def _four_shared_sums(terms, needs, k):  # type: ignore[no-untyped-def]
+    """Whether terms ``k, k-1, k-2, k-3`` push into four different shared slots that need a grad,
+    each times a per-sample factor: then their sums over samples can run side by side."""
+    for i in range(4):
+        a, c = terms[k - i, 0], terms[k - i, 1]
+        if a & LANE or not c & LANE or not needs[a & SLOT]:
+            return False
+        for j in range(i):
+            if terms[k - j, 0] == a:
+                return False
+    return True
+
+
+@_jit("void(float64[::1], float64[::1], uint32[:, ::1], int64, int64, int64)")
+def _push_four_shared_sums(val, grad, terms, k, out, width):  # type: ignore[no-untyped-def]
+    """:func:`lanes_push` of four terms' shared first factors at once: four independent sums,
+    each still over the samples last one first, so each slot adds in the same order."""
+    a0, a1 = np.uint64(terms[k, 0] & SLOT), np.uint64(terms[k - 1, 0] & SLOT)
+    a2, a3 = np.uint64(terms[k - 2, 0] & SLOT), np.uint64(terms[k - 3, 0] & SLOT)
+    c0, c1 = np.uint64(terms[k, 1] & SLOT), np.uint64(terms[k - 1, 1] & SLOT)
+    c2, c3 = np.uint64(terms[k - 2, 1] & SLOT), np.uint64(terms[k - 3, 1] & SLOT)
+    out, width = np.uint64(out), np.uint64(width)
+    s0, s1, s2, s3 = grad[a0], grad[a1], grad[a2], grad[a3]
+    for s in range(width, 0, -1):
+        g = grad[out + s - 1]
+        s0 = s0 + val[c0 + s - 1] * g
+        s1 = s1 + val[c1 + s - 1] * g
+        s2 = s2 + val[c2 + s - 1] * g
+        s3 = s3 + val[c3 + s - 1] * g
+    grad[a0], grad[a1], grad[a2], grad[a3] = s0, s1, s2, s3
+
+
+@_jit("int64(float64[::1], uint32[:, ::1], float64[::1], int64, int64, int64, int64, int64, int64)")
+def lanes_forward(val, terms, const, kind, lo, hi, n, t, width):  # type: ignore[no-untyped-def]
+    """Forward of a group of lane units: each unit's terms folded left to right in every sample,
+    as :func:`forward` folds one node's. The first failing slot, or -1."""
+    for out in range(lo, hi, width):
+        if kind == DOT_PLAIN or kind == DOT or kind == SUM:
+            # a plain term is a product with ONE: x * 1.0 is x, bit for bit
+            lanes_product(val, terms[t, 0], terms[t, 1], out, width, True)
+            for k in range(t + 1, t + n):
+                lanes_product(val, terms[k, 0], terms[k, 1], out, width, False)
+            for s in range(width):
+                if not -_INF < val[out + s] < _INF:
+                    return out + s
+        else:
+            x, y, c = terms[t, 0], terms[t, 1], const[out]
+            ix, sx, iy, sy = np.int64(x & SLOT), np.int64(x >> 31), np.int64(y & SLOT), np.int64(y >> 31)
+            for s in range(width):
+                xv, yv = val[ix + sx * s], val[iy + sy * s]
+                result = op_forward(kind, xv, yv, c)
+                if op_fails(kind, xv, yv, c, result):
+                    return out + s
+                val[out + s] = result
+        t += n
+    return -1
+
+
+@_jit(
+    "void(float64[::1], float64[::1], uint32[:, ::1], float64[::1], boolean[::1], int64, int64, int64, int64, "
+    "int64, int64)"
+)
+def lanes_backward(val, grad, terms, const, needs, kind, lo, hi, n, t0, width):  # type: ignore[no-untyped-def]
+    """Backward of a group of lane units, units in reverse, each unit's terms in reverse; a
+    primitive's pushes sample by sample, last sample first, as :func:`backward` pushes one node's."""
+    t = t0 + (hi - lo) // width * n
+    for out in range(hi - width, lo - 1, -width):
+        t -= n
+        if kind == DOT_PLAIN or kind == DOT or kind == SUM:
+            k = t + n - 1
+            while k >= t:
+                if k - 3 >= t and _four_shared_sums(terms, needs, k):
+                    _push_four_shared_sums(val, grad, terms, k, out, width)
+                    for i in range(4):  # then the four terms' lane factors, in term order
+                        a, c = terms[k - i, 0], terms[k - i, 1]
+                        if needs[c & SLOT]:
+                            lanes_push(val, grad, c, a, out, width)
+                    k -= 4
+                    continue
+                a, c = terms[k, 0], terms[k, 1]
+                if needs[a & SLOT]:
+                    lanes_push(val, grad, a, c, out, width)
+                if needs[c & SLOT]:
+                    lanes_push(val, grad, c, a, out, width)
+                k -= 1
+        else:
+            x, y, c = terms[t, 0], terms[t, 1], const[out]
+            ix, sx, iy, sy = np.int64(x & SLOT), np.int64(x >> 31), np.int64(y & SLOT), np.int64(y >> 31)
+            for s in range(width - 1, -1, -1):
+                i, j = ix + sx * s, iy + sy * s
+                di, dj = op_partials(kind, val[i], val[j], c, val[out + s])
+                gv = grad[out + s]
+                grad[i] += di * gv
+                grad[j] += dj * gv
+
+
 @_jit("int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1])")
 def forward(val, groups, terms, const):  # type: ignore[no-untyped-def]
     """Fill every node's slot of ``val``, group by group; the first slot that fails a domain or
     overflow check (spec.ops; the failing value is not stored), or -1."""
     for g in range(groups.shape[0]):
         kind, lo, hi, n, t = groups[g, KIND], groups[g, LO], groups[g, HI], groups[g, N], groups[g, TERM]
-        if kind == DOT_PLAIN or kind == DOT:
+        if groups[g, WIDTH] > 1:
+            failed = lanes_forward(val, terms, const, kind, lo, hi, n, t, groups[g, WIDTH])
+            if failed >= 0:
+                return failed
+        elif kind == DOT_PLAIN or kind == DOT:
             # Four nodes at a time: four independent fold chains keep the adder busy; each
             # node still folds its own terms left to right.
             v = lo
@@ -96,6 +265,21 @@ def backward(val, grad, groups, terms, const, needs, root):  # type: ignore[no-u
     grad[root] = 1.0
     for g in range(groups.shape[0] - 1, -1, -1):
         if groups[g, NEEDS] == 0:
+            continue
+        if groups[g, WIDTH] > 1:
+            lanes_backward(
+                val,
+                grad,
+                terms,
+                const,
+                needs,
+                groups[g, KIND],
+                groups[g, LO],
+                groups[g, HI],
+                groups[g, N],
+                groups[g, TERM],
+                groups[g, WIDTH],
+            )
             continue
         kind, lo, hi, n, t0, mode = (
             groups[g, KIND],
@@ -206,13 +390,15 @@ def run(
     ``(2, i, value)`` when parameter ``i`` would become the non-finite ``value``. A failed
     step changes no parameter, grad or state.
     """
-    P, first_input, first_target, root = meta[0], meta[1], meta[2], meta[3]
+    P, first_input, first_target, root, n = meta[0], meta[1], meta[2], meta[3], meta[4]
     for i in range(P):
         val[i] = tape_data[parameter_nodes[i]]
+    columns = inputs.shape[0] // n  # column by column: input j of sample s at first_input + j * n + s
     for i in range(inputs.shape[0]):
-        val[first_input + i] = inputs[i]
+        val[first_input + (i % columns) * n + i // columns] = inputs[i]
+    columns = targets.shape[0] // n
     for i in range(targets.shape[0]):
-        val[first_target + i] = targets[i]
+        val[first_target + (i % columns) * n + i // columns] = targets[i]
     failed = forward(val, groups, terms, const)
     if failed >= 0:
         return 1, failed, 0.0

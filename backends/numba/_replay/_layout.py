@@ -1,11 +1,14 @@
 """Laying a scheduled, fused graph out as a :class:`~._program.Program`: slots and terms.
 
-Leaves first (parameters, inputs row by row, targets, constants, then ONE), then the fused
-nodes in forward order; each node's terms in fold order. Changes where values live, never
-what is computed.
+Leaves first (parameters, inputs column by column, targets likewise, constants, then ONE),
+then the units in forward order: a fused node, or a lane unit (one fused node per sample,
+see :mod:`._template`) in consecutive slots; each unit's terms in fold order. Changes where
+values live, never what is computed.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,32 +18,34 @@ from backends.numba._replay._program import (
     GROUP_COLUMNS,
     HI,
     KIND,
+    LANE,
     LO,
     MODE,
     NEEDS,
     TERM,
+    WIDTH,
     N,
     Program,
 )
 from spec.capture import CapturedGraph
 from spec.errors import CaptureError
 
-__all__ = ["lay_out", "leaf_slots", "term_slots"]
+__all__ = ["Units", "lay_out", "leaf_slots", "unit_terms"]
 
 
 def leaf_slots(captured: CapturedGraph) -> tuple[np.ndarray, int]:
-    """Every leaf's slot (-1 for interior nodes): parameters, inputs, target leaves, constants;
-    and the slot of ONE, the last leaf slot."""
+    """Every leaf's slot (-1 for interior nodes): parameters, inputs, target leaves (both
+    column by column), constants; and the slot of ONE, the last leaf slot."""
     op = captured.graph.op
     P = len(captured.parameters)
     n, nin = captured.shape
     slot_of = np.full(len(op), -1, np.int64)
     used = captured.parameters[captured.parameters >= 0]
     slot_of[used] = np.flatnonzero(captured.parameters >= 0)
-    placed = captured.inputs.reshape(-1)
+    placed = captured.inputs.T.reshape(-1)  # column by column
     slot_of[placed[placed >= 0]] = P + np.flatnonzero(placed >= 0)
     first_target = P + n * nin
-    labels = captured.targets
+    labels = captured.targets.reshape(n, -1).T.reshape(-1)
     slot_of[labels[labels >= 0]] = first_target + np.flatnonzero(labels >= 0)
     constants = np.flatnonzero((op == LEAF) & (slot_of < 0))
     first_constant = first_target + len(labels)
@@ -48,25 +53,58 @@ def leaf_slots(captured: CapturedGraph) -> tuple[np.ndarray, int]:
     return slot_of, first_constant + len(constants)
 
 
+class Units(NamedTuple):
+    """What the schedule orders: units of one fused node, or lane units of one per sample.
+
+    Unit ``u`` is fused node ``representative[u]`` (sample 0's for a lane unit), ``width[u]``
+    of them: fused nodes ``lane_nodes[lane_first[u]:lane_first[u] + width[u]]``, sample by sample.
+    """
+
+    representative: np.ndarray
+    width: np.ndarray
+    lane_first: np.ndarray
+    lane_nodes: np.ndarray
+
+    @classmethod
+    def single(cls, n_fused: int) -> Units:
+        """Every fused node a unit of its own."""
+        each = np.arange(n_fused, dtype=np.int64)
+        return cls(each, np.ones(n_fused, np.int64), each, each)
+
+
 @_jit(
-    "Tuple((uint32[:, ::1], int64[::1]))(int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], "
-    "int64[::1], int64[::1], int64)"
+    "Tuple((uint32[:, ::1], int64[::1], int64[::1]))(int64[::1], int64[::1], int64[::1], int64[::1], "
+    "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64)"
 )
-def term_slots(ta, tc, pusher, first, n_terms, order, slots, one):  # type: ignore[no-untyped-def]
-    """The terms of the fused nodes in ``order``, as pairs of slots (``one`` for NO_NODE), and their pushers."""
+def unit_terms(
+    ta, tc, pusher, first, n_terms, representative, width, lane_first, lane_nodes, order, slots, places, one
+):  # type: ignore[no-untyped-def]
+    """The terms of the units in ``order`` as pairs of slots (``one`` for NO_NODE; a lane unit's
+    from ``places``, where per-sample places carry LANE), each term's pushers (one per sample)
+    and where they start."""
     total = 0
-    for f in order:
-        total += n_terms[f]
+    pushes = 0
+    for u in order:
+        total += n_terms[representative[u]]
+        pushes += n_terms[representative[u]] * width[u]
     terms = np.empty((total, 2), np.uint32)
-    term_pusher = np.empty(total, np.int64)
+    pusher_at = np.empty(total, np.int64)
+    term_pusher = np.empty(pushes, np.int64)
     k = 0
-    for f in order:
-        for t in range(first[f], first[f] + n_terms[f]):
-            terms[k, 0] = slots[ta[t]] if ta[t] >= 0 else one
-            terms[k, 1] = slots[tc[t]] if tc[t] >= 0 else one
-            term_pusher[k] = pusher[t]
+    p = 0
+    for u in order:
+        f0 = representative[u]
+        where = places if width[u] > 1 else slots
+        for j in range(n_terms[f0]):
+            t = first[f0] + j
+            terms[k, 0] = where[ta[t]] if ta[t] >= 0 else one
+            terms[k, 1] = where[tc[t]] if tc[t] >= 0 else one
+            pusher_at[k] = p
+            for s in range(width[u]):
+                term_pusher[p] = pusher[first[lane_nodes[lane_first[u] + s]] + j]
+                p += 1
             k += 1
-    return terms, term_pusher
+    return terms, term_pusher, pusher_at
 
 
 def lay_out(
@@ -74,53 +112,75 @@ def lay_out(
     slot_of: np.ndarray,
     one: int,
     needs: np.ndarray,
-    tops: np.ndarray,
-    kind: np.ndarray,
-    n_terms: np.ndarray,
-    first: np.ndarray,
-    ta: np.ndarray,
-    tc: np.ndarray,
-    pusher: np.ndarray,
-    fconst: np.ndarray,
+    fused: tuple[np.ndarray, ...],
     mode: np.ndarray,
+    units: Units,
     order: np.ndarray,
     starts: np.ndarray,
-) -> tuple[Program, np.ndarray]:
-    """The program, and each term's pusher (for the order check)."""
-    n_leaves = one + 1
+) -> tuple[Program, np.ndarray, np.ndarray]:
+    """The program, and each term's pushers with where they start (for the order check).
+
+    ``fused``: :func:`~._fusion.fuse`'s result; ``order`` and ``starts``: the units' schedule.
+    """
+    tops, kind, n_terms, first, ta, tc, pusher, fconst = fused
     g = captured.graph
     P = len(captured.parameters)
     n, nin = captured.shape
-    nf = len(tops)
+    n_leaves = one + 1
+    representative, width, lane_first, lane_nodes = units
     slots = slot_of  # the leaves' slots; the fused nodes' are filled in below, in place
     slots[slots >= n_leaves] = -1  # a previous attempt's
-    slots[tops[order]] = n_leaves + np.arange(nf)
-    n_slots = n_leaves + nf
+    ordered_width = width[order]
+    unit_slot = np.empty(len(width), np.int64)
+    unit_slot[order] = n_leaves + np.concatenate(([0], np.cumsum(ordered_width)[:-1]))
+    n_slots = n_leaves + int(ordered_width.sum())
     if n_slots >= 2**31:
         raise CaptureError(f"the graph has {n_slots} nodes after fusion; replay handles fewer than 2**31")
-    # Terms in forward order: node by node, each node's terms in fold order.
-    counts = n_terms[order]
-    new_first = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    terms, term_pusher = term_slots(ta, tc, pusher, first, n_terms, order, slots, one)
-    ends = np.append(starts[1:], nf)
+    lane_unit = np.repeat(np.arange(len(width)), width)
+    slots[tops[lane_nodes]] = unit_slot[lane_unit] + np.arange(len(lane_nodes)) - lane_first[lane_unit]
+    places = slots.copy()
+    lanes = np.flatnonzero(width > 1)
+    if len(lanes):  # sample 0's places of lane units and of the input and target columns
+        places[tops[lane_nodes[lane_first[lanes]]]] |= LANE
+        for leaf in (captured.inputs[0], captured.targets.reshape(n, -1)[0]):
+            places[leaf[leaf >= 0]] |= LANE
+    terms, term_pusher, pusher_at = unit_terms(
+        ta,
+        tc,
+        pusher,
+        first,
+        n_terms,
+        representative,
+        width,
+        lane_first,
+        lane_nodes,
+        order,
+        slots,
+        places,
+        one,
+    )
+    counts = n_terms[representative[order]]
+    first_term = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    group_units = order[starts]
     groups = np.empty((len(starts), GROUP_COLUMNS), np.int64)
-    groups[:, KIND] = kind[order][starts]
-    groups[:, LO] = n_leaves + starts
-    groups[:, HI] = n_leaves + ends
+    groups[:, KIND] = kind[representative[group_units]]
+    groups[:, LO] = unit_slot[group_units]
+    groups[:, HI] = np.append(groups[1:, LO], n_slots)
     groups[:, N] = counts[starts]
-    groups[:, TERM] = new_first[starts]
-    groups[:, MODE] = mode[order][starts]
-    groups[:, NEEDS] = needs[tops[order][starts]]
+    groups[:, TERM] = first_term[starts]
+    groups[:, MODE] = mode[representative[group_units]]
+    groups[:, NEEDS] = needs[tops[representative[group_units]]]
+    groups[:, WIDTH] = width[group_units]
     val = np.zeros(n_slots, np.float64)
     leaves = np.flatnonzero(g.op == LEAF)
     val[slots[leaves]] = g.data[leaves]
     val[one] = 1.0
     const = np.zeros(n_slots, np.float64)
-    const[n_leaves:] = fconst[order]
+    const[slots[tops]] = fconst
     slot_needs = np.zeros(n_slots, np.bool_)
     slot_needs[slots[leaves]] = needs[leaves]
-    slot_needs[n_leaves:] = needs[tops[order]]
-    meta = np.array([P, P, P + n * nin, slots[g.root]], np.int64)
+    slot_needs[slots[tops]] = needs[tops]
+    meta = np.array([P, P, P + n * nin, slots[g.root], n], np.int64)
     program = Program(
         val=val,
         grad=np.zeros(n_slots, np.float64),
@@ -131,4 +191,4 @@ def lay_out(
         meta=meta,
         scratch=np.zeros((3, max(P, 1)), np.float64),
     )
-    return program, term_pusher
+    return program, term_pusher, pusher_at

@@ -13,34 +13,81 @@ from __future__ import annotations
 import numpy as np
 
 from backends.numba._jit import jit as _jit
-from backends.numba._replay._program import DOT_PLAIN, HI, KIND, LO, NEEDS, TERM, N
+from backends.numba._replay._program import DOT, DOT_PLAIN, HI, KIND, LO, NEEDS, SLOT, SUM, TERM, WIDTH, N
 
 __all__ = ["backward_order_is_eager"]
 
 
-@_jit("boolean(int64[:, ::1], uint32[:, ::1], int64[::1], boolean[::1], int64)")
-def backward_order_is_eager(groups, terms, pusher, needs, root):  # type: ignore[no-untyped-def]
-    """Replay :func:`backward`'s pushes and check them against the eager loop's order.
+@_jit("boolean(int64, int64, int64[::1], boolean[::1])")
+def _in_order(slot, pusher, last, done):  # type: ignore[no-untyped-def]
+    """Record that ``slot`` receives ``pusher``'s push: False if it comes too late."""
+    if done[slot] or pusher > last[slot]:
+        return False
+    last[slot] = pusher
+    return True
 
-    ``pusher[k]`` is the traced node that pushes term ``k`` in the eager pass. True when
-    every slot that needs a grad receives its contributions in non-increasing pusher order
-    (reverse creation order) and only before it pushes its own, and forward reads only
-    slots written before.
+
+@_jit(
+    "boolean(uint32[:, ::1], int64[::1], int64[::1], boolean[::1], int64, int64, int64, int64, int64, int64, "
+    "int64[::1], boolean[::1])"
+)
+def _lanes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, width, last, done):  # type: ignore[no-untyped-def]
+    """The order check of one group of lane units, pushing as ``_kernels.lanes_backward`` does."""
+    t = t0 + (hi - lo) // width * n
+    for out in range(hi - width, lo - 1, -width):
+        t -= n
+        for s in range(width):
+            done[out + s] = True
+        if kind == DOT_PLAIN or kind == DOT or kind == SUM:
+            for k in range(t + n - 1, t - 1, -1):
+                for side in range(2):  # a term's first factor in every sample, then its second
+                    x = terms[k, side]
+                    base, lane = np.int64(x & SLOT), np.int64(x >> 31)
+                    if needs[base]:
+                        for s in range(width - 1, -1, -1):
+                            if not _in_order(base + lane * s, pusher[pusher_at[k] + s], last, done):
+                                return False
+        else:
+            for s in range(width - 1, -1, -1):  # sample by sample: its input, then its second operand
+                for side in range(2):
+                    x = terms[t, side]
+                    slot = np.int64(x & SLOT) + np.int64(x >> 31) * s
+                    if needs[slot] and not _in_order(slot, pusher[pusher_at[t] + s], last, done):
+                        return False
+    return True
+
+
+@_jit("boolean(int64[:, ::1], uint32[:, ::1], int64[::1], int64[::1], boolean[::1], int64)")
+def backward_order_is_eager(groups, terms, pusher, pusher_at, needs, root):  # type: ignore[no-untyped-def]
+    """Replay the pushes of :func:`~._kernels.backward` (and of lane units) and check them
+    against the eager loop's order.
+
+    ``pusher[pusher_at[k] + s]`` is the traced node that pushes term ``k`` of sample ``s``
+    (``s`` = 0 outside lane units) in the eager pass. True when every slot that needs a grad
+    receives its contributions in non-increasing pusher order (reverse creation order) and
+    only before it pushes its own, and forward reads only slots written before.
     """
     n_slots = needs.shape[0]
     last = np.full(n_slots, np.iinfo(np.int64).max, np.int64)
     done = np.zeros(n_slots, np.bool_)
     for g in range(groups.shape[0]):
-        lo, hi, n, t = groups[g, LO], groups[g, HI], groups[g, N], groups[g, TERM]
-        for v in range(lo, hi):
+        lo, hi, n, t, width = groups[g, LO], groups[g, HI], groups[g, N], groups[g, TERM], groups[g, WIDTH]
+        for v in range(lo, hi, width):
             for k in range(t, t + n):
-                if terms[k, 0] >= v or terms[k, 1] >= v:
-                    return False
+                for side in range(2):  # a lane place reads ``width`` slots from its own
+                    x = terms[k, side]
+                    if (x & SLOT) + (x >> 31) * (width - 1) >= v:
+                        return False
             t += n
     for g in range(groups.shape[0] - 1, -1, -1):
         if groups[g, NEEDS] == 0:
             continue
         kind, lo, hi, n, t0 = groups[g, KIND], groups[g, LO], groups[g, HI], groups[g, N], groups[g, TERM]
+        width = groups[g, WIDTH]
+        if width > 1:
+            if not _lanes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, width, last, done):
+                return False
+            continue
         plain_base = kind == DOT_PLAIN
         for v in range(hi - 1, lo - 1, -1):
             done[v] = True
@@ -49,14 +96,10 @@ def backward_order_is_eager(groups, terms, pusher, needs, root):  # type: ignore
             for k in range(t + n - 1, stop - 1, -1):
                 for side in range(2):  # a missing second factor or operand is ONE: it needs no grad
                     x = terms[k, side]
-                    if needs[x]:
-                        if done[x] or pusher[k] > last[x]:
-                            return False
-                        last[x] = pusher[k]
+                    if needs[x] and not _in_order(x, pusher[pusher_at[k]], last, done):
+                        return False
             if plain_base:
                 x = terms[t, 0]
-                if needs[x]:
-                    if done[x] or pusher[t] > last[x]:
-                        return False
-                    last[x] = pusher[t]
+                if needs[x] and not _in_order(x, pusher[pusher_at[t]], last, done):
+                    return False
     return root >= 0

@@ -40,21 +40,28 @@ def heights(tops, n_terms, first, ta, tc, m):  # type: ignore[no-untyped-def]
 
 
 def schedule(
-    kind: np.ndarray, n_terms: np.ndarray, mode: np.ndarray, needs: np.ndarray, height: np.ndarray | None
+    kind: np.ndarray,
+    n_terms: np.ndarray,
+    mode: np.ndarray,
+    needs: np.ndarray,
+    height: np.ndarray | None,
+    width: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Forward order of the fused nodes, and where each group starts in it.
 
-    With ``height``: deepest first, then by kind, term count, mode, needs; creation order
-    within a group. Without: creation order, groups being runs of equal keys.
+    With ``height``: deepest first, then by width (lane units apart), kind, term count, mode,
+    needs; creation order within a group. Without: creation order, groups being runs of
+    equal keys.
     """
     nf = len(kind)
     creation = np.arange(nf)
+    width = np.ones(nf, np.int64) if width is None else width
     if height is None:
         order = creation
-        keys = [kind, n_terms, mode, needs]
+        keys = [width, kind, n_terms, mode, needs]
     else:
-        order = np.lexsort((creation, needs, mode, n_terms, kind, -height))
-        keys = [height, kind, n_terms, mode, needs]
+        order = np.lexsort((creation, needs, mode, n_terms, kind, width, -height))
+        keys = [height, width, kind, n_terms, mode, needs]
     change = np.zeros(nf, np.bool_)
     change[0] = True
     for key in keys:
