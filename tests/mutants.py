@@ -399,6 +399,21 @@ TEMPLATE = [
         "        val[first_target + (i % columns) * n + i // columns] = targets[i]",
         "        val[first_target + i] = targets[i]",
     ),
+    _lanes_kernels(
+        "sums_across_terms_first_sample_first",
+        "    for s in range(width - 1, -1, -1):\n        g = grad[out + s]\n        row = factors",
+        "    for s in range(width):\n        g = grad[out + s]\n        row = factors",
+    ),
+    _lanes_kernels(
+        "transposed_factors_reused_whatever_they_are",
+        "        if terms[first + i, 1] != terms[other + i, 1]:\n            return False\n",
+        "",
+    ),
+    _lanes_kernels(
+        "runs_of_weights_need_not_be_consecutive",
+        " or not needs[x & SLOT] or x != a - run:",
+        " or not needs[x & SLOT]:",
+    ),
     _lanes_order_check(
         "lane_pushes_checked_in_sample_zero_only",
         "if not _in_order(base + lane * s, pusher[pusher_at[k] + s], last, done):",

@@ -34,7 +34,7 @@ from mutants import MUTANTS, Mutant
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What a copy of the project holds: the packages, the tests and pytest's configuration.
-COPIED = ("spec", "backends", "conformance", "benchmarks", "tests", "pyproject.toml")
+COPIED = ("spec", "backends", "conformance", "benchmarks", "tests", "pyproject.toml", "noxfile.py")
 PYTEST = ["-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 _COMPILED = "compiled or every_path"
 

@@ -38,16 +38,16 @@ _INF = math.inf
 _RUN_SIGNATURE = (
     "Tuple((int64, int64, float64))(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], "
     "float64[::1], boolean[::1], int64[::1], float64[::1], float64[::1], float64[::1], float64[::1], "
-    "int64[::1], float64[::1], float64[:, ::1], float64[:, ::1])"
+    "int64[::1], float64[::1], float64[:, ::1], float64[:, ::1], float64[::1])"
 )
 
 
 # --- lane units: one loop over samples per node and term (see _program) ----------------------------
 @_jit("void(float64[::1], uint32, uint32, int64, int64, boolean)")
-def lanes_product(val, a, c, out, width, first):  # type: ignore[no-untyped-def]
+def lanes_product(val, a, c, out_slot, lanes, first):  # type: ignore[no-untyped-def]
     """``val[out + s] (+)= a(s) * c(s)`` for every sample ``s``; a place without LANE is one slot for all."""
     # unsigned indices: Numba emits no negative-index wraparound, and the loops vectorise
-    ia, ic, out, width = np.uint64(a & SLOT), np.uint64(c & SLOT), np.uint64(out), np.uint64(width)
+    ia, ic, out, width = np.uint64(a & SLOT), np.uint64(c & SLOT), np.uint64(out_slot), np.uint64(lanes)
     if a & LANE and c & LANE:
         if first:
             for s in range(width):
@@ -70,10 +70,11 @@ def lanes_product(val, a, c, out, width, first):  # type: ignore[no-untyped-def]
 
 
 @_jit("void(float64[::1], float64[::1], uint32, uint32, int64, int64)")
-def lanes_push(val, grad, target, factor, out, width):  # type: ignore[no-untyped-def]
+def lanes_push(val, grad, target, factor, out_slot, lanes):  # type: ignore[no-untyped-def]
     """``grad[target(s)] += factor(s) * grad[out + s]``; into one shared slot, last sample first,
     as the eager loop adds (it visits the samples' nodes in reverse creation order)."""
-    it, ic, out, width = np.uint64(target & SLOT), np.uint64(factor & SLOT), np.uint64(out), np.uint64(width)
+    it, ic = np.uint64(target & SLOT), np.uint64(factor & SLOT)
+    out, width = np.uint64(out_slot), np.uint64(lanes)
     if target & LANE:
         if factor & LANE:
             for s in range(width):
@@ -94,6 +95,58 @@ def lanes_push(val, grad, target, factor, out, width):  # type: ignore[no-untype
         grad[it] = acc
 
 
+#: the fewest terms :func:`lanes_backward` sums side by side through a transposed copy
+RUN = 8
+
+
+@_jit("int64(uint32[:, ::1], boolean[::1], int64, int64)")
+def _shared_run(terms, needs, k, t):  # type: ignore[no-untyped-def]
+    """How many terms from ``k`` down (not below ``t``) push into consecutive shared slots
+    (term ``k - i`` into ``a - i``) that need a grad, each times a per-sample factor."""
+    a = terms[k, 0]
+    run = 0
+    while k - run >= t:
+        x, c = terms[k - run, 0], terms[k - run, 1]
+        if x & LANE or not c & LANE or not needs[x & SLOT] or x != a - run:
+            break
+        run += 1
+    return run
+
+
+@_jit("boolean(uint32[:, ::1], int64, int64, int64, int64)")
+def _same_factors(terms, first, other, run, other_run):  # type: ignore[no-untyped-def]
+    """Whether terms ``first..first+run-1`` have the per-sample factors of ``other..``: a layer's
+    neurons all read the previous layer's outputs, so their transposed copy is made once."""
+    if other < 0 or run != other_run:
+        return False
+    for i in range(run):
+        if terms[first + i, 1] != terms[other + i, 1]:
+            return False
+    return True
+
+
+@_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, float64[::1])")
+def _transpose_factors(val, terms, first, run, width, factors):  # type: ignore[no-untyped-def]
+    """``factors[s * run + i]``: term ``first + i``'s per-sample factor in sample ``s``."""
+    for i in range(run):
+        c = np.int64(terms[first + i, 1] & SLOT)
+        for s in range(width):
+            factors[s * run + i] = val[c + s]
+
+
+@_jit("void(float64[::1], float64[::1], int64, int64, int64, int64)")
+def _sums_across_terms(grad, factors, first_slot, run, out, width):  # type: ignore[no-untyped-def]
+    """:func:`lanes_push` of a run of terms into the consecutive shared slots from ``first_slot``:
+    every slot's sum still runs over the samples last one first, one vector of slots at a time."""
+    sums = grad[first_slot : first_slot + run].copy()  # apart from ``grad``: the loop vectorises
+    for s in range(width - 1, -1, -1):
+        g = grad[out + s]
+        row = factors[s * run : s * run + run]
+        for i in range(run):
+            sums[i] = sums[i] + row[i] * g
+    grad[first_slot : first_slot + run] = sums
+
+
 @_jit("boolean(uint32[:, ::1], boolean[::1], int64)")
 def _four_shared_sums(terms, needs, k):  # type: ignore[no-untyped-def]
     """Whether terms ``k, k-1, k-2, k-3`` push into four different shared slots that need a grad,
@@ -109,14 +162,14 @@ def _four_shared_sums(terms, needs, k):  # type: ignore[no-untyped-def]
 
 
 @_jit("void(float64[::1], float64[::1], uint32[:, ::1], int64, int64, int64)")
-def _push_four_shared_sums(val, grad, terms, k, out, width):  # type: ignore[no-untyped-def]
+def _push_four_shared_sums(val, grad, terms, k, out_slot, lanes):  # type: ignore[no-untyped-def]
     """:func:`lanes_push` of four terms' shared first factors at once: four independent sums,
     each still over the samples last one first, so each slot adds in the same order."""
     a0, a1 = np.uint64(terms[k, 0] & SLOT), np.uint64(terms[k - 1, 0] & SLOT)
     a2, a3 = np.uint64(terms[k - 2, 0] & SLOT), np.uint64(terms[k - 3, 0] & SLOT)
     c0, c1 = np.uint64(terms[k, 1] & SLOT), np.uint64(terms[k - 1, 1] & SLOT)
     c2, c3 = np.uint64(terms[k - 2, 1] & SLOT), np.uint64(terms[k - 3, 1] & SLOT)
-    out, width = np.uint64(out), np.uint64(width)
+    out, width = np.uint64(out_slot), np.uint64(lanes)
     s0, s1, s2, s3 = grad[a0], grad[a1], grad[a2], grad[a3]
     for s in range(width, 0, -1):
         g = grad[out + s - 1]
@@ -155,17 +208,35 @@ def lanes_forward(val, terms, const, kind, lo, hi, n, t, width):  # type: ignore
 
 @_jit(
     "void(float64[::1], float64[::1], uint32[:, ::1], float64[::1], boolean[::1], int64, int64, int64, int64, "
-    "int64, int64)"
+    "int64, int64, float64[::1])"
 )
-def lanes_backward(val, grad, terms, const, needs, kind, lo, hi, n, t0, width):  # type: ignore[no-untyped-def]
+def lanes_backward(val, grad, terms, const, needs, kind, lo, hi, n, t0, width, factors):  # type: ignore[no-untyped-def]
     """Backward of a group of lane units, units in reverse, each unit's terms in reverse; a
-    primitive's pushes sample by sample, last sample first, as :func:`backward` pushes one node's."""
+    primitive's pushes sample by sample, last sample first, as :func:`backward` pushes one node's.
+
+    ``factors``: scratch for :func:`_sums_across_terms`, at least ``width * n`` long.
+    """
     t = t0 + (hi - lo) // width * n
+    transposed = -1  # the first term whose per-sample factors ``factors`` holds, sample by sample
+    transposed_run = 0
     for out in range(hi - width, lo - 1, -width):
         t -= n
         if kind == DOT_PLAIN or kind == DOT or kind == SUM:
             k = t + n - 1
             while k >= t:
+                run = _shared_run(terms, needs, k, t)
+                if run >= RUN:
+                    first = k - run + 1
+                    if not _same_factors(terms, first, transposed, run, transposed_run):
+                        _transpose_factors(val, terms, first, run, width, factors)
+                        transposed, transposed_run = first, run
+                    _sums_across_terms(grad, factors, np.int64(terms[first, 0] & SLOT), run, out, width)
+                    for i in range(run):  # then the terms' per-sample factors, in term order
+                        a, c = terms[k - i, 0], terms[k - i, 1]
+                        if needs[c & SLOT]:
+                            lanes_push(val, grad, c, a, out, width)
+                    k -= run
+                    continue
                 if k - 3 >= t and _four_shared_sums(terms, needs, k):
                     _push_four_shared_sums(val, grad, terms, k, out, width)
                     for i in range(4):  # then the four terms' lane factors, in term order
@@ -256,8 +327,11 @@ def forward(val, groups, terms, const):  # type: ignore[no-untyped-def]
     return -1
 
 
-@_jit("void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64)")
-def backward(val, grad, groups, terms, const, needs, root):  # type: ignore[no-untyped-def]
+@_jit(
+    "void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64, "
+    "float64[::1])"
+)
+def backward(val, grad, groups, terms, const, needs, root, factors):  # type: ignore[no-untyped-def]
     """Fill ``grad`` (spec.interface's semantics, leaves starting from 0): groups in reverse,
     each group's nodes in reverse, each node pushing ``partial * grad`` to its terms in reverse."""
     for i in range(grad.shape[0]):
@@ -279,6 +353,7 @@ def backward(val, grad, groups, terms, const, needs, root):  # type: ignore[no-u
                 groups[g, N],
                 groups[g, TERM],
                 groups[g, WIDTH],
+                factors,
             )
             continue
         kind, lo, hi, n, t0, mode = (
@@ -383,6 +458,7 @@ def run(
     constants,
     state,
     scratch,
+    factors,
 ):  # type: ignore[no-untyped-def]
     """One training step: leaves, forward, backward, update, parameters and grads back to the tape.
 
@@ -403,7 +479,7 @@ def run(
     if failed >= 0:
         return 1, failed, 0.0
     loss = val[root]
-    backward(val, grad, groups, terms, const, needs, root)
+    backward(val, grad, groups, terms, const, needs, root, factors)
     bad = update(val, grad, P, constants, state, scratch)
     if bad >= 0:  # update() changed nothing but its scratch
         return 2, bad, scratch[0, 0]

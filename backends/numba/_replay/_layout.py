@@ -190,5 +190,6 @@ def lay_out(
         needs=slot_needs,
         meta=meta,
         scratch=np.zeros((3, max(P, 1)), np.float64),
+        factors=np.zeros(int((groups[:, WIDTH] * groups[:, N]).max(initial=1)), np.float64),
     )
     return program, term_pusher, pusher_at

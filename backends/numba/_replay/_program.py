@@ -61,3 +61,5 @@ class Program(NamedTuple):
     meta: np.ndarray
     #: float64 (3, P): new parameters, velocity or m, v (the update's scratch)
     scratch: np.ndarray
+    #: float64: per-sample factors, transposed, for lane units' backward (_kernels._sums_across_terms)
+    factors: np.ndarray

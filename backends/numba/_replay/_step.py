@@ -65,6 +65,7 @@ class NumbaStep(ReplayStep):
                 constants,
                 self.state,
                 program.scratch,
+                program.factors,
             )
         finally:
             del tape_data, tape_grad  # let the tape grow again

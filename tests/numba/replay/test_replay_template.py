@@ -113,3 +113,55 @@ def test_samples_of_different_shapes_fall_back_to_nodes_of_their_own() -> None:
     info, losses, expected, state, eager_state = eager_and_compiled(loss_fn, X, Y)
     assert not info["template"], info
     assert losses == expected and state == eager_state
+
+
+class TwoDots:
+    """Two dot products over nine per-sample features each: of the inputs, and of their relus."""
+
+    nin = 9
+
+    def __init__(self, interleaved: bool) -> None:
+        rng = np.random.default_rng(3)
+        self.a = [numba_backend.Value(float(v)) for v in rng.normal(size=9)]
+        self.b = [numba_backend.Value(float(v)) for v in rng.normal(size=9)]
+        self.interleaved = interleaved
+
+    def parameters(self) -> list[Any]:
+        if self.interleaved:  # a0, b0, a1, b1, ...: no run of consecutive weights
+            return [p for pair in zip(self.a, self.b, strict=True) for p in pair]
+        return [*self.a, *self.b]
+
+
+def two_dots_loss(m: Any, x: Any, t: Any) -> Any:
+    total = None
+    for row, target in zip(x, t, strict=True):
+        relus = [v.relu() if isinstance(v, numba_backend.Value) else max(v, 0.0) for v in row]
+        dot_a = m.a[0] * row[0]
+        dot_b = m.b[0] * relus[0]
+        for j in range(1, 9):
+            dot_a = dot_a + m.a[j] * row[j]
+            dot_b = dot_b + m.b[j] * relus[j]
+        term = ((dot_a - target) * dot_b).tanh()
+        total = term if total is None else total + term
+    return total
+
+
+def test_runs_of_weights_read_their_own_factors_in_eager_order() -> None:
+    # Both dots of a sample sit in one group of lane units: the second must not reuse the
+    # first's transposed factors, and interleaved weights must not be taken for a run.
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(6, 9)) * 3.0, rng.normal(size=6)
+    for interleaved in (False, True):
+        eager, compiled = TwoDots(interleaved), TwoDots(interleaved)
+        eager_sgd, compiled_sgd = SGD(eager.parameters(), 0.01), SGD(compiled.parameters(), 0.01)
+        step = numba_backend.compile_step(compiled, two_dots_loss, X, y, compiled_sgd)
+        assert step.info["template"], step.info
+        for _ in range(3):
+            loss = two_dots_loss(eager, X.tolist(), y.tolist())
+            eager_sgd.zero_grad()
+            loss.backward()
+            eager_sgd.step()
+            assert step(X, y) == loss.data
+        assert [(p.data, p.grad) for p in compiled.parameters()] == [
+            (p.data, p.grad) for p in eager.parameters()
+        ]
