@@ -377,6 +377,11 @@ TEMPLATE = [
         "                    if False:\n",
     ),
     _lanes_template(
+        "private_shared_nodes_not_claimed",
+        "        if s == SHARED and readers[f] >= 0:",
+        "        if False:",
+    ),
+    _lanes_template(
         "needs_not_compared", "        if needs[tops[f]] != needs[tops[r]]:\n            return rank, 0\n", ""
     ),
     _lanes_kernels(
@@ -407,7 +412,7 @@ TEMPLATE = [
     _lanes_kernels(
         "transposed_factors_reused_whatever_they_are",
         "        if terms[first + i, 1] != terms[other + i, 1]:\n            return False\n",
-        "",
+        "        pass\n",
     ),
     _lanes_kernels(
         "runs_of_weights_need_not_be_consecutive",

@@ -8,7 +8,9 @@ samples (the loss's sum). This pass finds that structure without knowing what bu
 - a node's *sample* is the one sample whose inputs or targets lie below it; SHARED when
   none does, MULTI when several do (:func:`node_samples`). A SHARED node reads only SHARED
   nodes and a node of sample ``s`` only SHARED nodes and nodes of ``s``, so the three parts
-  are layered: shared, then per-sample, then reductions;
+  are layered: shared, then per-sample, then reductions. A SHARED fused node that only one
+  sample reads (``-gamma`` made inside the model's call) is that sample's
+  (:func:`claim_private_nodes`): each sample's copy keeps its own grad, as in the eager loop;
 - the per-sample fused nodes of each sample, in creation order, must match sample 0's one
   for one (:func:`match_samples`): the same kind, terms and constant; term by term the same
   shared node (or a constant of the same float64 bits), the same input or target column of their own sample, or their own sample's
@@ -30,7 +32,7 @@ from backends.numba._kernels import LEAF
 from backends.numba._replay._layout import Units
 from spec.capture import CapturedGraph
 
-__all__ = ["MULTI", "SHARED", "lane_units", "match_samples", "node_samples"]
+__all__ = ["MULTI", "SHARED", "claim_private_nodes", "lane_units", "match_samples", "node_samples"]
 
 #: a node that reads no sample's inputs or targets
 SHARED = -1
@@ -55,6 +57,35 @@ def node_samples(op, a, b, leaf_sample):  # type: ignore[no-untyped-def]
                 s = MULTI
         sample[v] = s
     return sample
+
+
+@_jit("void(int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64)")
+def claim_private_nodes(tops, n_terms, first, ta, tc, sample, m):  # type: ignore[no-untyped-def]
+    """Give a SHARED fused node that only one sample's fused nodes read to that sample, in place.
+
+    A model that computes ``-gamma`` inside its call makes one such node per sample: the
+    eager loop keeps their grads apart and pushes each to ``gamma`` in turn, so they are
+    copies of each other, not one node. ``sample`` is per traced node; ``m`` its length.
+    """
+    nf = tops.shape[0]
+    fused_of = np.full(m, -1, np.int64)
+    for f in range(nf):
+        fused_of[tops[f]] = f
+    readers = np.full(nf, SHARED, np.int64)  # the one sample reading each fused node, or MULTI
+    for f in range(nf - 1, -1, -1):  # readers come after what they read: theirs are final
+        s = sample[tops[f]]
+        if s == SHARED and readers[f] >= 0:
+            s = readers[f]
+            sample[tops[f]] = s
+        for k in range(first[f], first[f] + n_terms[f]):
+            for x in (ta[k], tc[k]):
+                if x < 0 or fused_of[x] < 0:
+                    continue
+                g = fused_of[x]
+                if s == SHARED or s == MULTI or (readers[g] != SHARED and readers[g] != s):
+                    readers[g] = MULTI
+                else:
+                    readers[g] = s
 
 
 @_jit(
@@ -131,6 +162,7 @@ def lane_units(captured: CapturedGraph, fused: tuple[np.ndarray, ...], needs: np
         leaf_sample[leaves[rows, columns]] = rows
         column[leaves[rows, columns]] = offset + columns
     sample = node_samples(graph.op, graph.a, graph.b, leaf_sample)
+    claim_private_nodes(tops, n_terms, first, ta, tc, sample, len(graph.op))
     constant = np.full(len(graph.op), -1, np.int64)
     is_constant = (graph.op == LEAF) & (leaf_sample == SHARED)
     is_constant[captured.parameters[captured.parameters >= 0]] = False

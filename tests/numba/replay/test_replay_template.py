@@ -165,3 +165,28 @@ def test_runs_of_weights_read_their_own_factors_in_eager_order() -> None:
         assert [(p.data, p.grad) for p in compiled.parameters()] == [
             (p.data, p.grad) for p in eager.parameters()
         ]
+
+
+def test_a_sample_the_loss_ignores_keeps_its_nodes_apart() -> None:
+    # Every sample's nodes are computed (they could fail), but sample 0's feed no loss: they need
+    # no grad where the others' do, so they are no copies of them.
+    def loss_fn(m: Any, x: Any, t: Any) -> Any:
+        outputs = [(m.w * row[0] + m.b).tanh() for row in x]
+        return sum(outputs[1:], m.b * 0.0)
+
+    info, losses, expected, state, eager_state = eager_and_compiled(loss_fn, X, Y)
+    assert not info["template"], info
+    assert losses == expected and state == eager_state
+
+
+def test_a_shared_node_each_sample_makes_for_itself_is_that_samples_copy() -> None:
+    # ``-m.w`` is made inside every sample's term: each copy keeps its own grad and pushes it to
+    # w in turn, as in the eager loop; the copies join the samples' lane units.
+    def loss_fn(m: Any, x: Any, t: Any) -> Any:
+        return sum(((-m.w) * row[0] + m.b).exp() for row in x)
+
+    info, losses, expected, state, eager_state = eager_and_compiled(
+        loss_fn, [[0.5], [1e-3], [3.0]], [0.0] * 3
+    )
+    assert info["template"], info
+    assert losses == expected and state == eager_state
