@@ -118,7 +118,7 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(default=False, venv_backend="virtualenv")
 def bench(session: nox.Session) -> None:
-    """Benchmarks against micrograd, PyTorch, NumPy (and JAX if installed); `-- --quick` < 1 min."""
+    """Benchmarks against micrograd, PyTorch, NumPy, CasADi (and JAX if installed); `-- --quick` < 1 min."""
     # pip, not uv: pip takes the CPU build of torch==2.13.0 where one is configured (find-links),
     # where uv would fetch the multi-GB CUDA build.
     install(session, "bench", extras="[bench]")

@@ -9,8 +9,14 @@ Each probe runs ``python -m benchmarks._probes KIND ...`` and reads one JSON lin
 - ``memory WORKLOAD SYSTEM``: the resident set's peak over setting the system up (capture
   included) and three steps, above the resident set after the imports. The peak is reset
   through ``/proc/self/clear_refs`` (Linux); elsewhere it is the peak since start.
-- ``capture WORKLOAD``: ``compile_step`` of the workload on the Numba backend alone, with its
-  kernels already compiled: seconds, and the resident set's peak above that before it.
+- ``capture WORKLOAD``: ``compile_step`` of the workload's model (an MLP or not) on the Numba
+  backend alone, with its kernels already compiled: seconds, and the resident set's peak
+  above that before it.
+- ``captures WORKLOAD...``: ``capture`` for each workload (the benchmark's: every workload it
+  trains), one process importing the Numba backend once and forking a fresh child for each
+  capture, so no capture reuses memory another freed and the imports are paid once. The
+  child's warm-up (a capture on four rows) touches what the capture needs before the
+  baseline is taken. Without ``os.fork``, one process per workload.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["capture_probe", "compile_probe", "memory_probe"]
+__all__ = ["capture_probe", "capture_probes", "compile_probe", "memory_probe"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +71,16 @@ def memory_probe(workload: str, system: str, quick: bool) -> dict[str, Any]:
 def capture_probe(workload: str, quick: bool) -> dict[str, Any]:
     """``{"capture_s": ..., "peak_mb": ...}``: compile_step of one workload on the Numba backend."""
     return _run(["capture", workload, "quick" if quick else "full"])
+
+
+def capture_probes(workloads: list[str], quick: bool) -> dict[str, dict[str, Any]]:
+    """:func:`capture_probe` of each workload, by name (``captures`` in the module docstring)."""
+    if not hasattr(os, "fork"):
+        return {name: capture_probe(name, quick) for name in workloads}
+    found = _run(["captures", "quick" if quick else "full", *workloads])
+    return {
+        name: found.get(name, found if "error" in found else {"error": "no result"}) for name in workloads
+    }
 
 
 # --- the child side ----------------------------------------------------------------------------
@@ -112,7 +128,7 @@ def _child_memory(workload_name: str, system: str, mode: str) -> dict[str, Any]:
     from benchmarks._workloads import workload
 
     w = workload(workload_name, quick=mode == "quick")
-    for module in ("torch", "jax", "micrograd", "backends.numba", "backends.python"):
+    for module in ("torch", "jax", "casadi", "micrograd", "backends.numba", "backends.python"):
         try:
             __import__(module)
         except ImportError:
@@ -135,9 +151,9 @@ def _child_capture(workload_name: str, mode: str) -> dict[str, Any]:
     from spec import SGD, compile_step
 
     w = workload(workload_name, quick=mode == "quick")
-    warm = numba_backend.MLP(w.X.shape[1], [2, 1], seed=0)  # compiles (or loads) every kernel first
+    warm = w.build(numba_backend)  # compiles (or loads) every kernel this model's capture needs first
     compile_step(warm, w.loss_fn, w.X[:4], w.y[:4], SGD(warm.parameters(), 0.1))
-    model = numba_backend.MLP(w.X.shape[1], [*w.hidden, 1], seed=w.seed)
+    model = w.build(numba_backend)
     optimizer = SGD(model.parameters(), w.lr)
     baseline = _status_mb("VmRSS")
     exact = _reset_peak()
@@ -147,9 +163,39 @@ def _child_capture(workload_name: str, mode: str) -> dict[str, Any]:
     return {"capture_s": seconds, "peak_mb": _status_mb("VmHWM") - baseline, "peak_reset": exact}
 
 
+def _child_captures(mode: str, *workload_names: str) -> dict[str, Any]:
+    import backends.numba  # noqa: F401  (imported once, before the forks)
+    import benchmarks._workloads  # noqa: F401
+
+    found: dict[str, Any] = {}
+    for name in workload_names:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the fresh child: one capture, its JSON down the pipe
+            os.close(read)
+            try:
+                result = _child_capture(name, mode)
+            except Exception as error:
+                result = {"error": f"{type(error).__name__}: {error}"}
+            with os.fdopen(write, "w") as pipe:
+                pipe.write(json.dumps(result))
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            text = pipe.read()
+        os.waitpid(pid, 0)
+        found[name] = json.loads(text) if text else {"error": "the capture's process died"}
+    return found
+
+
 def main(argv: list[str]) -> None:
     kind, *rest = argv
-    children = {"compile": _child_compile, "memory": _child_memory, "capture": _child_capture}
+    children = {
+        "compile": _child_compile,
+        "memory": _child_memory,
+        "capture": _child_capture,
+        "captures": _child_captures,
+    }
     print(json.dumps(children[kind](*rest)))
 
 

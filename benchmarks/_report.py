@@ -45,6 +45,8 @@ def table(results: dict[str, Any]) -> str:
                 f"  {agrees}"
             )
         lines += _parts_table(wl["results"])
+        if wl.get("capture"):
+            lines.append(_capture_line(wl["capture"]))
         if wl.get("note"):
             lines.append(wl["note"])
     if results.get("digits"):
@@ -71,6 +73,16 @@ def table(results: dict[str, Any]) -> str:
         mark = {True: "MET   ", False: "MISSED", None: "n/a   "}[t["met"]]
         lines.append(f"  [{mark}] {t['name']}: {t['value']}  (target {t['target']})")
     return "\n".join(lines)
+
+
+def _capture_line(capture: dict[str, Any]) -> str:
+    """The numba compiled system's capture (compile_step in a fresh process, kernels loaded)."""
+    if "error" in capture:
+        return f"capture (compile_step, numba, fresh process): failed: {capture['error']}"
+    return (
+        f"capture (compile_step, numba, fresh process): {capture['capture_s']:.2f} s, "
+        f"peak memory +{capture['peak_mb']:.0f} MB"
+    )
 
 
 def _parts_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -159,6 +171,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         "PyTorch": "#ee4c2c",
         "NumPy": "#4d77cf",
         "JAX": "#7b3fb1",
+        "CasADi": "#2ca02c",
     }
     for ax, (name, wl) in zip(axes[: len(workloads), 0], workloads.items(), strict=True):
         rows = [r for r in wl["results"] if "ms_per_step" in r]

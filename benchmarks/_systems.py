@@ -2,9 +2,12 @@
 
 gradspec's backends (eager: the micrograd-style loop a user writes; compiled:
 ``spec.compile_step``), and the reference systems: micrograd 0.1.0, PyTorch (batched
-tensors), NumPy written by hand (batched), JAX (``jit`` of the whole step). Every system
-starts from the workload's parameters and runs its SGD schedule in float64; the reference
-systems are optional (``gradspec[bench]``) and report why they are missing.
+tensors), NumPy written by hand (batched), JAX (``jit`` of the whole step), CasADi (a
+scalar SX graph of the loss and its gradient, run by CasADi's virtual machine). Every
+system starts from the workload's parameters and runs its SGD schedule in float64; the
+reference systems are optional (``gradspec[bench]``) and report why they are missing.
+Each writes every model kind of :data:`benchmarks._workloads.MODELS` it supports in its
+own terms, or raises :class:`Unavailable` with the reason.
 
 The digits training (:data:`DIGITS_SYSTEMS`) has its own task: minibatches, softmax
 cross-entropy and Adam (or momentum), as the digits demo trains; ``step(k)`` trains on
@@ -13,15 +16,19 @@ the ``k``-th batch of :class:`DigitsTask`'s fixed order.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks import digits
+from benchmarks._rbf import rbf_blocks
 from benchmarks._workloads import Workload, dense_layers, flatten
 from benchmarks.micrograd_loop import Clock, demo
 from benchmarks.training import learning_rate, make_optimizer
@@ -60,14 +67,7 @@ class Runner:
 # --- gradspec -----------------------------------------------------------------------------------
 def _gradspec(backend_name: str, compiled: bool) -> Callable[[Workload], Runner]:
     def make(w: Workload) -> Runner:
-        backend = load_backend(backend_name)
-        model = backend.MLP(
-            w.X.shape[1],
-            [*w.hidden, 1],
-            activation=w.activation,
-            output_activation=w.output_activation,
-            seed=w.seed,
-        )
+        model = w.build(load_backend(backend_name))
         optimizer = SGD(model.parameters(), w.lr)
         params = model.parameters
 
@@ -153,19 +153,41 @@ def _torch(w: Workload) -> Runner:
     except ImportError as error:
         raise Unavailable(f"PyTorch is not installed ({error}); pip install 'gradspec[bench]'") from None
     torch.set_num_threads(1)
-    layers = [
-        (torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
-        for W, b in dense_layers(w.init, w.sizes)
-    ]
-    params = [t for pair in layers for t in pair]
     X, y = torch.tensor(w.X), torch.tensor(w.y)
-    act = {"relu": torch.relu, "tanh": torch.tanh, "linear": lambda h: h}
+    params: list[Any]
+    if w.model == "rbf":
+        units, bias = rbf_blocks(w.init, w.X.shape[1])
+        params = [torch.tensor(units, requires_grad=True), torch.tensor(bias, requires_grad=True)]
+
+        def scores() -> Any:
+            units, b = params
+            c, gamma, a = units[:, :-2], units[:, -2], units[:, -1]
+            d2 = ((X[:, None, :] - c[None, :, :]) ** 2).sum(dim=2)
+            return b + (a * torch.exp(-gamma * d2)).sum(dim=1)
+
+        def values() -> list[float]:
+            units, b = (t.detach().numpy() for t in params)
+            return [float(v) for v in units.ravel()] + [float(b)]
+
+    else:
+        layers = [
+            (torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+            for W, b in dense_layers(w.init, w.sizes)
+        ]
+        params = [t for pair in layers for t in pair]
+        act = {"relu": torch.relu, "tanh": torch.tanh, "linear": lambda h: h}
+
+        def scores() -> Any:
+            h = X
+            for i, (W, b) in enumerate(layers):
+                h = act[w.output_activation if i == len(layers) - 1 else w.activation](h @ W.T + b)
+            return h[:, 0]
+
+        def values() -> list[float]:
+            return flatten([(W.detach().numpy(), b.detach().numpy()) for W, b in layers])
 
     def step(k: int) -> float:
-        h = X
-        for i, (W, b) in enumerate(layers):
-            h = act[w.output_activation if i == len(layers) - 1 else w.activation](h @ W.T + b)
-        s = h[:, 0]
+        s = scores()
         if w.loss == "svm":
             loss = torch.relu(1 - y * s).mean() + w.alpha * sum((p * p).sum() for p in params)
         else:
@@ -179,14 +201,13 @@ def _torch(w: Workload) -> Runner:
                 p -= lr * p.grad
         return float(loss.item())
 
-    def values() -> list[float]:
-        return flatten([(W.detach().numpy(), b.detach().numpy()) for W, b in layers])
-
     return Runner(f"PyTorch {torch.__version__}", "eager, batched", step, values)
 
 
 # --- NumPy by hand ------------------------------------------------------------------------------------
 def _numpy(w: Workload) -> Runner:
+    if w.model != "mlp":
+        raise Unavailable(f"NumPy by hand: only the MLP's backward is written out, not the {w.model}'s")
     layers = dense_layers(w.init, w.sizes)
     X, y, n = w.X, w.y, len(w.y)
     last = len(layers) - 1
@@ -242,25 +263,47 @@ def _jax(w: Workload) -> Runner:
     except ImportError as error:
         raise Unavailable(f"JAX is not installed ({error}); pip install 'jax[cpu]'") from None
     jax.config.update("jax_enable_x64", True)
-    act = {"relu": jax.nn.relu, "tanh": jnp.tanh, "linear": lambda h: h}
-    last = len(w.sizes) - 2
+    init: Any
+    if w.model == "rbf":
+        units, bias = rbf_blocks(w.init, w.X.shape[1])
+        init = (jnp.asarray(units), jnp.asarray(bias))
+
+        def scores(params: Any, X: Any) -> Any:
+            units, b = params
+            c, gamma, a = units[:, :-2], units[:, -2], units[:, -1]
+            d2 = jnp.sum((X[:, None, :] - c[None, :, :]) ** 2, axis=2)
+            return b + jnp.sum(a * jnp.exp(-gamma * d2), axis=1)
+
+        def values() -> list[float]:
+            units, b = state["params"]
+            return [float(v) for v in np.asarray(units).ravel()] + [float(b)]
+
+    else:
+        init = [(jnp.asarray(W), jnp.asarray(b)) for W, b in dense_layers(w.init, w.sizes)]
+        act = {"relu": jax.nn.relu, "tanh": jnp.tanh, "linear": lambda h: h}
+        last = len(w.sizes) - 2
+
+        def scores(params: Any, X: Any) -> Any:
+            h = X
+            for i, (W, b) in enumerate(params):
+                h = act[w.output_activation if i == last else w.activation](h @ W.T + b)
+            return h[:, 0]
+
+        def values() -> list[float]:
+            return flatten([(np.asarray(W), np.asarray(b)) for W, b in state["params"]])
 
     def loss_fn(params: Any, X: Any, y: Any) -> Any:
-        h = X
-        for i, (W, b) in enumerate(params):
-            h = act[w.output_activation if i == last else w.activation](h @ W.T + b)
-        s = h[:, 0]
+        s = scores(params, X)
         if w.loss == "svm":
-            return jnp.mean(jax.nn.relu(1.0 - y * s)) + w.alpha * sum(
-                jnp.sum(W * W) + jnp.sum(b * b) for W, b in params
-            )
+            squares = sum(jnp.sum(p * p) for p in jax.tree_util.tree_leaves(params))
+            return jnp.mean(jax.nn.relu(1.0 - y * s)) + w.alpha * squares
         return jnp.mean((s - y) ** 2)
 
     def train_step(params: Any, X: Any, y: Any, lr: Any) -> Any:
         loss, grads = jax.value_and_grad(loss_fn)(params, X, y)
         return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), loss
 
-    state = {"params": [(jnp.asarray(W), jnp.asarray(b)) for W, b in dense_layers(w.init, w.sizes)]}
+    state = {"params": init}
     X, y = jnp.asarray(w.X), jnp.asarray(w.y)
     start = time.perf_counter()
     compiled = jax.jit(train_step).lower(state["params"], X, y, 1.0).compile()
@@ -270,10 +313,81 @@ def _jax(w: Workload) -> Runner:
         state["params"], loss = compiled(state["params"], X, y, w.lr(k))
         return float(loss)
 
-    def values() -> list[float]:
-        return flatten([(np.asarray(W), np.asarray(b)) for W, b in state["params"]])
-
     return Runner(f"JAX {jax.__version__}", "jit (whole step)", step, values, seconds)
+
+
+# --- CasADi ------------------------------------------------------------------------------------------
+def _casadi(w: Workload) -> Runner:
+    """The loss as one scalar SX graph over symbols for every parameter, input and target, in
+    spec's order of operations; ``casadi.gradient`` differentiates it and a ``casadi.Function``
+    (CasADi's SX virtual machine, no code generation) evaluates loss and gradient each step.
+    The SGD update is NumPy's. Setup (graph, gradient, Function) is its compile time."""
+    try:
+        import casadi  # type: ignore[import-untyped]
+    except ImportError as error:
+        raise Unavailable(f"CasADi is not installed ({error}); pip install 'gradspec[bench]'") from None
+    n, nin = w.X.shape
+    start = time.perf_counter()
+    params = [casadi.SX.sym(f"p{i}") for i in range(len(w.init))]
+    X, y = casadi.SX.sym("X", n, nin), casadi.SX.sym("y", n)
+    s = (_casadi_rbf if w.model == "rbf" else _casadi_mlp)(casadi, w, params, X)
+    # spec.losses: a mean is sum(terms) * (1 / n), summed left to right; relu(x) is fmax(x, 0)
+    if w.loss == "svm":
+        terms = [casadi.fmax(1.0 + -y[i] * s[i], 0.0) for i in range(n)]
+    else:
+        terms = [(s[i] - y[i]) ** 2 for i in range(n)]
+    loss = reduce(operator.add, terms) * (1.0 / n)
+    if w.loss == "svm":
+        loss = loss + w.alpha * reduce(operator.add, [p * p for p in params])
+    p = casadi.vertcat(*params)
+    f = casadi.Function("loss_and_gradient", [p, X, y], [loss, casadi.gradient(loss, p)])
+    seconds = time.perf_counter() - start
+    state = np.array(w.init, np.float64)
+    data, labels = casadi.DM(w.X), casadi.DM(w.y)
+
+    def step(k: int) -> float:
+        loss, grad = f(state, data, labels)
+        state[:] = state - w.lr(k) * np.asarray(grad).ravel()
+        return float(loss)
+
+    info = {"sx_instructions": f.n_instructions(), "sx_nodes": f.n_nodes()}
+    return Runner(
+        f"CasADi {casadi.__version__}",
+        "SX VM (loss + grad)",  # CasADi's SX virtual machine
+        step,
+        lambda: [float(v) for v in state],
+        seconds,
+        info,
+    )
+
+
+def _casadi_mlp(casadi: Any, w: Workload, params: list[Any], X: Any) -> Any:
+    """The MLP's scores for all rows of ``X``. Each layer is one ``mtimes`` of ``[1 | h]`` and
+    ``[b ; W.T]``: it adds in the order of the inner index, and SX folds ``0 + 1 * b`` to ``b``,
+    so each neuron is ``b + w0*x0 + w1*x1 + ...``, spec.nn's order, node for node."""
+    act = {"relu": lambda h: casadi.fmax(h, 0.0), "tanh": casadi.tanh, "linear": lambda h: h}
+    h, i, last = X, 0, len(w.sizes) - 2
+    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(w.sizes)):
+        neurons = []
+        for _ in range(fan_out):  # spec order: a neuron's weights, then its bias
+            neurons.append(casadi.vertcat(params[i + fan_in], *params[i : i + fan_in]))
+            i += fan_in + 1
+        z = casadi.mtimes(casadi.horzcat(casadi.DM.ones(X.size1(), 1), h), casadi.horzcat(*neurons))
+        h = act[w.output_activation if layer == last else w.activation](z)
+    return h
+
+
+def _casadi_rbf(casadi: Any, w: Workload, params: list[Any], X: Any) -> Any:
+    """The RBF model's scores for all rows of ``X``, column-wise: benchmarks._rbf.RBF's order."""
+    width = X.size2() + 2
+    out = casadi.repmat(params[-1], X.size1(), 1)
+    for k in range(len(params) // width):
+        *centre, gamma, a = params[k * width : (k + 1) * width]
+        d2 = (X[:, 0] - centre[0]) ** 2
+        for j in range(1, X.size2()):
+            d2 = d2 + (X[:, j] - centre[j]) ** 2
+        out = out + a * casadi.exp(-gamma * d2)
+    return out
 
 
 #: name -> how to set it up for a workload, in the order the table lists them
@@ -288,6 +402,7 @@ SYSTEMS: dict[str, Callable[[Workload], Runner]] = {
     "torch": _torch,
     "numpy": _numpy,
     "jax": _jax,
+    "casadi": _casadi,
 }
 
 

@@ -1,14 +1,17 @@
 """The benchmark suite: ``python -m benchmarks.bench`` (or ``nox -s bench``; ``-- --quick`` in under a minute).
 
-For each workload (micrograd's moons demo; the Go seed's toy; a larger MLP) every system is
+For each workload (micrograd's moons demo; the Go seed's toy; a larger MLP; a radial-basis-
+function model on the moons, to show compiled replay is not MLP-specific) every system is
 set up from the same initial parameters and trained side by side in one process, taking
 turns of about 25 ms of steps (250 ms with ``--quick``), so all of them see the same machine state; an untimed
 ``gc.collect()`` between turns keeps one system's garbage from being collected in
 another's step. The first step is a warm-up;
 the others give the median, minimum and maximum time per step. A system that exceeds its
 time budget stops early (micrograd, and the eager loops on the larger workload) and is
-compared on the steps it ran. Every system is single-threaded (PyTorch through
-``torch.set_num_threads(1)``, BLAS and XLA through their environment variables).
+compared on the steps it ran. A system that cannot run a workload (micrograd's loop off
+its moons demo, NumPy by hand off the MLP) says why. Every system is single-threaded
+(PyTorch through ``torch.set_num_threads(1)``, BLAS and XLA through their environment
+variables).
 
 The digits workload is the digits demo's training (:mod:`benchmarks.digits`, its defaults):
 gradspec numba (compiled) and PyTorch train from the same initial parameters on the same
@@ -22,6 +25,11 @@ mean losses over the last epoch must agree within the same relative 1e-6.
 A fast wrong answer is a failure, not a win: each system's loss at its last step is
 compared with gradspec numba (compiled)'s loss at that step. gradspec's systems must agree
 bit for bit; the others (a different order of float additions) within a relative 1e-6.
+
+Probes (fresh processes, :mod:`benchmarks._probes`): compile_step's cost on a cold and a
+cached Numba cache, and for every workload run, the numba compiled system's capture
+(``compile_step``: seconds and peak memory growth), reported under the workload's table
+and in its JSON entry as ``capture``.
 
 Outputs: the table on the terminal, ``benchmarks/results/latest.json`` (with machine
 information) and ``benchmarks/results/latest.png``.
@@ -86,7 +94,7 @@ def machine_info() -> dict[str, Any]:
     except (OSError, StopIteration):
         pass
     versions: dict[str, str | None] = {}
-    for module in ("numpy", "numba", "torch", "jax", "micrograd"):
+    for module in ("numpy", "numba", "torch", "jax", "casadi", "micrograd"):
         try:
             versions[module] = str(
                 getattr(importlib.import_module(module), "__version__", None) or metadata.version(module)
@@ -384,7 +392,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help="short budgets, a smaller large workload (< 1 minute)"
+        "--quick", action="store_true", help="short budgets, smaller large and rbf workloads (< 1 minute)"
     )
     parser.add_argument("--workloads", default=",".join(ALL_WORKLOADS), help="comma-separated (default: all)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated (default: all)")
@@ -421,8 +429,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"probes: compile_step {which}, and each workload's capture", flush=True)
         results["probes"] = {
             "compile": _probes.compile_probe(cold=not args.quick),
-            "capture": {name: _probes.capture_probe(name, args.quick) for name in results["workloads"]},
+            "capture": _probes.capture_probes(list(results["workloads"]), args.quick),
         }
+        for name, wl in results["workloads"].items():
+            wl["capture"] = results["probes"]["capture"][name]
         if not args.quick:
             print("probes: peak memory", flush=True)
             for name, wl in results["workloads"].items():
@@ -450,7 +460,7 @@ def micro(quick: bool) -> dict[str, Any]:
             continue
         out[system] = {
             "construction": _micro.construction(value_type, 100_000 if quick else 400_000),
-            "chain_backward": _micro.chain_backward(value_type, 300_000 if quick else 1_000_000),
+            "chain_backward": _micro.chain_backward(value_type, 100_000 if quick else 1_000_000),
         }
     return out
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
 from pathlib import Path
 
-from benchmarks import _report
-from benchmarks._workloads import workload
+import numpy as np
+import pytest
+
+from benchmarks import _probes, _report
+from benchmarks._systems import Unavailable, make_runner
+from benchmarks._workloads import Workload, forward, workload
 from benchmarks.bench import machine_info, run_workload
 from benchmarks.micrograd_loop import PARTS
+from spec import load_backend
 
 
 def test_micrograds_loop_and_the_eager_loop_report_their_parts_and_agree(tmp_path: Path) -> None:
@@ -26,3 +33,74 @@ def test_micrograds_loop_and_the_eager_loop_report_their_parts_and_agree(tmp_pat
     results = {"machine": machine_info(), "quick": True, "workloads": {"moons": result}}
     _report.chart(results, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 10_000  # the times panel and the parts panel
+
+
+def _tiny(name: str, n: int = 12, steps: int = 3) -> Workload:
+    """Workload ``name`` at its --quick size, cut to ``n`` samples and ``steps`` steps."""
+    w = workload(name, quick=True)
+    return replace(w, X=w.X[:n], y=w.y[:n], steps=steps)
+
+
+# --- the RBF workload: a per-sample model that is not an MLP ------------------------------------------
+def _rbf_loss_by_hand(flat: list[float], X: np.ndarray, y: np.ndarray, alpha: float) -> float:
+    """The RBF workload's loss, written out again: b + sum_k a_k exp(-g_k |x - c_k|^2), SVM + L2."""
+    p = np.asarray(flat)
+    units, b = p[:-1].reshape(-1, 4), p[-1]
+    scores = np.array(
+        [b + sum(a * np.exp(-g * ((x[0] - c0) ** 2 + (x[1] - c1) ** 2)) for c0, c1, g, a in units) for x in X]
+    )
+    return float(np.mean(np.maximum(1.0 - y * scores, 0.0)) + alpha * np.sum(p * p))
+
+
+@pytest.mark.parametrize("backend_name", ["python", "numba"])
+def test_the_rbf_loss_is_the_formula_at_the_initial_parameters(backend_name: str) -> None:
+    w = workload("rbf")  # the full size: 100 moons, 32 centres
+    assert w.model == "rbf" and len(w.init) == 32 * 4 + 1
+    model = w.build(load_backend(backend_name))
+    assert [p.data for p in model.parameters()] == w.init
+    loss = w.loss_fn(model, w.X.tolist(), w.y.tolist())
+    expected = _rbf_loss_by_hand(w.init, w.X, w.y, w.alpha)
+    assert loss.data == pytest.approx(expected, rel=1e-12)
+    assert np.allclose(forward(w.init, w, w.X), [model(x).data for x in w.X.tolist()], rtol=1e-12, atol=0)
+
+
+def test_the_rbf_workload_runs_on_every_system_that_has_it() -> None:
+    systems = ["numba-eager", "numba-compiled", "python-compiled", "torch", "jax", "numpy", "micrograd"]
+    result = run_workload(_tiny("rbf"), systems, budget=1.0, min_steps=3, log=lambda *_: None)
+    rows = {r["key"]: r for r in result["results"]}
+    for key in ("numba-eager", "python-compiled"):
+        assert rows[key]["bit_identical"], key
+    assert "MLP" in rows["numpy"]["skipped"] and "moons only" in rows["micrograd"]["skipped"]
+    for key in ("torch", "jax"):
+        assert "skipped" in rows[key] or rows[key]["agrees"], key
+    assert result["graph_nodes"] > 0
+
+
+def test_the_report_gives_each_workloads_capture() -> None:
+    captures = _probes.capture_probes(["toy", "rbf"], quick=True)  # a fresh process, a fork each
+    assert list(captures) == ["toy", "rbf"], captures
+    capture = captures["rbf"]
+    assert capture["capture_s"] > 0 and capture["peak_mb"] >= 0, capture
+    wl = {"title": "t", "results": [], "capture": capture}
+    results = {"workloads": {"rbf": wl, "toy": {**wl, "capture": {"error": "boom"}}}, "targets": []}
+    text = _report.table(results)
+    assert "capture (compile_step, numba, fresh process): " in text and "MB" in text
+    assert "failed: boom" in text
+
+
+# --- CasADi: the reference scalar-graph engine ------------------------------------------------------
+@pytest.mark.parametrize("name", ["moons", "toy", "rbf", "large"])
+def test_casadi_takes_gradspecs_first_step(name: str) -> None:
+    pytest.importorskip("casadi", reason="CasADi is not installed (pip install 'gradspec[bench]')")
+    w = _tiny(name, steps=1)
+    casadi, eager = make_runner("casadi", w), make_runner("python-eager", w)
+    assert casadi.mode == "SX VM (loss + grad)" and casadi.compile_seconds is not None
+    assert casadi.parameters() == eager.parameters() == w.init
+    assert casadi.step(0) == pytest.approx(eager.step(0), rel=1e-12)
+    np.testing.assert_allclose(casadi.parameters(), eager.parameters(), rtol=1e-12, atol=0)
+
+
+def test_casadi_is_unavailable_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "casadi", None)  # import casadi raises ImportError
+    with pytest.raises(Unavailable, match="CasADi is not installed"):
+        make_runner("casadi", _tiny("toy"))
