@@ -141,7 +141,7 @@ def two_dots_loss(m: Any, x: Any, t: Any) -> Any:
         for j in range(1, 9):
             dot_a = dot_a + m.a[j] * row[j]
             dot_b = dot_b + m.b[j] * relus[j]
-        term = ((dot_a - target) * dot_b).tanh()
+        term = (dot_a * dot_b - target).tanh()  # both dots one height below the product: one group
         total = term if total is None else total + term
     return total
 
