@@ -257,3 +257,14 @@ def test_the_environment_switches_passes_off_and_refuses_unknown_names(monkeypat
         ValueError, match="GRADSPEC_REPLAY_OFF names no pass fusoin: choose from fusion, template, grouping"
     ):
         compile_step(model, demo_loss, X, y, SGD(model.parameters(), 0.1))
+
+
+@pytest.mark.parametrize("off", ["template", "template,grouping"])
+def test_forward_failures_at_every_position_without_lane_units(monkeypatch, off) -> None:  # type: ignore[no-untyped-def]
+    # Conformance runs with every pass on, where samples are lane units; the scalar kernels'
+    # four-nodes-at-a-time loop must refuse a failure at each of its four places too.
+    from conformance.checks.compiled_programs import FAILURES, check_compiled_forward_failures_at_every_lane
+
+    monkeypatch.setenv("GRADSPEC_REPLAY_OFF", off)
+    for name in FAILURES:
+        check_compiled_forward_failures_at_every_lane(numba_backend.BACKEND, name)
