@@ -224,26 +224,26 @@ def lanes_backward(val, grad, terms, const, needs, kind, lo, hi, n, t0, width, f
         if kind == DOT_PLAIN or kind == DOT or kind == SUM:
             k = t + n - 1
             while k >= t:
-                run = _shared_run(terms, needs, k, t)
-                if run >= RUN:
-                    first = k - run + 1
-                    if not _same_factors(terms, first, transposed, run, transposed_run):
-                        _transpose_factors(val, terms, first, run, width, factors)
-                        transposed, transposed_run = first, run
-                    _sums_across_terms(grad, factors, np.int64(terms[first, 0] & SLOT), run, out, width)
-                    for i in range(run):  # then the terms' per-sample factors, in term order
-                        a, c = terms[k - i, 0], terms[k - i, 1]
-                        if needs[c & SLOT]:
-                            lanes_push(val, grad, c, a, out, width)
-                    k -= run
-                    continue
-                if k - 3 >= t and _four_shared_sums(terms, needs, k):
+                # Terms whose shared first factors sum side by side: a run, or four.
+                side_by_side = _shared_run(terms, needs, k, t)
+                if side_by_side >= RUN:
+                    first = k - side_by_side + 1
+                    if not _same_factors(terms, first, transposed, side_by_side, transposed_run):
+                        _transpose_factors(val, terms, first, side_by_side, width, factors)
+                        transposed, transposed_run = first, side_by_side
+                    first_slot = np.int64(terms[first, 0] & SLOT)
+                    _sums_across_terms(grad, factors, first_slot, side_by_side, out, width)
+                elif k - 3 >= t and _four_shared_sums(terms, needs, k):
+                    side_by_side = 4
                     _push_four_shared_sums(val, grad, terms, k, out, width)
-                    for i in range(4):  # then the four terms' lane factors, in term order
+                else:
+                    side_by_side = 0
+                if side_by_side:
+                    for i in range(side_by_side):  # then their per-sample factors, in term order
                         a, c = terms[k - i, 0], terms[k - i, 1]
                         if needs[c & SLOT]:
                             lanes_push(val, grad, c, a, out, width)
-                    k -= 4
+                    k -= side_by_side
                     continue
                 a, c = terms[k, 0], terms[k, 1]
                 if needs[a & SLOT]:

@@ -138,9 +138,10 @@ def lay_out(
         raise CaptureError(f"the graph has {n_slots} nodes after fusion; replay handles fewer than 2**31")
     lane_unit = np.repeat(np.arange(len(width)), width)
     slots[tops[lane_nodes]] = unit_slot[lane_unit] + np.arange(len(lane_nodes)) - lane_first[lane_unit]
-    places = slots.copy()
+    places = slots  # where lane units read: slots, but for sample 0's per-sample places
     lanes = np.flatnonzero(width > 1)
     if len(lanes):  # sample 0's places of lane units and of the input and target columns
+        places = slots.copy()
         places[tops[lane_nodes[lane_first[lanes]]]] |= LANE
         for leaf in (captured.inputs[0], captured.targets.reshape(n, -1)[0]):
             places[leaf[leaf >= 0]] |= LANE
