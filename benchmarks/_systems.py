@@ -65,9 +65,13 @@ class Runner:
 
 
 # --- gradspec -----------------------------------------------------------------------------------
-def _gradspec(backend_name: str, compiled: bool) -> Callable[[Workload], Runner]:
+def _gradspec(backend_name: str, compiled: bool, threads: int = 1) -> Callable[[Workload], Runner]:
+    """gradspec on ``backend_name``, eager or compiled (on ``threads`` threads: the Numba
+    backend's own ``compile_step`` option)."""
+
     def make(w: Workload) -> Runner:
-        model = w.build(load_backend(backend_name))
+        backend = load_backend(backend_name)
+        model = w.build(backend)
         optimizer = SGD(model.parameters(), w.lr)
         params = model.parameters
 
@@ -76,11 +80,14 @@ def _gradspec(backend_name: str, compiled: bool) -> Callable[[Workload], Runner]
 
         if compiled:
             start = time.perf_counter()
-            step = compile_step(model, w.loss_fn, w.X, w.y, optimizer)
+            if threads > 1:
+                step = backend.compile_step(model, w.loss_fn, w.X, w.y, optimizer, threads=threads)
+            else:
+                step = compile_step(model, w.loss_fn, w.X, w.y, optimizer)
             seconds = time.perf_counter() - start
             return Runner(
                 f"gradspec {backend_name}",
-                f"compiled ({step.mode})",
+                f"compiled ({step.mode}{f', {threads} threads' if threads > 1 else ''})",
                 lambda k: step(w.X, w.y),
                 values,
                 seconds,
@@ -399,6 +406,7 @@ SYSTEMS: dict[str, Callable[[Workload], Runner]] = {
     "python-compiled": _gradspec("python", compiled=True),
     "numba-eager": _gradspec("numba", compiled=False),
     "numba-compiled": _gradspec("numba", compiled=True),
+    "numba-compiled-2t": _gradspec("numba", compiled=True, threads=2),
     "torch": _torch,
     "numpy": _numpy,
     "jax": _jax,

@@ -343,6 +343,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     seconds, peak = capture.get("capture_s"), capture.get("peak_mb")
     add("large: compile_step (one trace)", seconds, "reported", None, "{:.1f} s")
     add("large: compile_step peak memory", peak, "reported", None, "{:.0f} MB")
+    large_ms, large_2t = median("large", "numba-compiled"), median("large", "numba-compiled-2t")
+    for key, ms, system, goal in (
+        ("torch", large_ms, "PyTorch eager", 0.5),
+        ("jax", large_ms, "JAX jit", 0.8),
+        ("jax", large_2t, "JAX jit, on two threads", 0.5),
+    ):
+        other = median("large", key)
+        r = ms / other if ms and other else None
+        add(f"large: numba compiled / {system}", r, f"<= {goal}", None if r is None else r <= goal, "{:.2f}")
+    r = large_ms / large_2t if large_ms and large_2t else None
+    add("large: numba compiled, two threads' speed-up over one", r, "reported", None, "{:.2f}x")
     large = row("large", "numba-compiled")
     if large:
         info = large["info"]

@@ -293,13 +293,18 @@ REPLAY = [
     ),
     _replay_kernels(
         "primitive_failures_ignored",
-        "                if op_fails(kind, x, y, c, out):\n                    return v\n",
+        "            if op_fails(kind, x, y, c, out):\n                return v\n",
         "",
     ),
     _replay_kernels(
         "primitive_grad_skips_second_operand",
-        "                gv = grad[v]\n                grad[i] += di * gv\n                grad[j] += dj * gv\n",
-        "                gv = grad[v]\n                grad[i] += di * gv\n",
+        "            gv = grad[v]\n            grad[i] += di * gv\n            grad[j] += dj * gv\n",
+        "            gv = grad[v]\n            grad[i] += di * gv\n",
+    ),
+    _fails(
+        "lane_relu_fails_like_log",
+        "        return _forward_lanes(relu_forward, _overflows, val, x, sx, y, sy, c, out, s0, s1)",
+        "        return _forward_lanes(relu_forward, log_fails, val, x, sx, y, sy, c, out, s0, s1)",
     ),
     _replay_pipeline(
         "unknown_op_codes_accepted", "    if unknown:\n        names", "    if False:\n        names"
@@ -385,14 +390,14 @@ TEMPLATE = [
         "needs_not_compared", "        if needs[tops[f]] != needs[tops[r]]:\n            return rank, 0\n", ""
     ),
     _lanes_kernels(
-        "four_shared_sums_first_sample_first",
-        "    for s in range(width, 0, -1):\n        g = grad[out + s - 1]",
-        "    for s in range(1, width + 1):\n        g = grad[out + s - 1]",
+        "four_sums_first_sample_first",
+        "    for s in range(np.uint64(lanes), 0, -1):\n",
+        "    for s in range(np.uint64(1), np.uint64(lanes) + np.uint64(1)):\n",
     ),
     _lanes_kernels(
         "shared_sum_first_sample_first",
-        "            for s in range(width, 0, -1):\n                acc = acc + k * grad[out + s - 1]",
-        "            for s in range(1, width + 1):\n                acc = acc + k * grad[out + s - 1]",
+        "            for s in range(hi, lo, -1):\n                acc = acc + k * grad[out + s - 1]",
+        "            for s in range(lo + np.uint64(1), hi + np.uint64(1)):\n                acc = acc + k * grad[out + s - 1]",
     ),
     _lanes_kernels(
         "lane_forward_skips_overflow_check",
@@ -418,6 +423,36 @@ TEMPLATE = [
         "runs_of_weights_need_not_be_consecutive",
         " or not needs[x & SLOT] or x != a - run:",
         " or not needs[x & SLOT]:",
+    ),
+    _lanes_kernels(
+        "per_sample_pass_pushes_into_shared_slots_too",
+        "                if a & LANE and needs[a & SLOT]:\n                    lanes_push(val, grad, a, c, out, s0, s1)",
+        "                if needs[a & SLOT]:\n                    lanes_push(val, grad, a, c, out, s0, s1)",
+    ),
+    _lanes_kernels(
+        "four_units_at_once_whether_or_not_distinct",
+        "    if distinct and (kind == DOT_PLAIN or kind == DOT or kind == SUM) and n < RUN:",
+        "    if (kind == DOT_PLAIN or kind == DOT or kind == SUM) and n < RUN:",
+    ),
+    _lanes_kernels(
+        "blocks_of_samples_overlap",
+        "    return first, min(first + size, count)",
+        "    return first, min(first + size + 1, count)",
+    ),
+    _lanes_kernels(
+        "a_threads_failure_is_dropped",
+        "    return failed.max()",
+        "    return -1",
+    ),
+    _lanes_layout(
+        "a_slot_two_units_push_into_still_distinct",
+        "                    if pushed[x]:\n                        distinct[g] = 0\n",
+        "",
+    ),
+    _lanes_order_check(
+        "lanes_may_read_one_samples_slot_of_their_segment",
+        "                    if width > 1 and not x & LANE and x >= segment_lo:\n                        return False\n",
+        "",
     ),
     _lanes_order_check(
         "lane_pushes_checked_in_sample_zero_only",

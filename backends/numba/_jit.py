@@ -20,7 +20,7 @@ from numba.core import caching
 
 import spec.ops
 
-__all__ = ["jit"]
+__all__ = ["jit", "jit_inline", "jit_threaded"]
 
 _HERE = Path(__file__).resolve().parent
 _SOURCES = hashlib.sha256(
@@ -69,3 +69,14 @@ def jit(signature: str) -> Any:
     as the spec asks of backward passes (gradients are plain IEEE floats).
     """
     return numba.njit(signature, cache=True, error_model="numpy", nogil=True)
+
+
+def jit_threaded(signature: str) -> Any:
+    """:func:`jit`, and its ``prange`` loops run on Numba's threads (``parallel=True``)."""
+    return numba.njit(signature, cache=True, error_model="numpy", nogil=True, parallel=True)
+
+
+def jit_inline(function: Any) -> Any:
+    """:func:`jit`'s options, compiled into each caller for the types it passes (a function
+    among them, so that the call inside the loop is direct and the loop vectorises)."""
+    return numba.njit(error_model="numpy", inline="always")(function)

@@ -12,7 +12,8 @@ For every row of :data:`spec.ops.OPS` three small ``@njit`` functions of the inp
 They are the one definition the backend has: the eager ``Value`` calls their Python
 bodies (``.py_func``; Python's own ``math``, so the numbers are the same), and the tape
 kernels and every replay kernel call them compiled, through the dispatchers
-:func:`forward`, :func:`partials` and :func:`fails`, which switch on the op code.
+:func:`forward`, :func:`partials` and :func:`fails`, which switch on the op code, or
+:func:`lanes_forward` and :func:`lanes_backward`, which switch once for a run of samples.
 
 The op codes come from :class:`spec.ops.OpCode` (Numba freezes them into its machine
 code, and its cache is keyed by the op table too: :mod:`backends.numba._jit`). Adding an
@@ -26,10 +27,21 @@ import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from backends.numba._jit import jit
+import numpy as np
+
+from backends.numba._jit import jit, jit_inline
 from spec.ops import OPS, OpCode
 
-__all__ = ["LOWERINGS", "Lowering", "check_lowerings", "fails", "forward", "partials"]
+__all__ = [
+    "LOWERINGS",
+    "Lowering",
+    "check_lowerings",
+    "fails",
+    "forward",
+    "lanes_backward",
+    "lanes_forward",
+    "partials",
+]
 
 _INF = math.inf
 _FORWARD = "float64(float64, float64, float64)"
@@ -316,7 +328,107 @@ def fails(code, x, y, c, out):  # type: ignore[no-untyped-def]
     raise ValueError("fails: an op code this backend does not lower")
 
 
+# --- the same, over a run of samples (the replay's lane units) --------------------------------------
+_LANES_FORWARD = "int64(int64, float64[::1], int64, int64, int64, int64, float64, int64, int64, int64)"
+_LANES_BACKWARD = (
+    "void(int64, float64[::1], float64[::1], int64, int64, int64, int64, float64, int64, int64, int64, "
+    "boolean, boolean)"
+)
+
+
+@jit_inline
+def _forward_lanes(forward_of, fails_of, val, x, sx, y, sy, c, out, s0, s1):  # type: ignore[no-untyped-def]
+    for s in range(s0, s1):
+        xv, yv = val[x + sx * s], val[y + sy * s]
+        result = forward_of(xv, yv, c)
+        if fails_of(xv, yv, c, result):
+            return out + s
+        val[out + s] = result
+    return -1
+
+
+@jit_inline
+def _backward_lanes(partials_of, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y):  # type: ignore[no-untyped-def]
+    for s in range(s1 - 1, s0 - 1, -1):
+        i, j = x + sx * s, y + sy * s
+        di, dj = partials_of(val[i], val[j], c, val[out + s])
+        gv = grad[out + s]
+        if into_x:
+            grad[i] += di * gv
+        if into_y:
+            grad[j] += dj * gv
+
+
+@jit(_LANES_FORWARD)
+def lanes_forward(code, val, x, sx, y, sy, c, out, s0, s1):  # type: ignore[no-untyped-def]
+    """:func:`forward` for samples ``s0 <= s < s1``: ``val[out + s]`` from ``val[x + sx * s]``
+    and ``val[y + sy * s]`` (a stride of 0: one slot for all); the first failing slot, or -1,
+    and the failing value is not stored. One loop per op, so that it vectorises."""
+    if code == ADD:
+        return _forward_lanes(add_forward, _overflows, val, x, sx, y, sy, c, out, s0, s1)
+    if code == MUL:
+        return _forward_lanes(mul_forward, _overflows, val, x, sx, y, sy, c, out, s0, s1)
+    if code == POW:
+        return _forward_lanes(pow_forward, pow_fails, val, x, sx, y, sy, c, out, s0, s1)
+    if code == POW_CONST:
+        return _forward_lanes(pow_const_forward, pow_const_fails, val, x, sx, y, sy, c, out, s0, s1)
+    if code == EXP:
+        return _forward_lanes(exp_forward, _overflows, val, x, sx, y, sy, c, out, s0, s1)
+    if code == LOG:
+        return _forward_lanes(log_forward, log_fails, val, x, sx, y, sy, c, out, s0, s1)
+    if code == TANH:
+        return _forward_lanes(tanh_forward, _overflows, val, x, sx, y, sy, c, out, s0, s1)
+    if code == RELU:
+        return _forward_lanes(relu_forward, _overflows, val, x, sx, y, sy, c, out, s0, s1)
+    if code == SIGMOID:
+        return _forward_lanes(sigmoid_forward, _overflows, val, x, sx, y, sy, c, out, s0, s1)
+    if code == MAX:
+        return _forward_lanes(max_forward, _overflows, val, x, sx, y, sy, c, out, s0, s1)
+    if code == DIV:
+        return _forward_lanes(div_forward, div_fails, val, x, sx, y, sy, c, out, s0, s1)
+    raise ValueError("lanes_forward: an op code this backend does not lower")
+
+
+@jit(_LANES_BACKWARD)
+def lanes_backward(code, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y):  # type: ignore[no-untyped-def]
+    """:func:`partials` for samples ``s0 <= s < s1``, last sample first: ``grad[x + sx * s] +=
+    d/dx * grad[out + s]`` (if ``into_x``), then the same into ``y`` (if ``into_y``)."""
+    if code == ADD:
+        _backward_lanes(add_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    elif code == MUL:
+        _backward_lanes(mul_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    elif code == POW:
+        _backward_lanes(pow_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    elif code == POW_CONST:
+        _backward_lanes(pow_const_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    elif code == EXP:
+        _backward_lanes(exp_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    elif code == LOG:
+        _backward_lanes(log_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    elif code == TANH:
+        _backward_lanes(tanh_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    elif code == RELU:
+        _backward_lanes(relu_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    elif code == SIGMOID:
+        _backward_lanes(sigmoid_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    elif code == MAX:
+        _backward_lanes(max_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    elif code == DIV:
+        _backward_lanes(div_partials, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y)
+    else:
+        raise ValueError("lanes_backward: an op code this backend does not lower")
+
+
 # --- the lowering against the op table ---------------------------------------------------------
+def _lanes_dispatch(code: int, x: float, y: float, c: float) -> tuple[float, float, float]:
+    """What :func:`lanes_forward` and :func:`lanes_backward` give for one sample: out, d/dx, d/dy."""
+    val = np.array([x, y, 0.0])
+    grad = np.array([0.0, 0.0, 1.0])
+    lanes_forward(code, val, 0, 0, 1, 0, c, 2, 0, 1)
+    lanes_backward(code, val, grad, 0, 0, 1, 0, c, 2, 0, 1, True, True)
+    return val[2], grad[0], grad[1]
+
+
 def check_lowerings(ops: Mapping[OpCode, Any] = OPS) -> None:
     """Raise, naming the op, unless every op of ``ops`` is lowered, under its code, in every dispatcher."""
     missing = [ops[code].name for code in ops if code not in LOWERINGS]
@@ -329,7 +441,9 @@ def check_lowerings(ops: Mapping[OpCode, Any] = OPS) -> None:
         x, y, c = 0.75, 1.5, 2.0
         out = lowering.forward(x, y, c)
         dispatched = (forward(code, x, y, c), partials(code, x, y, c, out), fails(code, x, y, c, out))
-        if dispatched != (out, lowering.partials(x, y, c, out), lowering.fails(x, y, c, out)):
+        if dispatched != (out, lowering.partials(x, y, c, out), lowering.fails(x, y, c, out)) or not (
+            _lanes_dispatch(code, x, y, c) == (out, *lowering.partials(x, y, c, out))
+        ):
             raise ImportError(
                 f"backends.numba._lowering: a dispatcher does not call {ops[code].name}'s functions"
             )

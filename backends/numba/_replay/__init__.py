@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Any
 
+import numba
 import numpy as np
 
 from backends.numba._kernels import LEAF
@@ -160,6 +161,15 @@ def _check_lowered(op: np.ndarray) -> None:
         raise CaptureError(f"the numba replay lowers no op {names}: train this loss with the eager loop")
 
 
+def _check_threads(threads: Any) -> None:
+    """Refuse a thread count that is not a whole number from 1 to Numba's thread pool size."""
+    most = numba.config.NUMBA_NUM_THREADS
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or not 1 <= threads <= most:
+        raise ValueError(
+            f"threads must be a whole number from 1 to {most} (Numba's thread pool), got {threads!r}"
+        )
+
+
 def compile_step(
     model: Any,
     loss_fn: Any,
@@ -171,8 +181,14 @@ def compile_step(
     fusion: bool = True,
     grouping: bool = True,
     template: bool = True,
+    threads: int = 1,
 ) -> NumbaStep:
-    """The Numba backend's ``Backend.compile_step`` (spec.compile.compile_step)."""
+    """The Numba backend's ``Backend.compile_step`` (spec.compile.compile_step).
+
+    ``threads``: how many of Numba's threads a step runs its per-sample work on (at most
+    ``numba.config.NUMBA_NUM_THREADS``); the results are bit-identical to one thread's.
+    """
+    _check_threads(threads)
     tape = current_tape()
     start = len(tape)
     try:
@@ -189,4 +205,4 @@ def compile_step(
     finally:
         tape.drop_from(start)  # the trace is garbage now: give its memory back before the passes run
     program, info = build_program(captured, fusion=fusion, grouping=grouping, template=template)
-    return NumbaStep(model, loss_fn, optimizer, captured.shape, captured.target_shape, program, info)
+    return NumbaStep(model, loss_fn, optimizer, captured.shape, captured.target_shape, program, info, threads)

@@ -1,7 +1,7 @@
 """Laying a scheduled, fused graph out as a :class:`~._program.Program`: slots and terms.
 
 Leaves first (parameters, inputs column by column, targets likewise, constants, then ONE),
-then the units in forward order: a fused node, or a lane unit (one fused node per sample,
+then, from the next cache line on, the units in forward order: a fused node, or a lane unit (one fused node per sample,
 see :mod:`._template`) in consecutive slots; each unit's terms in fold order. Changes where
 values live, never what is computed.
 """
@@ -15,13 +15,16 @@ import numpy as np
 from backends.numba._jit import jit as _jit
 from backends.numba._kernels import LEAF
 from backends.numba._replay._program import (
+    DISTINCT,
     GROUP_COLUMNS,
     HI,
     KIND,
     LANE,
+    LINE,
     LO,
     MODE,
     NEEDS,
+    SLOT,
     TERM,
     WIDTH,
     N,
@@ -30,7 +33,7 @@ from backends.numba._replay._program import (
 from spec.capture import CapturedGraph
 from spec.errors import CaptureError
 
-__all__ = ["Units", "lay_out", "leaf_slots", "unit_terms"]
+__all__ = ["Units", "cache_aligned_zeros", "distinct_shared_pushes", "lay_out", "leaf_slots", "unit_terms"]
 
 
 def leaf_slots(captured: CapturedGraph) -> tuple[np.ndarray, int]:
@@ -107,6 +110,40 @@ def unit_terms(
     return terms, term_pusher, pusher_at
 
 
+@_jit("int64[::1](int64[:, ::1], uint32[:, ::1], boolean[::1])")
+def distinct_shared_pushes(groups, terms, needs):  # type: ignore[no-untyped-def]
+    """Per group, 1 if it is a lane group whose every push into a shared slot (a place without
+    LANE that needs a grad) is the only one into that slot in the group, else 0."""
+    distinct = np.zeros(groups.shape[0], np.int64)
+    pushed = np.zeros(needs.shape[0], np.bool_)
+    for g in range(groups.shape[0]):
+        if groups[g, WIDTH] == 1:
+            continue
+        first, last = (
+            groups[g, TERM],
+            groups[g, TERM] + (groups[g, HI] - groups[g, LO]) // groups[g, WIDTH] * groups[g, N],
+        )
+        distinct[g] = 1
+        for k in range(first, last):
+            for side in range(2):
+                x = terms[k, side]
+                if not x & LANE and needs[x]:
+                    if pushed[x]:
+                        distinct[g] = 0
+                    pushed[x] = True
+        for k in range(first, last):  # clear for the next group
+            for side in range(2):
+                pushed[terms[k, side] & SLOT] = False
+    return distinct
+
+
+def cache_aligned_zeros(size: int) -> np.ndarray:
+    """``np.zeros(size)`` whose first element starts a 64-byte cache line."""
+    spare = np.zeros(size + LINE, np.float64)
+    skip = (-spare.ctypes.data % 64) // 8
+    return spare[skip : skip + size]
+
+
 def lay_out(
     captured: CapturedGraph,
     slot_of: np.ndarray,
@@ -132,13 +169,15 @@ def lay_out(
     slots[slots >= n_leaves] = -1  # a previous attempt's
     ordered_width = width[order]
     unit_slot = np.empty(len(width), np.int64)
-    unit_slot[order] = n_leaves + np.concatenate(([0], np.cumsum(ordered_width)[:-1]))
-    n_slots = n_leaves + int(ordered_width.sum())
+    first_node = -(-n_leaves // LINE) * LINE  # unused slots up to a cache line's start
+    unit_slot[order] = first_node + np.concatenate(([0], np.cumsum(ordered_width)[:-1]))
+    n_slots = first_node + int(ordered_width.sum())
     if n_slots >= 2**31:
         raise CaptureError(f"the graph has {n_slots} nodes after fusion; replay handles fewer than 2**31")
     lane_unit = np.repeat(np.arange(len(width)), width)
     slots[tops[lane_nodes]] = unit_slot[lane_unit] + np.arange(len(lane_nodes)) - lane_first[lane_unit]
     places = slots  # where lane units read: slots, but for sample 0's per-sample places
+    leaves = np.flatnonzero(g.op == LEAF)
     lanes = np.flatnonzero(width > 1)
     if len(lanes):  # sample 0's places of lane units and of the input and target columns
         places = slots.copy()
@@ -172,25 +211,24 @@ def lay_out(
     groups[:, MODE] = mode[representative[group_units]]
     groups[:, NEEDS] = needs[tops[representative[group_units]]]
     groups[:, WIDTH] = width[group_units]
-    val = np.zeros(n_slots, np.float64)
-    leaves = np.flatnonzero(g.op == LEAF)
+    slot_needs = np.zeros(n_slots, np.bool_)
+    slot_needs[slots[leaves]] = needs[leaves]
+    slot_needs[slots[tops]] = needs[tops]
+    groups[:, DISTINCT] = distinct_shared_pushes(groups, terms, slot_needs)
+    val = cache_aligned_zeros(n_slots)
     val[slots[leaves]] = g.data[leaves]
     val[one] = 1.0
     const = np.zeros(n_slots, np.float64)
     const[slots[tops]] = fconst
-    slot_needs = np.zeros(n_slots, np.bool_)
-    slot_needs[slots[leaves]] = needs[leaves]
-    slot_needs[slots[tops]] = needs[tops]
     meta = np.array([P, P, P + n * nin, slots[g.root], n], np.int64)
     program = Program(
         val=val,
-        grad=np.zeros(n_slots, np.float64),
+        grad=cache_aligned_zeros(n_slots),
         groups=groups,
         terms=terms,
         const=const,
         needs=slot_needs,
         meta=meta,
         scratch=np.zeros((3, max(P, 1)), np.float64),
-        factors=np.zeros(int((groups[:, WIDTH] * groups[:, N]).max(initial=1)), np.float64),
     )
     return program, term_pusher, pusher_at

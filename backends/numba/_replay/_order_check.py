@@ -13,7 +13,21 @@ from __future__ import annotations
 import numpy as np
 
 from backends.numba._jit import jit as _jit
-from backends.numba._replay._program import DOT, DOT_PLAIN, HI, KIND, LO, NEEDS, SLOT, SUM, TERM, WIDTH, N
+from backends.numba._replay._kernels import segment_start
+from backends.numba._replay._program import (
+    DOT,
+    DOT_PLAIN,
+    HI,
+    KIND,
+    LANE,
+    LO,
+    NEEDS,
+    SLOT,
+    SUM,
+    TERM,
+    WIDTH,
+    N,
+)
 
 __all__ = ["backward_order_is_eager"]
 
@@ -29,21 +43,23 @@ def _in_order(slot, pusher, last, done):  # type: ignore[no-untyped-def]
 
 @_jit(
     "boolean(uint32[:, ::1], int64[::1], int64[::1], boolean[::1], int64, int64, int64, int64, int64, int64, "
-    "int64[::1], boolean[::1])"
+    "boolean, int64[::1], boolean[::1])"
 )
-def _lanes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, width, last, done):  # type: ignore[no-untyped-def]
-    """The order check of one group of lane units, pushing as ``_kernels.lanes_backward`` does."""
+def _lanes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, width, shared, last, done):  # type: ignore[no-untyped-def]
+    """The order check of one group of lane units, pushing as ``_kernels.lanes_backward_per_sample``
+    does (``shared`` False) or as ``_kernels.lanes_backward_shared`` does (True)."""
     t = t0 + (hi - lo) // width * n
     for out in range(hi - width, lo - 1, -width):
         t -= n
-        for s in range(width):
-            done[out + s] = True
+        if not shared:  # the per-sample pass comes first: from then on the unit's slots push
+            for s in range(width):
+                done[out + s] = True
         if kind == DOT_PLAIN or kind == DOT or kind == SUM:
             for k in range(t + n - 1, t - 1, -1):
                 for side in range(2):  # a term's first factor in every sample, then its second
                     x = terms[k, side]
                     base, lane = np.int64(x & SLOT), np.int64(x >> 31)
-                    if needs[base]:
+                    if needs[base] and lane != shared:
                         for s in range(width - 1, -1, -1):
                             if not _in_order(base + lane * s, pusher[pusher_at[k] + s], last, done):
                                 return False
@@ -51,55 +67,101 @@ def _lanes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, width,
             for s in range(width - 1, -1, -1):  # sample by sample: its input, then its second operand
                 for side in range(2):
                     x = terms[t, side]
-                    slot = np.int64(x & SLOT) + np.int64(x >> 31) * s
-                    if needs[slot] and not _in_order(slot, pusher[pusher_at[t] + s], last, done):
+                    lane = np.int64(x >> 31)
+                    slot = np.int64(x & SLOT) + lane * s
+                    if (
+                        lane != shared
+                        and needs[slot]
+                        and not _in_order(slot, pusher[pusher_at[t] + s], last, done)
+                    ):
                         return False
+    return True
+
+
+@_jit(
+    "boolean(uint32[:, ::1], int64[::1], int64[::1], boolean[::1], int64, int64, int64, int64, int64, "
+    "int64[::1], boolean[::1])"
+)
+def _nodes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, last, done):  # type: ignore[no-untyped-def]
+    """The order check of one group of single nodes, pushing as ``_kernels._nodes_backward`` does."""
+    plain_base = kind == DOT_PLAIN
+    for v in range(hi - 1, lo - 1, -1):
+        done[v] = True
+        t = t0 + (v - lo) * n
+        stop = t + 1 if plain_base else t
+        for k in range(t + n - 1, stop - 1, -1):
+            for side in range(2):  # a missing second factor or operand is ONE: it needs no grad
+                x = terms[k, side]
+                if needs[x] and not _in_order(x, pusher[pusher_at[k]], last, done):
+                    return False
+        if plain_base:
+            x = terms[t, 0]
+            if needs[x] and not _in_order(x, pusher[pusher_at[t]], last, done):
+                return False
     return True
 
 
 @_jit("boolean(int64[:, ::1], uint32[:, ::1], int64[::1], int64[::1], boolean[::1], int64)")
 def backward_order_is_eager(groups, terms, pusher, pusher_at, needs, root):  # type: ignore[no-untyped-def]
-    """Replay the pushes of :func:`~._kernels.backward` (and of lane units) and check them
-    against the eager loop's order.
+    """Replay the pushes of :func:`~._kernels.backward` and check them against the eager loop's order.
 
     ``pusher[pusher_at[k] + s]`` is the traced node that pushes term ``k`` of sample ``s``
     (``s`` = 0 outside lane units) in the eager pass. True when every slot that needs a grad
     receives its contributions in non-increasing pusher order (reverse creation order) and
-    only before it pushes its own, and forward reads only slots written before.
+    only before it pushes its own, and forward reads only slots written before; a lane unit
+    reads a slot all samples share only from before its segment, so that its segment can
+    run on blocks of samples.
     """
     n_slots = needs.shape[0]
     last = np.full(n_slots, np.iinfo(np.int64).max, np.int64)
     done = np.zeros(n_slots, np.bool_)
     for g in range(groups.shape[0]):
         lo, hi, n, t, width = groups[g, LO], groups[g, HI], groups[g, N], groups[g, TERM], groups[g, WIDTH]
+        segment_lo = groups[segment_start(groups, g), LO]
         for v in range(lo, hi, width):
             for k in range(t, t + n):
                 for side in range(2):  # a lane place reads ``width`` slots from its own
                     x = terms[k, side]
                     if (x & SLOT) + (x >> 31) * (width - 1) >= v:
                         return False
-            t += n
-    for g in range(groups.shape[0] - 1, -1, -1):
-        if groups[g, NEEDS] == 0:
-            continue
-        kind, lo, hi, n, t0 = groups[g, KIND], groups[g, LO], groups[g, HI], groups[g, N], groups[g, TERM]
-        width = groups[g, WIDTH]
-        if width > 1:
-            if not _lanes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, width, last, done):
-                return False
-            continue
-        plain_base = kind == DOT_PLAIN
-        for v in range(hi - 1, lo - 1, -1):
-            done[v] = True
-            t = t0 + (v - lo) * n
-            stop = t + 1 if plain_base else t
-            for k in range(t + n - 1, stop - 1, -1):
-                for side in range(2):  # a missing second factor or operand is ONE: it needs no grad
-                    x = terms[k, side]
-                    if needs[x] and not _in_order(x, pusher[pusher_at[k]], last, done):
+                    if width > 1 and not x & LANE and x >= segment_lo:
                         return False
-            if plain_base:
-                x = terms[t, 0]
-                if needs[x] and not _in_order(x, pusher[pusher_at[t]], last, done):
+            t += n
+    g = groups.shape[0] - 1
+    while g >= 0:
+        width, start = groups[g, WIDTH], segment_start(groups, g)
+        for second_pass in range(2 if width > 1 else 1):  # a lane segment's two passes
+            for h in range(g, start - 1, -1):
+                kind, lo, hi, n, t0 = (
+                    groups[h, KIND],
+                    groups[h, LO],
+                    groups[h, HI],
+                    groups[h, N],
+                    groups[h, TERM],
+                )
+                if groups[h, NEEDS] == 0:
+                    continue
+                if width > 1:
+                    in_order = _lanes_in_order(
+                        terms,
+                        pusher,
+                        pusher_at,
+                        needs,
+                        kind,
+                        lo,
+                        hi,
+                        n,
+                        t0,
+                        width,
+                        second_pass == 1,
+                        last,
+                        done,
+                    )
+                else:
+                    in_order = _nodes_in_order(
+                        terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, last, done
+                    )
+                if not in_order:
                     return False
+        g = start - 1
     return root >= 0

@@ -7,8 +7,11 @@ node has ``n`` consecutive rows of ``terms`` (uint32 pairs of slots, unsigned so
 emits no negative-index wraparound in the hot loops: a DOT term's factors, a
 SUM term's slot, a unary op's input, POW's base and exponent; ``ONE`` fills unused places);
 ``groups`` (int64, one row per group) holds ``kind, lo, hi, n, first term, mode, needs,
-width``: its nodes are slots ``lo..hi-1``. ``mode`` says which factors of a DOT's products
-need a grad: 0 the first only, 1 both, 2 look up ``needs``.
+width, distinct``: its nodes are slots ``lo..hi-1``. ``mode`` says which factors of a DOT's
+products need a grad: 0 the first only, 1 both, 2 look up ``needs``. ``distinct`` (lane
+groups) is 1 when every shared slot the group pushes into is pushed by one place of one
+unit, as a layer's weights are: each such slot's sum over samples is then on its own, and
+the kernels may run several side by side.
 
 Lane units (the template pass). A group of ``width`` w > 1 holds units of w nodes, one per
 sample, in consecutive slots (sample ``s`` at ``unit + s``); a unit has one row of terms,
@@ -16,6 +19,10 @@ sample 0's, and a term place that differs per sample holds its sample-0 slot wit
 :data:`LANE` set: sample ``s`` reads slot ``(place & SLOT) + s``. The inputs and targets are
 laid out column by column (input ``j`` of sample ``s`` at ``first input + j * n + s``) so
 that a column is such a run of slots too.
+
+Segments. Consecutive groups of one width form a segment. The kernels may run a segment of
+lane groups on blocks of samples (one per thread): every group of the segment on each
+block. So a lane unit reads slots of its own sample, or slots from before its segment.
 """
 
 from __future__ import annotations
@@ -26,7 +33,18 @@ import numpy as np
 
 from spec.ops import FIRST_INTERNAL_CODE
 
-__all__ = ["DOT", "DOT_PLAIN", "GROUP_COLUMNS", "LANE", "NO_NODE", "SLOT", "SUM", "Program"]
+__all__ = [
+    "DISTINCT",
+    "DOT",
+    "DOT_PLAIN",
+    "GROUP_COLUMNS",
+    "LANE",
+    "LINE",
+    "NO_NODE",
+    "SLOT",
+    "SUM",
+    "Program",
+]
 
 # --- kinds of fused node: numbered from spec.ops.FIRST_INTERNAL_CODE, apart from every op code ----
 #: ``t0 + t1 + ...`` over plain terms
@@ -40,12 +58,15 @@ if min(SUM, DOT_PLAIN, DOT) < FIRST_INTERNAL_CODE:
 #: a term place that holds no node (the constant 1.0 in a product that is a plain term)
 NO_NODE = -2
 #: group columns
-KIND, LO, HI, N, TERM, MODE, NEEDS, WIDTH = range(8)
-GROUP_COLUMNS = 8
+KIND, LO, HI, N, TERM, MODE, NEEDS, WIDTH, DISTINCT = range(9)
+GROUP_COLUMNS = 9
 #: a term place's flag: the slot is sample 0's of a run, one slot per sample
 LANE = 1 << 31
 #: the slot bits of a term place
 SLOT = LANE - 1
+#: float64 slots in a cache line: the nodes start a line, so with ``n`` a multiple of it every
+#: lane unit does, and threads that run blocks of a multiple of it samples never share a line
+LINE = 8
 
 
 class Program(NamedTuple):
@@ -61,5 +82,9 @@ class Program(NamedTuple):
     meta: np.ndarray
     #: float64 (3, P): new parameters, velocity or m, v (the update's scratch)
     scratch: np.ndarray
-    #: float64: per-sample factors, transposed, for lane units' backward (_kernels._sums_across_terms)
-    factors: np.ndarray
+
+    def factors_scratch(self, threads: int) -> np.ndarray:
+        """Room for each of ``threads`` threads to transpose a lane unit's per-sample factors
+        (``_kernels._sums_across_terms``)."""
+        most = int((self.groups[:, WIDTH] * self.groups[:, N]).max(initial=1))
+        return np.zeros(threads * most, np.float64)

@@ -1,9 +1,17 @@
-"""The compiled step the replay returns: a spec.compile.ReplayStep whose every call is one :func:`run`."""
+"""The compiled step the replay returns: a spec.compile.ReplayStep whose every call is one :func:`run`.
+
+``threads > 1`` runs the per-sample parts of a step (forward, and backward into per-sample
+slots) on that many of Numba's threads, each on its own block of samples, and the sums into
+the parameters on as many parts of a layer's neurons, where no two neurons share a
+parameter. Every slot is computed by the same operations in the same order whatever the
+thread count, so the results are bit-identical to one thread's.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
 from backends.numba._replay._kernels import run
@@ -27,10 +35,13 @@ class NumbaStep(ReplayStep):
         target_shape: tuple[int, ...],
         program: Program,
         info: dict[str, Any],
+        threads: int = 1,
     ):
         super().__init__(model, loss_fn, optimizer, shape, target_shape)
         self.program = program
-        self.info.update(info)
+        self.threads = threads
+        self._factors = program.factors_scratch(threads)
+        self.info.update(info, threads=threads)
         self._tape = self.parameters[0]._t
         if any(p._t is not self._tape for p in self.parameters):
             raise CaptureError(
@@ -54,6 +65,9 @@ class NumbaStep(ReplayStep):
         tape.fill_grad()
         tape_data = np.frombuffer(tape.data, np.float64)
         tape_grad = np.frombuffer(tape.grad, np.float64)
+        outer_threads = numba.get_num_threads()
+        if self.threads > 1:  # this thread's setting, which the prange loops read
+            numba.set_num_threads(self.threads)
         try:
             status, where, value = run(
                 *program[:7],
@@ -65,9 +79,12 @@ class NumbaStep(ReplayStep):
                 constants,
                 self.state,
                 program.scratch,
-                program.factors,
+                self._factors,
+                self.threads,
             )
         finally:
+            if self.threads > 1:
+                numba.set_num_threads(outer_threads)
             del tape_data, tape_grad  # let the tape grow again
         P = len(self.parameters)
         if status == 1:

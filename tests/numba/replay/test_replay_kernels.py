@@ -1,0 +1,141 @@
+"""Kernels (backends.numba._replay._kernels): lane segments on blocks of samples and on threads,
+and distinct groups' sums side by side, bit-identical to the eager loop and to one thread."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numba
+import numpy as np
+import pytest
+
+import backends.numba as numba_backend
+from backends.numba._replay._layout import distinct_shared_pushes
+from backends.numba._replay._program import DISTINCT, LANE, SUM, WIDTH
+from spec import SGD, ResultOverflowError, l2_penalty, svm_loss
+
+STEPS = 3
+
+
+def mlp_loss(model: Any, inputs: Any, targets: Any) -> Any:
+    scores = [model(x) for x in inputs]
+    return svm_loss(scores, targets) + l2_penalty(model.parameters(), 1e-4)
+
+
+class SharedWeight:
+    """Four neurons ``tanh(w * x_j + b_j)`` of one weight ``w``."""
+
+    nin = 4
+
+    def __init__(self) -> None:
+        self.w = numba_backend.Value(0.5)
+        self.b = [numba_backend.Value(0.1 * j - 0.2) for j in range(4)]
+
+    def parameters(self) -> list[Any]:
+        return [self.w, *self.b]
+
+
+def shared_weight_loss(model: Any, inputs: Any, targets: Any) -> Any:
+    # Neuron by neuron over all samples: eager backward adds w's grad neuron by neuron too, so
+    # the neurons are lane units (of one group) that all push into w: not a distinct group.
+    neurons = [[(model.w * x[j] + model.b[j]).tanh() for x in inputs] for j in range(4)]
+    outputs = [sum(neuron[s] for neuron in neurons) for s in range(len(inputs))]
+    return sum((o - t) ** 2 for o, t in zip(outputs, targets, strict=True))
+
+
+def state(model: Any) -> list[tuple[float, float]]:
+    return [(p.data, p.grad) for p in model.parameters()]
+
+
+def eager_steps(model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray) -> list[float]:
+    sgd = SGD(model.parameters(), 0.05)
+    losses = []
+    for _ in range(STEPS):
+        loss = loss_fn(model, X.tolist(), y.tolist())
+        sgd.zero_grad()
+        loss.backward()
+        sgd.step()
+        losses.append(loss.data)
+    return losses
+
+
+def compiled_steps(
+    model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray, threads: int
+) -> tuple[Any, list[float]]:
+    step = numba_backend.compile_step(model, loss_fn, X, y, SGD(model.parameters(), 0.05), threads=threads)
+    return step, [step(X, y) for _ in range(STEPS)]
+
+
+def mlp(sizes: list[int]) -> Any:
+    random.seed(7)
+    return numba_backend.MLP(sizes[0], sizes[1:])
+
+
+@pytest.mark.parametrize(
+    ("n", "hidden"),
+    [
+        (100, [16, 16]),  # micrograd's demo: first layers of three terms run four neurons at once
+        (1100, [6]),  # three blocks of samples; six neurons: four at once, then two alone
+    ],
+)
+def test_threads_and_blocks_of_samples_are_bit_identical_to_eager(n: int, hidden: list[int]) -> None:
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba has one thread here")
+    rng = np.random.default_rng(n)
+    X, y = rng.normal(size=(n, 2)), rng.choice([-1.0, 1.0], n)
+    eager = mlp([2, *hidden, 1])
+    expected = eager_steps(eager, mlp_loss, X, y)
+    for threads in (1, 2):
+        model = mlp([2, *hidden, 1])
+        step, losses = compiled_steps(model, mlp_loss, X, y, threads)
+        assert step.info["template"] and step.info["threads"] == threads, step.info
+        assert losses == expected and state(model) == state(eager), f"threads={threads}"
+
+
+def test_neurons_sharing_a_weight_add_it_up_in_eager_order_on_any_thread_count() -> None:
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(40, 4)), rng.normal(size=40)
+    eager = SharedWeight()
+    expected = eager_steps(eager, shared_weight_loss, X, y)
+    for threads in (1, 2):
+        model = SharedWeight()
+        step, losses = compiled_steps(model, shared_weight_loss, X, y, threads)
+        groups = step.program.groups
+        assert step.info["template"] and not groups[groups[:, WIDTH] > 1, DISTINCT].all(), step.info
+        assert losses == expected and state(model) == state(eager), f"threads={threads}"
+
+
+def test_a_failing_sample_on_a_thread_refuses_the_step_and_changes_nothing() -> None:
+    X, y = np.ones((64, 2)), np.ones(64)
+    model = mlp([2, 4, 1])
+    for p in model.parameters():
+        p.data = 2.0
+    step = numba_backend.compile_step(model, mlp_loss, X, y, SGD(model.parameters(), 0.05), threads=2)
+    before = state(model)
+    X[50, 0] = 1e308  # 2 * 1e308 overflows, in the second block's samples only
+    with pytest.raises(ResultOverflowError):
+        step(X, y)
+    assert state(model) == before
+
+
+@pytest.mark.parametrize("threads", [0, -1, 2.0, True, 10**6])
+def test_a_thread_count_that_is_not_a_whole_number_in_range_is_refused(threads: Any) -> None:
+    model = mlp([2, 4, 1])
+    with pytest.raises(ValueError, match="threads must be a whole number"):
+        numba_backend.compile_step(
+            model, mlp_loss, [[0.0, 1.0]], [1.0], SGD(model.parameters(), 0.1), threads=threads
+        )
+
+
+def test_distinct_groups_are_lane_groups_whose_shared_slots_each_hear_from_one_place() -> None:
+    # Slots: 0, 1 parameters, 2 ONE, 3.. per-sample inputs; two units of width 2 per group.
+    columns = [SUM, 8, 12, 1, 0, 2, 1, 2, 0]
+    groups = np.array([columns, [SUM, 12, 16, 1, 2, 2, 1, 2, 0], [SUM, 16, 17, 1, 4, 2, 1, 1, 0]], np.int64)
+    terms = np.array([[0, 3 | LANE], [1, 5 | LANE], [0, 3 | LANE], [0, 5 | LANE], [0, 1], [0, 0]], np.uint32)
+    needs = np.zeros(17, np.bool_)
+    needs[[0, 1]] = True
+    # group 0's units push into 0 and 1; group 1's both into 0; group 2 is not a lane group
+    assert distinct_shared_pushes(groups, terms, needs).tolist() == [1, 0, 0]
+    needs[0] = False  # a slot that needs no grad hears nothing
+    assert distinct_shared_pushes(groups, terms, needs).tolist() == [1, 1, 0]
