@@ -41,7 +41,8 @@ _replay_order_check = _in("numba-replay", "backends/numba/_replay/_order_check.p
 _replay_step = _in("numba-replay", "backends/numba/_replay/_step.py")
 _replay_extract = _in("numba-replay", "backends/numba/_replay/_extract.py")
 _lanes_template = _in("numba-template", "backends/numba/_replay/_template.py")
-_lanes_kernels = _in("numba-template", "backends/numba/_replay/_kernels.py")
+_lanes_kernels = _in("numba-template", "backends/numba/_replay/_lanes.py")
+_lanes_drivers = _in("numba-template", "backends/numba/_replay/_kernels.py")
 _lanes_order_check = _in("numba-template", "backends/numba/_replay/_order_check.py")
 _lanes_layout = _in("numba-template", "backends/numba/_replay/_layout.py")
 _compile = _in("spec-compile", "spec/compile.py")
@@ -404,7 +405,7 @@ TEMPLATE = [
         "                if not -_INF < val[out + s] < _INF:\n                    return out + s\n",
         "                pass\n",
     ),
-    _lanes_kernels(
+    _lanes_drivers(
         "targets_written_row_by_row",
         "        val[first_target + (i % columns) * n + i // columns] = targets[i]",
         "        val[first_target + i] = targets[i]",
@@ -434,12 +435,12 @@ TEMPLATE = [
         "    if distinct and (kind == DOT_PLAIN or kind == DOT or kind == SUM) and n < RUN:",
         "    if (kind == DOT_PLAIN or kind == DOT or kind == SUM) and n < RUN:",
     ),
-    _lanes_kernels(
+    _lanes_drivers(
         "blocks_of_samples_overlap",
         "    return first, min(first + size, count)",
         "    return first, min(first + size + 1, count)",
     ),
-    _lanes_kernels(
+    _lanes_drivers(
         "a_threads_failure_is_dropped",
         "    return failed.max()",
         "    return -1",

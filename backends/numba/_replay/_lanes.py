@@ -1,0 +1,302 @@
+"""The lane units' kernels: one loop over a block of samples per node and term.
+
+A group of lane units (see :mod:`._program`) runs forward as :func:`lanes_forward` and
+backward in two passes, :func:`lanes_backward_per_sample` (the pushes into each sample's own
+slots, on any block of samples) and :func:`lanes_backward_shared` (the sums over samples into
+the slots all samples share, last sample first). Every lane performs exactly the eager op
+sequence of its sample, so rounding is unchanged. Called by :mod:`._kernels`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from backends.numba._jit import jit as _jit
+from backends.numba._lowering import lanes_backward as op_lanes_backward
+from backends.numba._lowering import lanes_forward as op_lanes_forward
+from backends.numba._replay._program import DOT, DOT_PLAIN, LANE, SLOT, SUM
+
+__all__ = ["lanes_backward_per_sample", "lanes_backward_shared", "lanes_forward"]
+
+_INF = math.inf
+
+
+@_jit("void(float64[::1], uint32, uint32, int64, int64, int64, boolean)")
+def lanes_product(val, a, c, out_slot, s0, s1, first):  # type: ignore[no-untyped-def]
+    """``val[out + s] (+)= a(s) * c(s)`` for the samples ``s0 <= s < s1``; a place without LANE
+    is one slot for all."""
+    # unsigned indices: Numba emits no negative-index wraparound, and the loops vectorise
+    ia, ic, out = np.uint64(a & SLOT), np.uint64(c & SLOT), np.uint64(out_slot)
+    lo, hi = np.uint64(s0), np.uint64(s1)
+    if a & LANE and c & LANE:
+        if first:
+            for s in range(lo, hi):
+                val[out + s] = val[ia + s] * val[ic + s]
+        else:
+            for s in range(lo, hi):
+                val[out + s] = val[out + s] + val[ia + s] * val[ic + s]
+    elif a & LANE or c & LANE:
+        lane, k = (ia, val[ic]) if a & LANE else (ic, val[ia])
+        if first:
+            for s in range(lo, hi):
+                val[out + s] = val[lane + s] * k
+        else:
+            for s in range(lo, hi):
+                val[out + s] = val[out + s] + val[lane + s] * k
+    else:
+        p = val[ia] * val[ic]
+        for s in range(lo, hi):
+            val[out + s] = p if first else val[out + s] + p
+
+
+@_jit("void(float64[::1], float64[::1], uint32, uint32, int64, int64, int64)")
+def lanes_push(val, grad, target, factor, out_slot, s0, s1):  # type: ignore[no-untyped-def]
+    """``grad[target(s)] += factor(s) * grad[out + s]`` for ``s0 <= s < s1``; into one shared
+    slot, last sample first, as the eager loop adds (it visits the samples' nodes in reverse
+    creation order)."""
+    it, ic, out = np.uint64(target & SLOT), np.uint64(factor & SLOT), np.uint64(out_slot)
+    lo, hi = np.uint64(s0), np.uint64(s1)
+    if target & LANE:
+        if factor & LANE:
+            for s in range(lo, hi):
+                grad[it + s] += val[ic + s] * grad[out + s]
+        else:
+            k = val[ic]
+            for s in range(lo, hi):
+                grad[it + s] += k * grad[out + s]
+    else:
+        acc = grad[it]
+        if factor & LANE:
+            for s in range(hi, lo, -1):
+                acc = acc + val[ic + s - 1] * grad[out + s - 1]
+        else:
+            k = val[ic]
+            for s in range(hi, lo, -1):
+                acc = acc + k * grad[out + s - 1]
+        grad[it] = acc
+
+
+#: the fewest terms :func:`lanes_backward_shared` sums side by side through a transposed copy
+RUN = 8
+
+
+@_jit("int64(uint32[:, ::1], boolean[::1], int64, int64)")
+def _shared_run(terms, needs, k, t):  # type: ignore[no-untyped-def]
+    """How many terms from ``k`` down (not below ``t``) push into consecutive shared slots
+    (term ``k - i`` into ``a - i``) that need a grad, each times a per-sample factor."""
+    a = terms[k, 0]
+    run = 0
+    while k - run >= t:
+        x, c = terms[k - run, 0], terms[k - run, 1]
+        if x & LANE or not c & LANE or not needs[x & SLOT] or x != a - run:
+            break
+        run += 1
+    return run
+
+
+@_jit("boolean(uint32[:, ::1], int64, int64, int64, int64)")
+def _same_factors(terms, first, other, run, other_run):  # type: ignore[no-untyped-def]
+    """Whether terms ``first..first+run-1`` have the per-sample factors of ``other..``: a layer's
+    neurons all read the previous layer's outputs, so their transposed copy is made once."""
+    if other < 0 or run != other_run:
+        return False
+    for i in range(run):
+        if terms[first + i, 1] != terms[other + i, 1]:
+            return False
+    return True
+
+
+@_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, float64[::1])")
+def _transpose_factors(val, terms, first, run, width, factors):  # type: ignore[no-untyped-def]
+    """``factors[s * run + i]``: term ``first + i``'s per-sample factor in sample ``s``."""
+    for i in range(run):
+        c = np.int64(terms[first + i, 1] & SLOT)
+        for s in range(width):
+            factors[s * run + i] = val[c + s]
+
+
+@_jit("void(float64[::1], float64[::1], int64, int64, int64, int64)")
+def _sums_across_terms(grad, factors, first_slot, run, out, width):  # type: ignore[no-untyped-def]
+    """:func:`lanes_push` of a run of terms into the consecutive shared slots from ``first_slot``:
+    every slot's sum still runs over the samples last one first, one vector of slots at a time."""
+    sums = grad[first_slot : first_slot + run].copy()  # apart from ``grad``: the loop vectorises
+    for s in range(width - 1, -1, -1):
+        g = grad[out + s]
+        row = factors[s * run : s * run + run]
+        for i in range(run):
+            sums[i] = sums[i] + row[i] * g
+    grad[first_slot : first_slot + run] = sums
+
+
+@_jit("boolean(uint32[:, ::1], boolean[::1], int64)")
+def _four_shared_sums(terms, needs, k):  # type: ignore[no-untyped-def]
+    """Whether terms ``k, k-1, k-2, k-3`` push into four different shared slots that need a grad,
+    each times a per-sample factor: then their sums over samples can run side by side."""
+    for i in range(4):
+        a, c = terms[k - i, 0], terms[k - i, 1]
+        if a & LANE or not c & LANE or not needs[a & SLOT]:
+            return False
+        for j in range(i):
+            if terms[k - j, 0] == a:
+                return False
+    return True
+
+
+@_jit(
+    "void(float64[::1], float64[::1], uint32, uint32, uint32, uint32, uint32, uint32, uint32, uint32, "
+    "int64, int64, int64, int64, int64)"
+)
+def _four_sums(val, grad, a0, a1, a2, a3, c0, c1, c2, c3, o0, o1, o2, o3, lanes):  # type: ignore[no-untyped-def]
+    """:func:`lanes_push` of four terms into four different shared slots ``a0..a3`` at once
+    (factors ``c0..c3``, unit slots ``o0..o3``): four independent sums, each still over the
+    samples last one first, so each slot adds in the same order."""
+    i0, i1, i2, i3 = np.uint64(a0 & SLOT), np.uint64(a1 & SLOT), np.uint64(a2 & SLOT), np.uint64(a3 & SLOT)
+    f0, f1, f2, f3 = np.uint64(c0 & SLOT), np.uint64(c1 & SLOT), np.uint64(c2 & SLOT), np.uint64(c3 & SLOT)
+    l0, l1, l2, l3 = np.uint64(c0 >> 31), np.uint64(c1 >> 31), np.uint64(c2 >> 31), np.uint64(c3 >> 31)
+    u0, u1, u2, u3 = np.uint64(o0), np.uint64(o1), np.uint64(o2), np.uint64(o3)
+    s0, s1, s2, s3 = grad[i0], grad[i1], grad[i2], grad[i3]
+    for s in range(np.uint64(lanes), 0, -1):
+        s0 = s0 + val[f0 + l0 * (s - 1)] * grad[u0 + s - 1]
+        s1 = s1 + val[f1 + l1 * (s - 1)] * grad[u1 + s - 1]
+        s2 = s2 + val[f2 + l2 * (s - 1)] * grad[u2 + s - 1]
+        s3 = s3 + val[f3 + l3 * (s - 1)] * grad[u3 + s - 1]
+    grad[i0], grad[i1], grad[i2], grad[i3] = s0, s1, s2, s3
+
+
+@_jit("boolean(uint32[:, ::1], boolean[::1], int64, int64, int64)")
+def _pushes_into_shared(terms, needs, k, stride, side):  # type: ignore[no-untyped-def]
+    """Whether place ``side`` of terms ``k, k - stride, k - 2 stride, k - 3 stride`` is a shared
+    slot that needs a grad, in all four."""
+    for i in range(4):
+        x = terms[k - i * stride, side]
+        if x & LANE or not needs[x & SLOT]:
+            return False
+    return True
+
+
+@_jit(
+    "int64(float64[::1], uint32[:, ::1], float64[::1], int64, int64, int64, int64, int64, int64, int64, int64)"
+)
+def lanes_forward(val, terms, const, kind, lo, hi, n, t, width, s0, s1):  # type: ignore[no-untyped-def]
+    """Forward of a group of lane units in samples ``s0 <= s < s1``: each unit's terms folded
+    left to right in every sample, as :func:`forward` folds one node's. A failing slot, or -1."""
+    for out in range(lo, hi, width):
+        if kind == DOT_PLAIN or kind == DOT or kind == SUM:
+            # a plain term is a product with ONE: x * 1.0 is x, bit for bit
+            lanes_product(val, terms[t, 0], terms[t, 1], out, s0, s1, True)
+            for k in range(t + 1, t + n):
+                lanes_product(val, terms[k, 0], terms[k, 1], out, s0, s1, False)
+            for s in range(s0, s1):
+                if not -_INF < val[out + s] < _INF:
+                    return out + s
+        else:
+            x, y = terms[t, 0], terms[t, 1]
+            ix, sx, iy, sy = np.int64(x & SLOT), np.int64(x >> 31), np.int64(y & SLOT), np.int64(y >> 31)
+            failed = op_lanes_forward(kind, val, ix, sx, iy, sy, const[out], out, s0, s1)
+            if failed >= 0:
+                return failed
+        t += n
+    return -1
+
+
+@_jit(
+    "void(float64[::1], float64[::1], uint32[:, ::1], float64[::1], boolean[::1], int64, int64, int64, int64, "
+    "int64, int64, int64, int64)"
+)
+def lanes_backward_per_sample(val, grad, terms, const, needs, kind, lo, hi, n, t0, width, s0, s1):  # type: ignore[no-untyped-def]
+    """Backward of a group of lane units into per-sample slots, samples ``s0 <= s < s1``: units
+    in reverse, each unit's terms in reverse (first factor, then second); a primitive's pushes
+    sample by sample, last sample first, as :func:`backward` pushes one node's. Every sample's
+    pushes are its own: blocks of samples may run in any order, or at once."""
+    t = t0 + (hi - lo) // width * n
+    for out in range(hi - width, lo - 1, -width):
+        t -= n
+        if kind == DOT_PLAIN or kind == DOT or kind == SUM:
+            for k in range(t + n - 1, t - 1, -1):
+                a, c = terms[k, 0], terms[k, 1]
+                if a & LANE and needs[a & SLOT]:
+                    lanes_push(val, grad, a, c, out, s0, s1)
+                if c & LANE and needs[c & SLOT]:
+                    lanes_push(val, grad, c, a, out, s0, s1)
+        else:
+            x, y = terms[t, 0], terms[t, 1]
+            ix, sx, iy, sy = np.int64(x & SLOT), np.int64(x >> 31), np.int64(y & SLOT), np.int64(y >> 31)
+            op_lanes_backward(kind, val, grad, ix, sx, iy, sy, const[out], out, s0, s1, sx == 1, sy == 1)
+
+
+@_jit(
+    "void(float64[::1], float64[::1], uint32[:, ::1], float64[::1], boolean[::1], int64, int64, int64, int64, "
+    "int64, boolean, int64, int64, float64[::1])"
+)
+def lanes_backward_shared(
+    val, grad, terms, const, needs, kind, lo, n, t0, width, distinct, first_unit, end_unit, factors
+):  # type: ignore[no-untyped-def]
+    """Backward of the lane units ``first_unit..end_unit-1`` of a group into slots all samples
+    share (the parameters): units in reverse, each unit's terms in reverse; each slot's sum
+    over samples last sample first. A ``distinct`` group (see _program) pushes four units'
+    sums at once.
+
+    ``factors``: scratch for :func:`_sums_across_terms`, at least ``width * n`` long.
+    """
+    units = end_unit
+    if distinct and (kind == DOT_PLAIN or kind == DOT or kind == SUM) and n < RUN:
+        # Every shared slot has one push: four units' pushes at once, whatever their order.
+        while units - first_unit >= 4:
+            units -= 4
+            top = lo + (units + 3) * width
+            for k in range(t0 + (units + 4) * n - 1, t0 + (units + 3) * n - 1, -1):
+                for side in range(2):
+                    if _pushes_into_shared(terms, needs, k, n, side):
+                        a0, a1, a2, a3 = (
+                            terms[k, side],
+                            terms[k - n, side],
+                            terms[k - 2 * n, side],
+                            terms[k - 3 * n, side],
+                        )
+                        c0, c1 = terms[k, 1 - side], terms[k - n, 1 - side]
+                        c2, c3 = terms[k - 2 * n, 1 - side], terms[k - 3 * n, 1 - side]
+                        o0, o1, o2, o3 = top, top - width, top - 2 * width, top - 3 * width
+                        _four_sums(val, grad, a0, a1, a2, a3, c0, c1, c2, c3, o0, o1, o2, o3, width)
+                        continue
+                    for i in range(4):
+                        x = terms[k - i * n, side]
+                        if not x & LANE and needs[x & SLOT]:
+                            lanes_push(val, grad, x, terms[k - i * n, 1 - side], top - i * width, 0, width)
+    t = t0 + units * n
+    transposed = -1  # the first term whose per-sample factors ``factors`` holds, sample by sample
+    transposed_run = 0
+    for out in range(lo + (units - 1) * width, lo + first_unit * width - 1, -width):
+        t -= n
+        if kind == DOT_PLAIN or kind == DOT or kind == SUM:
+            k = t + n - 1
+            while k >= t:
+                # Terms whose shared first factors sum side by side: a run, or four.
+                side_by_side = _shared_run(terms, needs, k, t)
+                if side_by_side >= RUN:
+                    first = k - side_by_side + 1
+                    if not _same_factors(terms, first, transposed, side_by_side, transposed_run):
+                        _transpose_factors(val, terms, first, side_by_side, width, factors)
+                        transposed, transposed_run = first, side_by_side
+                    first_slot = np.int64(terms[first, 0] & SLOT)
+                    _sums_across_terms(grad, factors, first_slot, side_by_side, out, width)
+                elif k - 3 >= t and _four_shared_sums(terms, needs, k):
+                    side_by_side = 4
+                    a0, a1, a2, a3 = terms[k, 0], terms[k - 1, 0], terms[k - 2, 0], terms[k - 3, 0]
+                    c0, c1, c2, c3 = terms[k, 1], terms[k - 1, 1], terms[k - 2, 1], terms[k - 3, 1]
+                    _four_sums(val, grad, a0, a1, a2, a3, c0, c1, c2, c3, out, out, out, out, width)
+                else:
+                    side_by_side = 1
+                    a, c = terms[k, 0], terms[k, 1]
+                    if not a & LANE and needs[a & SLOT]:
+                        lanes_push(val, grad, a, c, out, 0, width)
+                    if not c & LANE and needs[c & SLOT]:
+                        lanes_push(val, grad, c, a, out, 0, width)
+                k -= side_by_side
+        else:
+            x, y = terms[t, 0], terms[t, 1]
+            ix, sx, iy, sy = np.int64(x & SLOT), np.int64(x >> 31), np.int64(y & SLOT), np.int64(y >> 31)
+            into_x, into_y = not sx and needs[ix], not sy and needs[iy]
+            if into_x or into_y:
+                op_lanes_backward(kind, val, grad, ix, sx, iy, sy, const[out], out, 0, width, into_x, into_y)
