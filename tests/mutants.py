@@ -374,8 +374,8 @@ REPLAY = [
 TEMPLATE = [
     _lanes_template(
         "constants_matched_whatever_their_value",
-        "if x != y and (constant[x] == -1 or constant[x] != constant[y]):",
-        "if x != y and constant[x] == -1:",
+        "if x != y and not (is_constant[x] and is_constant[y] and bits[x] == bits[y]):",
+        "if x != y and not (is_constant[x] and is_constant[y]):",
     ),
     _lanes_template(
         "input_columns_not_compared",

@@ -100,3 +100,12 @@ def test_a_node_of_an_op_the_replay_does_not_lower_is_refused() -> None:
     unknown = dataclasses.replace(captured, graph=dataclasses.replace(captured.graph, op=op))
     with pytest.raises(CaptureError, match="lowers no op 99"):
         build_program(unknown)
+
+
+def test_a_graph_too_large_for_int32_node_numbers_is_refused() -> None:
+    model = numba_backend.MLP(2, [1], seed=1)
+    captured = capture_graph(model, mse, X, Y, SGD(model.parameters(), 0.1), extract)
+    op = np.broadcast_to(np.int8(0), (2**31,))  # the length alone: no memory behind it
+    huge = dataclasses.replace(captured, graph=dataclasses.replace(captured.graph, op=op))
+    with pytest.raises(CaptureError, match=r"2147483648 nodes; .* fewer than 2\*\*31"):
+        build_program(huge)

@@ -92,7 +92,7 @@ def build_program(
     template = template and "template" not in off
     g = captured.graph
     op, a, b = g.op, g.a, g.b
-    _check_lowered(op)
+    _check_replayable(op)
     m = len(op)
     is_parameter = np.zeros(m, np.bool_)
     used = captured.parameters[captured.parameters >= 0]
@@ -152,8 +152,14 @@ def build_program(
     raise RuntimeError("no schedule of this graph passed the order check; the unfused one always should")
 
 
-def _check_lowered(op: np.ndarray) -> None:
-    """Refuse a graph with a node this replay cannot compute: it never guesses."""
+def _check_replayable(op: np.ndarray) -> None:
+    """Refuse a graph with a node this replay cannot compute (it never guesses), or one too
+    large for the passes' int32 node numbers."""
+    if len(op) >= 2**31:
+        raise CaptureError(
+            f"the step's graph has {len(op)} nodes; the numba replay handles fewer than 2**31: "
+            "train this loss with the eager loop"
+        )
     lowered = {LEAF} | {lowering.code for lowering in LOWERINGS.values()}
     unknown = sorted(set(np.unique(op).tolist()) - lowered)
     if unknown:

@@ -43,7 +43,7 @@ def absorbed_nodes(op, a, b, count, root):  # type: ignore[no-untyped-def]
 
 
 @_jit(
-    "Tuple((int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], float64[::1]))"
+    "Tuple((int64[::1], int64[::1], int64[::1], int64[::1], int32[::1], int32[::1], int32[::1], float64[::1]))"
     "(int8[::1], int64[::1], int64[::1], float64[::1], boolean[::1])"
 )
 def fuse(op, a, b, const, absorbed):  # type: ignore[no-untyped-def]
@@ -64,10 +64,11 @@ def fuse(op, a, b, const, absorbed):  # type: ignore[no-untyped-def]
     n_terms = np.empty(n_fused, np.int64)
     first = np.empty(n_fused, np.int64)
     fconst = np.zeros(n_fused, np.float64)
-    # An interior node contributes at most two terms (an unfused ADD), so 2 m bounds them.
-    ta = np.empty(2 * m, np.int64)
-    tc = np.empty(2 * m, np.int64)
-    pusher = np.empty(2 * m, np.int64)
+    # An interior node contributes at most two terms (an unfused ADD), so 2 m bounds them. Node
+    # numbers fit int32 (build_program refuses a larger graph); a term costs 12 bytes, not 24.
+    ta = np.empty(2 * m, np.int32)
+    tc = np.empty(2 * m, np.int32)
+    pusher = np.empty(2 * m, np.int32)
     chain = np.empty(m, np.int64)
     f = 0
     t = 0
@@ -126,7 +127,7 @@ def fuse(op, a, b, const, absorbed):  # type: ignore[no-untyped-def]
     return tops, kind, n_terms, first, ta[:t], tc[:t], pusher[:t], fconst
 
 
-@_jit("int64[::1](int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], boolean[::1])")
+@_jit("int64[::1](int64[::1], int64[::1], int64[::1], int32[::1], int32[::1], boolean[::1])")
 def product_modes(kind, n_terms, first, ta, tc, needs):  # type: ignore[no-untyped-def]
     """Per fused node, which factors of its products need a grad: 0 the first only, 1 both, 2 mixed."""
     nf = kind.shape[0]

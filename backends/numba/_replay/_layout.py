@@ -76,14 +76,14 @@ class Units(NamedTuple):
 
 
 @_jit(
-    "Tuple((uint32[:, ::1], int64[::1], int64[::1]))(int64[::1], int64[::1], int64[::1], int64[::1], "
-    "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64)"
+    "Tuple((uint32[:, ::1], int64[::1], int64[::1]))(int32[::1], int32[::1], int32[::1], int64[::1], "
+    "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], boolean[::1], int64)"
 )
 def unit_terms(
-    ta, tc, pusher, first, n_terms, representative, width, lane_first, lane_nodes, order, slots, places, one
+    ta, tc, pusher, first, n_terms, representative, width, lane_first, lane_nodes, order, slots, per_sample, one
 ):  # type: ignore[no-untyped-def]
     """The terms of the units in ``order`` as pairs of slots (``one`` for NO_NODE; a lane unit's
-    from ``places``, where per-sample places carry LANE), each term's pushers (one per sample)
+    reads of sample 0's ``per_sample`` places carry LANE), each term's pushers (one per sample)
     and where they start."""
     total = 0
     pushes = 0
@@ -97,11 +97,11 @@ def unit_terms(
     p = 0
     for u in order:
         f0 = representative[u]
-        where = places if width[u] > 1 else slots
+        lane = width[u] > 1
         for j in range(n_terms[f0]):
             t = first[f0] + j
-            terms[k, 0] = where[ta[t]] if ta[t] >= 0 else one
-            terms[k, 1] = where[tc[t]] if tc[t] >= 0 else one
+            for side, x in ((0, ta[t]), (1, tc[t])):
+                terms[k, side] = one if x < 0 else slots[x] | (LANE if lane and per_sample[x] else 0)
             pusher_at[k] = p
             for s in range(width[u]):
                 term_pusher[p] = pusher[first[lane_nodes[lane_first[u] + s]] + j]
@@ -176,14 +176,13 @@ def lay_out(
         raise CaptureError(f"the graph has {n_slots} nodes after fusion; replay handles fewer than 2**31")
     lane_unit = np.repeat(np.arange(len(width)), width)
     slots[tops[lane_nodes]] = unit_slot[lane_unit] + np.arange(len(lane_nodes)) - lane_first[lane_unit]
-    places = slots  # where lane units read: slots, but for sample 0's per-sample places
     leaves = np.flatnonzero(g.op == LEAF)
+    per_sample = np.zeros(len(slots), np.bool_)  # sample 0's nodes of lane units, inputs and targets
     lanes = np.flatnonzero(width > 1)
-    if len(lanes):  # sample 0's places of lane units and of the input and target columns
-        places = slots.copy()
-        places[tops[lane_nodes[lane_first[lanes]]]] |= LANE
+    if len(lanes):
+        per_sample[tops[lane_nodes[lane_first[lanes]]]] = True
         for leaf in (captured.inputs[0], captured.targets.reshape(n, -1)[0]):
-            places[leaf[leaf >= 0]] |= LANE
+            per_sample[leaf[leaf >= 0]] = True
     terms, term_pusher, pusher_at = unit_terms(
         ta,
         tc,
@@ -196,7 +195,7 @@ def lay_out(
         lane_nodes,
         order,
         slots,
-        places,
+        per_sample,
         one,
     )
     counts = n_terms[representative[order]]

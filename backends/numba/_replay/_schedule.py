@@ -20,11 +20,11 @@ from backends.numba._jit import jit as _jit
 __all__ = ["heights", "schedule"]
 
 
-@_jit("int64[::1](int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64)")
+@_jit("int64[::1](int64[::1], int64[::1], int64[::1], int32[::1], int32[::1], int64)")
 def heights(tops, n_terms, first, ta, tc, m):  # type: ignore[no-untyped-def]
     """Per fused node, the longest path to the loss (the last fused node) in fused nodes."""
     nf = tops.shape[0]
-    fused_of = np.full(m, -1, np.int64)
+    fused_of = np.full(m, -1, np.int32)
     for f in range(nf):
         fused_of[tops[f]] = f
     height = np.zeros(nf, np.int64)

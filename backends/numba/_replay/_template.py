@@ -40,11 +40,11 @@ SHARED = -1
 MULTI = -2
 
 
-@_jit("int64[::1](int8[::1], int64[::1], int64[::1], int64[::1])")
-def node_samples(op, a, b, leaf_sample):  # type: ignore[no-untyped-def]
-    """Per traced node: the one sample below it, SHARED or MULTI (``leaf_sample``: the leaves')."""
+@_jit("void(int8[::1], int64[::1], int64[::1], int32[::1])")
+def node_samples(op, a, b, sample):  # type: ignore[no-untyped-def]
+    """Per traced node: the one sample below it, SHARED or MULTI, in place of ``sample``, which
+    holds the leaves' on entry (int32: one column the graph's length costs half of int64's)."""
     m = op.shape[0]
-    sample = leaf_sample.copy()
     for v in range(m):
         if op[v] == LEAF:
             continue
@@ -56,10 +56,9 @@ def node_samples(op, a, b, leaf_sample):  # type: ignore[no-untyped-def]
             elif t != SHARED and t != s:
                 s = MULTI
         sample[v] = s
-    return sample
 
 
-@_jit("void(int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64)")
+@_jit("void(int64[::1], int64[::1], int64[::1], int32[::1], int32[::1], int32[::1], int64)")
 def claim_private_nodes(tops, n_terms, first, ta, tc, sample, m):  # type: ignore[no-untyped-def]
     """Give a SHARED fused node that only one sample's fused nodes read to that sample, in place.
 
@@ -68,7 +67,7 @@ def claim_private_nodes(tops, n_terms, first, ta, tc, sample, m):  # type: ignor
     copies of each other, not one node. ``sample`` is per traced node; ``m`` its length.
     """
     nf = tops.shape[0]
-    fused_of = np.full(m, -1, np.int64)
+    fused_of = np.full(m, -1, np.int32)
     for f in range(nf):
         fused_of[tops[f]] = f
     readers = np.full(nf, SHARED, np.int64)  # the one sample reading each fused node, or MULTI
@@ -89,23 +88,23 @@ def claim_private_nodes(tops, n_terms, first, ta, tc, sample, m):  # type: ignor
 
 
 @_jit(
-    "Tuple((int64[::1], int64))(int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], "
-    "float64[::1], int64[::1], int64[::1], boolean[::1], int64[::1], int64)"
+    "Tuple((int64[::1], int64))(int64[::1], int64[::1], int64[::1], int64[::1], int32[::1], int32[::1], "
+    "float64[::1], int32[::1], int32[::1], boolean[::1], boolean[::1], int64[::1], int64)"
 )
-def match_samples(tops, kind, n_terms, first, ta, tc, fconst, sample, column, needs, constant, n):  # type: ignore[no-untyped-def]
+def match_samples(tops, kind, n_terms, first, ta, tc, fconst, sample, column, needs, is_constant, bits, n):  # type: ignore[no-untyped-def]
     """Each fused node's rank among its sample's fused nodes (-1 for SHARED and MULTI ones), and
     the number of ranks; ``(…, 0)`` when some sample's nodes do not match sample 0's.
 
     ``sample``: :func:`node_samples`; ``column``: per traced node, the input or target column
-    of a per-sample leaf (targets numbered after the inputs), else -1; ``constant``: per
-    traced node, a constant leaf's float64 bits (``-yi`` makes a ``-1`` per sample), else -1
-    (no constant this pass sees has the bits of -1: they would be a NaN).
+    of a per-sample leaf (targets numbered after the inputs), else -1; ``is_constant``: per
+    traced node, whether it is a constant leaf (``-yi`` makes a ``-1`` per sample), whose
+    float64 bits are ``bits`` (the graph's data, viewed as int64).
     """
     nf = tops.shape[0]
     m = sample.shape[0]
     rank = np.full(nf, -1, np.int64)
     count = np.zeros(n, np.int64)
-    rank_of_node = np.full(m, -1, np.int64)
+    rank_of_node = np.full(m, -1, np.int32)
     for f in range(nf):
         s = sample[tops[f]]
         if s >= 0:
@@ -137,7 +136,7 @@ def match_samples(tops, kind, n_terms, first, ta, tc, fconst, sample, column, ne
                     if x != y:
                         return rank, 0
                 elif sample[x] == SHARED or sample[y] == SHARED:
-                    if x != y and (constant[x] == -1 or constant[x] != constant[y]):
+                    if x != y and not (is_constant[x] and is_constant[y] and bits[x] == bits[y]):
                         return rank, 0
                 elif sample[x] != s or sample[y] != 0:
                     return rank, 0
@@ -155,19 +154,20 @@ def lane_units(captured: CapturedGraph, fused: tuple[np.ndarray, ...], needs: np
     tops, kind, n_terms, first, ta, tc, _, fconst = fused
     graph = captured.graph
     n, nin = captured.shape
-    leaf_sample = np.full(len(graph.op), SHARED, np.int64)
-    column = np.full(len(graph.op), -1, np.int64)
+    sample = np.full(len(graph.op), SHARED, np.int32)
+    column = np.full(len(graph.op), -1, np.int32)
     for leaves, offset in ((captured.inputs, 0), (captured.targets.reshape(n, -1), nin)):
         rows, columns = np.nonzero(leaves >= 0)
-        leaf_sample[leaves[rows, columns]] = rows
+        sample[leaves[rows, columns]] = rows
         column[leaves[rows, columns]] = offset + columns
-    sample = node_samples(graph.op, graph.a, graph.b, leaf_sample)
-    claim_private_nodes(tops, n_terms, first, ta, tc, sample, len(graph.op))
-    constant = np.full(len(graph.op), -1, np.int64)
-    is_constant = (graph.op == LEAF) & (leaf_sample == SHARED)
+    is_constant = (graph.op == LEAF) & (sample == SHARED)
     is_constant[captured.parameters[captured.parameters >= 0]] = False
-    constant[is_constant] = graph.data[is_constant].view(np.int64)
-    rank, T = match_samples(tops, kind, n_terms, first, ta, tc, fconst, sample, column, needs, constant, n)
+    node_samples(graph.op, graph.a, graph.b, sample)
+    claim_private_nodes(tops, n_terms, first, ta, tc, sample, len(graph.op))
+    bits = graph.data.view(np.int64)
+    rank, T = match_samples(
+        tops, kind, n_terms, first, ta, tc, fconst, sample, column, needs, is_constant, bits, n
+    )
     if T == 0:
         return None
     per_sample = np.flatnonzero(rank >= 0)

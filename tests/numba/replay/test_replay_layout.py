@@ -52,15 +52,15 @@ def test_leaves_take_parameter_input_target_then_constant_slots() -> None:
 
 
 def test_terms_become_slot_pairs_in_schedule_order_with_one_for_no_node() -> None:
-    ta = np.array([0, 1, 2], np.int64)
-    tc = np.array([NO_NODE, 0, 1], np.int64)
-    pusher = np.array([7, 8, 9], np.int64)
+    ta = np.array([0, 1, 2], np.int32)
+    tc = np.array([NO_NODE, 0, 1], np.int32)
+    pusher = np.array([7, 8, 9], np.int32)
     first = np.array([0, 1], np.int64)
     n_terms = np.array([1, 2], np.int64)
     slots = np.array([5, 6, 4], np.int64)
     units = Units.single(2)
     terms, pushers, pusher_at = unit_terms(
-        ta, tc, pusher, first, n_terms, *units, np.array([1, 0]), slots, slots, 99
+        ta, tc, pusher, first, n_terms, *units, np.array([1, 0]), slots, np.zeros(3, np.bool_), 99
     )
     assert terms.tolist() == [[6, 5], [4, 6], [5, 99]] and pushers.tolist() == [8, 9, 7]
     assert pusher_at.tolist() == [0, 1, 2]
@@ -68,15 +68,15 @@ def test_terms_become_slot_pairs_in_schedule_order_with_one_for_no_node() -> Non
 
 def test_a_lane_unit_has_sample_zeros_places_and_every_samples_pushers() -> None:
     # fused nodes 0 and 1: the same product w * x_s for samples 0 and 1 (traced nodes 0 = w, 1, 2 = x_s)
-    ta = np.array([0, 0], np.int64)
-    tc = np.array([1, 2], np.int64)
-    pusher = np.array([3, 4], np.int64)
+    ta = np.array([0, 0], np.int32)
+    tc = np.array([1, 2], np.int32)
+    pusher = np.array([3, 4], np.int32)
     first = np.array([0, 1], np.int64)
     n_terms = np.array([1, 1], np.int64)
     units = Units(np.array([0]), np.array([2]), np.array([0]), np.array([0, 1]))
     slots = np.array([0, 1, 2], np.int64)
-    places = np.array([0, 1 | LANE, 2 | LANE], np.int64)
+    per_sample = np.array([False, True, True])  # sample 0's input x_0 (and x_1, which no term of it reads)
     terms, pushers, pusher_at = unit_terms(
-        ta, tc, pusher, first, n_terms, *units, np.array([0]), slots, places, 9
+        ta, tc, pusher, first, n_terms, *units, np.array([0]), slots, per_sample, 9
     )
     assert terms.tolist() == [[0, 1 | LANE]] and pushers.tolist() == [3, 4] and pusher_at.tolist() == [0]

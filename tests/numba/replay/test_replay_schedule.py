@@ -13,8 +13,8 @@ def test_heights_count_the_longest_path_to_the_loss() -> None:
     tops = np.array([2, 3, 4, 5], np.int64)
     n_terms = np.array([1, 1, 1, 2], np.int64)
     first = np.array([0, 1, 2, 3], np.int64)
-    ta = np.array([0, 2, 2, 3, 4], np.int64)
-    tc = np.array([0, 0, 3, NO_NODE, NO_NODE], np.int64)
+    ta = np.array([0, 2, 2, 3, 4], np.int32)
+    tc = np.array([0, 0, 3, NO_NODE, NO_NODE], np.int32)
     assert heights(tops, n_terms, first, ta, tc, 6).tolist() == [3, 2, 1, 0]
 
 

@@ -20,8 +20,8 @@ def test_a_node_has_one_sample_none_or_several() -> None:
     second = g.relu(g.mul(shared, x1))
     root = g.add(first, second)
     op, a, b, _ = g.arrays()
-    leaf_sample = np.array([SHARED, 0, 1] + [SHARED] * (len(op) - 3), np.int64)
-    sample = node_samples(op, a, b, leaf_sample)
+    sample = np.array([SHARED, 0, 1] + [SHARED] * (len(op) - 3), np.int32)  # the leaves'
+    node_samples(op, a, b, sample)
     assert (sample[shared], sample[first], sample[second], sample[root]) == (SHARED, 0, 1, MULTI)
 
 
@@ -32,14 +32,16 @@ def two_samples(second_constant: float = -1.0, second_column: int = 0) -> tuple[
     kind = np.full(4, 102, np.int64)
     n_terms = np.ones(4, np.int64)
     first = np.arange(4, dtype=np.int64)
-    ta = np.array([0, 5, 0, 7], np.int64)
-    tc = np.array([1, 3, 2, 4], np.int64)
-    sample = np.array([SHARED, 0, 1, SHARED, SHARED, 0, 0, 1, 1], np.int64)
-    column = np.array([-1, 0, second_column, -1, -1, -1, -1, -1, -1], np.int64)
+    ta = np.array([0, 5, 0, 7], np.int32)
+    tc = np.array([1, 3, 2, 4], np.int32)
+    sample = np.array([SHARED, 0, 1, SHARED, SHARED, 0, 0, 1, 1], np.int32)
+    column = np.array([-1, 0, second_column, -1, -1, -1, -1, -1, -1], np.int32)
     needs = np.array([True, False, False, False, False, True, True, True, True])
-    constant = np.full(9, -1, np.int64)
-    constant[3:5] = np.array([-1.0, second_constant]).view(np.int64)
-    return tops, kind, n_terms, first, ta, tc, np.zeros(4), sample, column, needs, constant, 2
+    is_constant = np.array([False, False, False, True, True, False, False, False, False])
+    data = np.zeros(9)
+    data[3:5] = -1.0, second_constant
+    bits = data.view(np.int64)
+    return tops, kind, n_terms, first, ta, tc, np.zeros(4), sample, column, needs, is_constant, bits, 2
 
 
 def test_matching_samples_give_ranks() -> None:
