@@ -338,17 +338,31 @@ _LANES_BACKWARD = (
 
 @jit_inline
 def _forward_lanes(forward_of, fails_of, val, x, sx, y, sy, c, out, s0, s1):  # type: ignore[no-untyped-def]
-    for s in range(s0, s1):
-        xv, yv = val[x + sx * s], val[y + sy * s]
+    # No exit inside the loop, and unsigned indices (no negative-index wraparound): it vectorises.
+    # The failure, rare, is looked for afterwards.
+    ix, jx, iy, jy, o = np.uint64(x), np.uint64(sx), np.uint64(y), np.uint64(sy), np.uint64(out)
+    failed = False
+    for s in range(np.uint64(s0), np.uint64(s1)):
+        xv, yv = val[ix + jx * s], val[iy + jy * s]
         result = forward_of(xv, yv, c)
-        if fails_of(xv, yv, c, result):
-            return out + s
-        val[out + s] = result
+        failed |= fails_of(xv, yv, c, result)
+        val[o + s] = result
+    if failed:
+        for s in range(s0, s1):
+            xv, yv = val[x + sx * s], val[y + sy * s]
+            if fails_of(xv, yv, c, forward_of(xv, yv, c)):
+                return out + s
     return -1
 
 
 @jit_inline
 def _backward_lanes(partials_of, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y):  # type: ignore[no-untyped-def]
+    if sx == 1 and sy == 0 and into_x and not into_y:  # into each sample's own slot: in any order
+        ix, iy, o = np.uint64(x), np.uint64(y), np.uint64(out)
+        for s in range(np.uint64(s0), np.uint64(s1)):
+            di, _ = partials_of(val[ix + s], val[iy], c, val[o + s])
+            grad[ix + s] += di * grad[o + s]
+        return
     for s in range(s1 - 1, s0 - 1, -1):
         i, j = x + sx * s, y + sy * s
         di, dj = partials_of(val[i], val[j], c, val[out + s])
@@ -362,8 +376,8 @@ def _backward_lanes(partials_of, val, grad, x, sx, y, sy, c, out, s0, s1, into_x
 @jit(_LANES_FORWARD)
 def lanes_forward(code, val, x, sx, y, sy, c, out, s0, s1):  # type: ignore[no-untyped-def]
     """:func:`forward` for samples ``s0 <= s < s1``: ``val[out + s]`` from ``val[x + sx * s]``
-    and ``val[y + sy * s]`` (a stride of 0: one slot for all); the first failing slot, or -1,
-    and the failing value is not stored. One loop per op, so that it vectorises."""
+    and ``val[y + sy * s]`` (a stride of 0: one slot for all); the first failing slot, or -1
+    (every sample's value is stored, failing or not). One loop per op, so that it vectorises."""
     if code == ADD:
         return _forward_lanes(add_forward, _overflows, val, x, sx, y, sy, c, out, s0, s1)
     if code == MUL:

@@ -80,7 +80,19 @@ class Units(NamedTuple):
     "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], boolean[::1], int64)"
 )
 def unit_terms(
-    ta, tc, pusher, first, n_terms, representative, width, lane_first, lane_nodes, order, slots, per_sample, one
+    ta,
+    tc,
+    pusher,
+    first,
+    n_terms,
+    representative,
+    width,
+    lane_first,
+    lane_nodes,
+    order,
+    slots,
+    per_sample,
+    one,
 ):  # type: ignore[no-untyped-def]
     """The terms of the units in ``order`` as pairs of slots (``one`` for NO_NODE; a lane unit's
     reads of sample 0's ``per_sample`` places carry LANE), each term's pushers (one per sample)
