@@ -87,6 +87,20 @@ def _lanes_four_products(val, terms, k, out_slot, s0, s1, first):  # type: ignor
             val[out + s] = ((sum_ + val[x1 + s] * k1) + val[x2 + s] * k2) + val[x3 + s] * k3
 
 
+@_jit("int64(float64[::1], int64, int64, int64)")
+def _first_non_finite(val, out, s0, s1):  # type: ignore[no-untyped-def]
+    """The first of slots ``out + s0..out + s1 - 1`` that is not finite, or -1. The common case,
+    none, is one vectorised pass: no exit inside the loop."""
+    bad = False
+    for s in range(np.uint64(out + s0), np.uint64(out + s1)):
+        bad |= not -_INF < val[s] < _INF
+    if bad:
+        for s in range(out + s0, out + s1):
+            if not -_INF < val[s] < _INF:
+                return s
+    return -1
+
+
 @_jit("void(float64[::1], float64[::1], uint32, uint32, int64, int64, int64)")
 def lanes_push(val, grad, target, factor, out_slot, s0, s1):  # type: ignore[no-untyped-def]
     """``grad[target(s)] += factor(s) * grad[out + s]`` for ``s0 <= s < s1``; into one shared
@@ -228,6 +242,76 @@ def _sums_across_terms(grad, factors, first_slot, run, out, width):  # type: ign
     grad[first_slot : first_slot + run] = sums
 
 
+@_jit("void(float64[::1], float64[::1], int64, int64, int64, int64, int64, int64)")
+def _sums_two_units(grad, factors, slots_a, slots_b, run, out_a, out_b, width):  # type: ignore[no-untyped-def]
+    """:func:`_sums_across_terms` of two units' runs over the same factors (from slots ``slots_a``
+    and ``slots_b``, unit slots ``out_a`` and ``out_b``) at once: each row of factors is loaded
+    once for both; every slot's sum still runs over the samples last one first."""
+    sums_a = grad[slots_a : slots_a + run].copy()  # apart from ``grad``: the loop vectorises
+    sums_b = grad[slots_b : slots_b + run].copy()
+    s = width
+    while s >= 4:  # four samples a pass
+        s -= 4
+        a3, a2, a1, a0 = grad[out_a + s + 3], grad[out_a + s + 2], grad[out_a + s + 1], grad[out_a + s]
+        b3, b2, b1, b0 = grad[out_b + s + 3], grad[out_b + s + 2], grad[out_b + s + 1], grad[out_b + s]
+        rows = factors[s * run : (s + 4) * run]
+        for i in range(run):
+            r3, r2, r1, r0 = rows[3 * run + i], rows[2 * run + i], rows[run + i], rows[i]
+            sums_a[i] = (((sums_a[i] + r3 * a3) + r2 * a2) + r1 * a1) + r0 * a0
+            sums_b[i] = (((sums_b[i] + r3 * b3) + r2 * b2) + r1 * b1) + r0 * b0
+    while s > 0:
+        s -= 1
+        ga, gb = grad[out_a + s], grad[out_b + s]
+        row = factors[s * run : (s + 1) * run]
+        for i in range(run):
+            sums_a[i] = sums_a[i] + row[i] * ga
+            sums_b[i] = sums_b[i] + row[i] * gb
+    grad[slots_a : slots_a + run] = sums_a
+    grad[slots_b : slots_b + run] = sums_b
+
+
+@_jit("boolean(uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64)")
+def _units_share_a_run(terms, needs, t0, n, first_unit, end_unit, run):  # type: ignore[no-untyped-def]
+    """Whether every unit of ``first_unit..end_unit-1`` (``n`` terms each from ``t0``) ends in a
+    run of exactly ``run`` terms (see :func:`_shared_run`) with the same per-sample factors."""
+    top = t0 + end_unit * n - run
+    for u in range(first_unit, end_unit):
+        t = t0 + u * n
+        if _shared_run(terms, needs, t + n - 1, t) != run or not _same_factors(
+            terms, t + n - run, top, run, run
+        ):
+            return False
+    return True
+
+
+@_jit(
+    "int64(float64[::1], float64[::1], uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64, int64, "
+    "float64[::1])"
+)
+def _runs_in_pairs(val, grad, terms, needs, t0, n, lo, width, first_unit, end_unit, factors):  # type: ignore[no-untyped-def]
+    """The sums of every unit's final run of terms, when all units end in runs over the same
+    factors (:func:`_units_share_a_run`): two units at a time, last ones first. Returns the
+    run's length (0: not done). Only for a distinct group: its units push into different
+    slots, so their order does not matter; each slot still sums last sample first."""
+    top = t0 + (end_unit - 1) * n
+    run = _shared_run(terms, needs, top + n - 1, top)
+    if run < RUN or not _units_share_a_run(terms, needs, t0, n, first_unit, end_unit, run):
+        return 0
+    _transpose_factors(val, terms, top + n - run, run, width, factors)
+    u = end_unit
+    while u > first_unit:
+        slots_a = np.int64(terms[t0 + u * n - run, 0] & SLOT)
+        if u - 2 >= first_unit:
+            slots_b = np.int64(terms[t0 + (u - 1) * n - run, 0] & SLOT)
+            out_a, out_b = lo + (u - 1) * width, lo + (u - 2) * width
+            _sums_two_units(grad, factors, slots_a, slots_b, run, out_a, out_b, width)
+            u -= 2
+        else:
+            _sums_across_terms(grad, factors, slots_a, run, lo + (u - 1) * width, width)
+            u -= 1
+    return run
+
+
 @_jit("boolean(uint32[:, ::1], boolean[::1], int64)")
 def _four_shared_sums(terms, needs, k):  # type: ignore[no-untyped-def]
     """Whether terms ``k, k-1, k-2, k-3`` push into four different shared slots that need a grad,
@@ -291,9 +375,9 @@ def lanes_forward(val, terms, const, kind, lo, hi, n, t, width, s0, s1):  # type
                 else:
                     lanes_product(val, terms[k, 0], terms[k, 1], out, s0, s1, k == t)
                     k += 1
-            for s in range(s0, s1):
-                if not -_INF < val[out + s] < _INF:
-                    return out + s
+            failed = _first_non_finite(val, out, s0, s1)
+            if failed >= 0:
+                return failed
         else:
             x, y = terms[t, 0], terms[t, 1]
             ix, sx, iy, sy = np.int64(x & SLOT), np.int64(x >> 31), np.int64(y & SLOT), np.int64(y >> 31)
@@ -378,13 +462,16 @@ def lanes_backward_shared(
                         x = terms[k - i * n, side]
                         if not x & LANE and needs[x & SLOT]:
                             lanes_push(val, grad, x, terms[k - i * n, 1 - side], top - i * width, 0, width)
+    paired = 0  # how many of each unit's last terms :func:`_runs_in_pairs` summed
+    if distinct and (kind == DOT_PLAIN or kind == DOT or kind == SUM) and units - first_unit > 1:
+        paired = _runs_in_pairs(val, grad, terms, needs, t0, n, lo, width, first_unit, units, factors)
     t = t0 + units * n
     transposed = -1  # the first term whose per-sample factors ``factors`` holds, sample by sample
     transposed_run = 0
     for out in range(lo + (units - 1) * width, lo + first_unit * width - 1, -width):
         t -= n
         if kind == DOT_PLAIN or kind == DOT or kind == SUM:
-            k = t + n - 1
+            k = t + n - 1 - paired
             while k >= t:
                 # Terms whose shared first factors sum side by side: a run, or four.
                 side_by_side = _shared_run(terms, needs, k, t)
