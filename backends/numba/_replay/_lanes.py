@@ -201,18 +201,99 @@ def _same_factors(terms, first, other, run, other_run):  # type: ignore[no-untyp
     return True
 
 
+@_jit("void(float64[::1], int64[::1], int64, float64[::1])")
+def _transpose(source, starts, width, rows):  # type: ignore[no-untyped-def]
+    """``rows[s * count + i] = source[starts[i] + s]`` for the ``count = len(starts)`` rows of
+    ``width`` values from ``starts``: sample by sample instead of row by row."""
+    # In tiles of 8 rows by 64 samples, the tile's rows and columns stay in the L1 cache:
+    # about 8 times faster than a whole row at a time, here.
+    count = starts.shape[0]
+    size = np.uint64(count)
+    for i0 in range(0, count, 8):
+        for s0 in range(0, width, 64):
+            for i in range(i0, min(i0 + 8, count)):
+                c, column = np.uint64(starts[i]), np.uint64(i)
+                for s in range(np.uint64(s0), np.uint64(min(s0 + 64, width))):
+                    rows[s * size + column] = source[c + s]
+
+
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, float64[::1])")
 def _transpose_factors(val, terms, first, run, width, factors):  # type: ignore[no-untyped-def]
     """``factors[s * run + i]``: term ``first + i``'s per-sample factor in sample ``s``."""
-    # In tiles of 8 terms by 64 samples, the tile's rows and columns stay in the L1 cache:
-    # about 8 times faster than a whole row at a time, here.
-    size = np.uint64(run)
-    for i0 in range(0, run, 8):
-        for s0 in range(0, width, 64):
-            for i in range(i0, min(i0 + 8, run)):
-                c, column = np.uint64(terms[first + i, 1] & SLOT), np.uint64(i)
-                for s in range(np.uint64(s0), np.uint64(min(s0 + 64, width))):
-                    factors[s * size + column] = val[c + s]
+    starts = np.empty(run, np.int64)
+    for i in range(run):
+        starts[i] = terms[first + i, 1] & SLOT
+    _transpose(val, starts, width, factors)
+
+
+@_jit("int64(uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64)")
+def _units_push_alike(terms, needs, t0, n, first_unit, end_unit, positions):  # type: ignore[no-untyped-def]
+    """Whether, at every term position below ``positions``, the units ``first_unit..end_unit-1`` (``n`` terms each
+    from ``t0``) push into a shared slot times the same factor, each into its own slot (the
+    group is distinct), or all push nothing there. Returns the number of such positions with a
+    push (at least 1), or 0 when they do not."""
+    top = t0 + (end_unit - 1) * n
+    pushing = 0
+    for j in range(positions):
+        a, c = terms[top + j, 0], terms[top + j, 1]
+        into_a, into_c = not a & LANE and needs[a & SLOT], not c & LANE and needs[c & SLOT]
+        if into_a and into_c:
+            return 0
+        for u in range(first_unit, end_unit):
+            x, y = terms[t0 + u * n + j, 0], terms[t0 + u * n + j, 1]
+            if (not x & LANE and needs[x & SLOT]) != into_a or (not y & LANE and needs[y & SLOT]) != into_c:
+                return 0
+            if (into_a and y != c) or (into_c and x != a):
+                return 0
+        pushing += into_a or into_c
+    return pushing
+
+
+@_jit(
+    "boolean(float64[::1], float64[::1], uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64, int64, "
+    "int64, float64[::1])"
+)
+def _sums_across_units(val, grad, terms, needs, t0, n, lo, width, first_unit, end_unit, positions, factors):  # type: ignore[no-untyped-def]
+    """Every push into shared slots of the units ``first_unit..end_unit-1`` of a distinct group,
+    from their term positions below ``positions``, where the units push alike there
+    (:func:`_units_push_alike`): the units' grads transposed once, then
+    position by position, all units' sums at once, vectorised across units. Every slot's sum
+    still runs over the samples last one first; the slots are distinct, so the order of units
+    and positions does not matter. Returns whether it did (False: nothing done)."""
+    if _units_push_alike(terms, needs, t0, n, first_unit, end_unit, positions) == 0:
+        return False
+    count = end_unit - first_unit
+    starts = np.empty(count, np.int64)
+    for i in range(count):
+        starts[i] = lo + (first_unit + i) * width
+    _transpose(grad, starts, width, factors)  # factors[s * count + i]: unit i's grad in sample s
+    sums = np.empty(count, np.float64)
+    top = t0 + (end_unit - 1) * n
+    for j in range(positions):
+        side = 0 if not terms[top + j, 0] & LANE and needs[terms[top + j, 0] & SLOT] else 1
+        target, factor = terms[top + j, side], terms[top + j, 1 - side]
+        if target & LANE or not needs[target & SLOT]:
+            continue
+        for i in range(count):
+            sums[i] = grad[terms[t0 + (first_unit + i) * n + j, side] & SLOT]
+        f, stride = np.int64(factor & SLOT), np.int64(factor >> 31)  # stride 0: one slot for all
+        s = width
+        while s >= 4:  # four samples a pass
+            s -= 4
+            x3, x2 = val[f + stride * (s + 3)], val[f + stride * (s + 2)]
+            x1, x0 = val[f + stride * (s + 1)], val[f + stride * s]
+            rows = factors[s * count : (s + 4) * count]
+            for i in range(count):
+                high = (sums[i] + x3 * rows[3 * count + i]) + x2 * rows[2 * count + i]
+                sums[i] = (high + x1 * rows[count + i]) + x0 * rows[i]
+        while s > 0:
+            s -= 1
+            x, row = val[f + stride * s], factors[s * count : (s + 1) * count]
+            for i in range(count):
+                sums[i] = sums[i] + x * row[i]
+        for i in range(count):
+            grad[terms[t0 + (first_unit + i) * n + j, side] & SLOT] = sums[i]
+    return True
 
 
 @_jit("void(float64[::1], float64[::1], int64, int64, int64, int64)")
@@ -436,10 +517,20 @@ def lanes_backward_shared(
     over samples last sample first. A ``distinct`` group (see _program) pushes four units'
     sums at once.
 
-    ``factors``: scratch for :func:`_sums_across_terms`, at least ``width * n`` long.
+    ``factors``: scratch for :func:`_sums_across_terms` and :func:`_sums_across_units`, at
+    least ``width * max(n, units)`` long.
     """
     units = end_unit
-    if distinct and (kind == DOT_PLAIN or kind == DOT or kind == SUM) and n < RUN:
+    is_sum = kind == DOT_PLAIN or kind == DOT or kind == SUM
+    paired = 0  # how many of each unit's last terms :func:`_runs_in_pairs` summed
+    if distinct and is_sum and units - first_unit > 1:
+        paired = _runs_in_pairs(val, grad, terms, needs, t0, n, lo, width, first_unit, units, factors)
+        rest = n - paired
+        if units - first_unit >= RUN and _sums_across_units(
+            val, grad, terms, needs, t0, n, lo, width, first_unit, units, rest, factors
+        ):
+            return
+    if distinct and is_sum and n < RUN:
         # Every shared slot has one push: four units' pushes at once, whatever their order.
         while units - first_unit >= 4:
             units -= 4
@@ -462,9 +553,6 @@ def lanes_backward_shared(
                         x = terms[k - i * n, side]
                         if not x & LANE and needs[x & SLOT]:
                             lanes_push(val, grad, x, terms[k - i * n, 1 - side], top - i * width, 0, width)
-    paired = 0  # how many of each unit's last terms :func:`_runs_in_pairs` summed
-    if distinct and (kind == DOT_PLAIN or kind == DOT or kind == SUM) and units - first_unit > 1:
-        paired = _runs_in_pairs(val, grad, terms, needs, t0, n, lo, width, first_unit, units, factors)
     t = t0 + units * n
     transposed = -1  # the first term whose per-sample factors ``factors`` holds, sample by sample
     transposed_run = 0
@@ -475,7 +563,7 @@ def lanes_backward_shared(
             while k >= t:
                 # Terms whose shared first factors sum side by side: a run, or four.
                 side_by_side = _shared_run(terms, needs, k, t)
-                if side_by_side >= RUN and end_unit - first_unit > 1:  # a copy one unit reads: not worth it
+                if side_by_side >= RUN:
                     first = k - side_by_side + 1
                     if not _same_factors(terms, first, transposed, side_by_side, transposed_run):
                         _transpose_factors(val, terms, first, side_by_side, width, factors)

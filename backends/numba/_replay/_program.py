@@ -84,7 +84,8 @@ class Program(NamedTuple):
     scratch: np.ndarray
 
     def factors_scratch(self, threads: int) -> np.ndarray:
-        """Room for each of ``threads`` threads to transpose a lane unit's per-sample factors
-        (``_kernels._sums_across_terms``)."""
-        most = int((self.groups[:, WIDTH] * self.groups[:, N]).max(initial=1))
+        """Room for each of ``threads`` threads to transpose a lane unit's per-sample factors, or
+        a lane group's grads (``_lanes._sums_across_terms``, ``_lanes._sums_across_units``)."""
+        terms = self.groups[:, WIDTH] * self.groups[:, N]
+        most = int(np.maximum(terms, self.groups[:, HI] - self.groups[:, LO]).max(initial=1))
         return np.zeros(threads * most, np.float64)
