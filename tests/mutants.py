@@ -302,6 +302,12 @@ REPLAY = [
         "            gv = grad[v]\n            grad[i] += di * gv\n            grad[j] += dj * gv\n",
         "            gv = grad[v]\n            grad[i] += di * gv\n",
     ),
+    _fails("lane_failure_not_looked_for", "        failed |= fails_of(xv, yv, c, result)\n", ""),
+    _fails(
+        "lane_pushes_in_any_order_into_a_shared_operand_too",
+        "    if sx == 1 and sy == 0 and into_x and not into_y:",
+        "    if sx == 1 and sy == 0 and into_x:",
+    ),
     _fails(
         "lane_relu_fails_like_log",
         "        return _forward_lanes(relu_forward, _overflows, val, x, sx, y, sy, c, out, s0, s1)",
@@ -402,8 +408,8 @@ TEMPLATE = [
     ),
     _lanes_kernels(
         "lane_forward_skips_overflow_check",
-        "                if not -_INF < val[out + s] < _INF:\n                    return out + s\n",
-        "                pass\n",
+        "        bad |= not -_INF < val[s] < _INF\n",
+        "        pass\n",
     ),
     _lanes_drivers(
         "targets_written_row_by_row",
@@ -411,9 +417,56 @@ TEMPLATE = [
         "        val[first_target + i] = targets[i]",
     ),
     _lanes_kernels(
-        "sums_across_terms_first_sample_first",
-        "    for s in range(width - 1, -1, -1):\n        g = grad[out + s]\n        row = factors",
-        "    for s in range(width):\n        g = grad[out + s]\n        row = factors",
+        "sums_across_terms_two_samples_swapped",
+        "((sums[i] + rows[7 * run + i] * g7) + rows[6 * run + i] * g6)",
+        "((sums[i] + rows[6 * run + i] * g6) + rows[7 * run + i] * g7)",
+    ),
+    _lanes_kernels(
+        "sums_across_terms_rest_first_sample_first",
+        "    while s > 0:\n        s -= 1\n        g = grad[out + s]\n",
+        "    for s in range(s):\n        g = grad[out + s]\n",
+    ),
+    _lanes_kernels(
+        "two_units_sums_two_samples_swapped",
+        "            sums_a[i] = (((sums_a[i] + r3 * a3) + r2 * a2) + r1 * a1) + r0 * a0",
+        "            sums_a[i] = (((sums_a[i] + r2 * a2) + r3 * a3) + r1 * a1) + r0 * a0",
+    ),
+    _lanes_kernels(
+        "sums_across_units_two_samples_swapped",
+        "high = (sums[i] + x3 * rows[3 * count + i]) + x2 * rows[2 * count + i]",
+        "high = (sums[i] + x2 * rows[2 * count + i]) + x3 * rows[3 * count + i]",
+    ),
+    _lanes_kernels(
+        "sums_across_units_whether_or_not_distinct",
+        "    if distinct and is_sum and units - first_unit > 1:",
+        "    if is_sum and units - first_unit > 1:",
+    ),
+    _lanes_kernels(
+        "units_push_alike_whatever_their_factors",
+        "            if (into_a and y != c) or (into_c and x != a):\n                return 0\n",
+        "",
+    ),
+    _lanes_kernels(
+        "transpose_tile_drops_a_row",
+        "            for i in range(i0, min(i0 + 8, count)):",
+        "            for i in range(i0, min(i0 + 7, count)):",
+    ),
+    _lanes_kernels(
+        "four_units_push_last_unit_first",
+        "        sum_ = grad[target + s] + w0 * grad[o0 + s]\n"
+        "        grad[target + s] = ((sum_ + w1 * grad[o1 + s]) + w2 * grad[o2 + s]) + w3 * grad[o3 + s]",
+        "        sum_ = grad[target + s] + w3 * grad[o3 + s]\n"
+        "        grad[target + s] = ((sum_ + w1 * grad[o1 + s]) + w2 * grad[o2 + s]) + w0 * grad[o0 + s]",
+    ),
+    _lanes_kernels(
+        "a_place_pushed_twice_still_aligned",
+        "            if place <= last:\n                return False\n",
+        "",
+    ),
+    _lanes_kernels(
+        "four_products_folded_right_to_left",
+        "            val[out + s] = ((sum_ + val[x1 + s] * k1) + val[x2 + s] * k2) + val[x3 + s] * k3",
+        "            val[out + s] = sum_ + ((val[x1 + s] * k1 + val[x2 + s] * k2) + val[x3 + s] * k3)",
     ),
     _lanes_kernels(
         "transposed_factors_reused_whatever_they_are",
@@ -432,8 +485,8 @@ TEMPLATE = [
     ),
     _lanes_kernels(
         "four_units_at_once_whether_or_not_distinct",
-        "    if distinct and (kind == DOT_PLAIN or kind == DOT or kind == SUM) and n < RUN:",
-        "    if (kind == DOT_PLAIN or kind == DOT or kind == SUM) and n < RUN:",
+        "    if distinct and is_sum and n < RUN:",
+        "    if is_sum and n < RUN:",
     ),
     _lanes_drivers(
         "blocks_of_samples_overlap",

@@ -12,7 +12,7 @@ import pytest
 
 import backends.numba as numba_backend
 from backends.numba._replay._layout import distinct_shared_pushes
-from backends.numba._replay._program import DISTINCT, LANE, SUM, WIDTH
+from backends.numba._replay._program import DISTINCT, LANE, SUM, WIDTH, N
 from spec import SGD, ResultOverflowError, l2_penalty, svm_loss
 
 STEPS = 3
@@ -77,6 +77,9 @@ def mlp(sizes: list[int]) -> Any:
     [
         (100, [16, 16]),  # micrograd's demo: first layers of three terms run four neurons at once
         (1100, [6]),  # three blocks of samples; six neurons: four at once, then two alone
+        # nine neurons of nine weights: runs summed two neurons at a time and one alone, the
+        # first layer's sums across its nine neurons; 102 samples: passes of 4 and 8 leave some
+        (102, [9, 9]),
     ],
 )
 def test_threads_and_blocks_of_samples_are_bit_identical_to_eager(n: int, hidden: list[int]) -> None:
@@ -103,6 +106,68 @@ def test_neurons_sharing_a_weight_add_it_up_in_eager_order_on_any_thread_count()
         step, losses = compiled_steps(model, shared_weight_loss, X, y, threads)
         groups = step.program.groups
         assert step.info["template"] and not groups[groups[:, WIDTH] > 1, DISTINCT].all(), step.info
+        assert losses == expected and state(model) == state(eager), f"threads={threads}"
+
+
+class Crowd:
+    """``count`` neurons ``tanh(w_j * x_j + b_j)``; ``same`` makes ``w_j`` one weight and ``x_j`` one
+    input, ``twice`` makes each neuron read a per-sample node twice: ``w_j * h + v_j * h``."""
+
+    nin = 8
+
+    def __init__(self, count: int, same: bool = False, twice: bool = False) -> None:
+        self.same, self.twice = same, twice
+        self.w = [numba_backend.Value(0.3 + (0.0 if same else 0.01 * j)) for j in range(count)]
+        self.v = [numba_backend.Value(-0.2 + 0.02 * j) for j in range(count)]
+        self.b = [numba_backend.Value(0.1 * j - 0.2) for j in range(count)]
+        self.g = numba_backend.Value(0.7)
+
+    def parameters(self) -> list[Any]:
+        if self.twice:
+            return [*self.w, *self.v, *self.b, self.g]
+        return [*self.w[: 1 if self.same else None], *self.b]
+
+    def neuron(self, j: int, x: list[Any], h: Any) -> Any:
+        if self.twice:
+            return (self.w[j] * h + self.v[j] * h + self.b[j]).tanh()
+        return (self.w[0 if self.same else j] * x[0 if self.same else j % len(x)] + self.b[j]).tanh()
+
+
+def crowd_loss(model: Crowd, inputs: Any, targets: Any) -> Any:
+    # a per-sample node that needs a grad
+    hidden = [(model.g * x[0]).tanh() if model.twice else None for x in inputs]
+    neurons = [
+        [model.neuron(j, x, h) for x, h in zip(inputs, hidden, strict=True)] for j in range(len(model.b))
+    ]
+    outputs = [sum(neuron[s] for neuron in neurons) for s in range(len(inputs))]
+    return sum((o - t) ** 2 for o, t in zip(outputs, targets, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("crowd", "terms", "distinct"),
+    [
+        # every neuron pushes into one weight times one input: alike, but not distinct
+        (lambda: Crowd(9, same=True), 2, False),
+        # each neuron into its own weight, times its own input: distinct, but not alike
+        (lambda: Crowd(9), 2, True),
+        # each neuron pushes into the per-sample node twice: not aligned four at a time
+        (lambda: Crowd(5, twice=True), 3, True),
+    ],
+    ids=["one-weight-one-input", "own-weight-own-input", "one-node-twice"],
+)
+def test_groups_the_side_by_side_kernels_must_not_take_are_bit_identical(
+    crowd: Any, terms: int, distinct: bool
+) -> None:
+    rng = np.random.default_rng(11)
+    X, y = rng.normal(size=(37, 8)), rng.normal(size=37)
+    eager = crowd()
+    expected = eager_steps(eager, crowd_loss, X, y)
+    for threads in (1, 2):
+        model = crowd()
+        step, losses = compiled_steps(model, crowd_loss, X, y, threads)
+        groups = step.program.groups
+        neurons = groups[(groups[:, WIDTH] > 1) & (groups[:, N] == terms)]
+        assert step.info["template"] and neurons[:, DISTINCT].tolist() == [distinct], neurons
         assert losses == expected and state(model) == state(eager), f"threads={threads}"
 
 
