@@ -304,9 +304,9 @@ REPLAY = [
     ),
     _fails("lane_failure_not_looked_for", "        failed |= fails_of(xv, yv, c, result)\n", ""),
     _fails(
-        "lane_pushes_in_any_order_into_a_shared_operand_too",
-        "    if sx == 1 and sy == 0 and into_x and not into_y:",
-        "    if sx == 1 and sy == 0 and into_x:",
+        "lane_pushes_overwrite_the_grad",
+        "            grad[ix + s] += di * grad[o + s]\n",
+        "            grad[ix + s] = di * grad[o + s]\n",
     ),
     _fails(
         "lane_relu_fails_like_log",

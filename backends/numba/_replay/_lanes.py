@@ -1,10 +1,17 @@
-"""The lane units' kernels: one loop over a block of samples per node and term.
+"""The lane units' kernels: loops over blocks of samples, vectorised across samples or slots.
 
 A group of lane units (see :mod:`._program`) runs forward as :func:`lanes_forward` and
 backward in two passes, :func:`lanes_backward_per_sample` (the pushes into each sample's own
 slots, on any block of samples) and :func:`lanes_backward_shared` (the sums over samples into
 the slots all samples share, last sample first). Every lane performs exactly the eager op
 sequence of its sample, so rounding is unchanged. Called by :mod:`._kernels`.
+
+Side by side. Where one loop does the work of several (four terms of a unit, four units,
+two units' sums, all units' sums, several samples a pass), it loads and stores a sum once
+for several additions, but each slot still receives its additions in the eager order: a
+fold adds its terms left to right, a shared slot its samples last one first, a per-sample
+slot its pushes unit after unit. Only additions into different slots are reordered; each
+such kernel checks, or its caller does, that the slots it interleaves are different.
 """
 
 from __future__ import annotations
@@ -477,7 +484,9 @@ def lanes_backward_per_sample(val, grad, terms, const, needs, kind, lo, hi, n, t
     """Backward of a group of lane units into per-sample slots, samples ``s0 <= s < s1``: units
     in reverse, each unit's terms in reverse (first factor, then second); a primitive's pushes
     sample by sample, last sample first, as :func:`backward` pushes one node's. Every sample's
-    pushes are its own: blocks of samples may run in any order, or at once."""
+    pushes are its own: blocks of samples may run in any order, or at once. Four units that
+    push alike (:func:`_four_units_aligned`) push term position by position: each place still
+    hears from the units in their order."""
     t = t0 + (hi - lo) // width * n
     out = hi
     while out > lo:
@@ -514,8 +523,10 @@ def lanes_backward_shared(
 ):  # type: ignore[no-untyped-def]
     """Backward of the lane units ``first_unit..end_unit-1`` of a group into slots all samples
     share (the parameters): units in reverse, each unit's terms in reverse; each slot's sum
-    over samples last sample first. A ``distinct`` group (see _program) pushes four units'
-    sums at once.
+    over samples last sample first. In a ``distinct`` group (see _program) no two units push
+    into one slot, so the units' order does not matter: their final runs over the same
+    factors sum two units at a time (:func:`_runs_in_pairs`), the rest across all units at
+    once where they push alike (:func:`_sums_across_units`), else four units at a time.
 
     ``factors``: scratch for :func:`_sums_across_terms` and :func:`_sums_across_units`, at
     least ``width * max(n, units)`` long.

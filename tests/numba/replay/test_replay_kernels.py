@@ -12,8 +12,8 @@ import pytest
 
 import backends.numba as numba_backend
 from backends.numba._replay._layout import distinct_shared_pushes
-from backends.numba._replay._program import DISTINCT, LANE, SUM, WIDTH, N
-from spec import SGD, ResultOverflowError, l2_penalty, svm_loss
+from backends.numba._replay._program import DISTINCT, KIND, LANE, SUM, WIDTH, N
+from spec import SGD, OpCode, ResultOverflowError, l2_penalty, svm_loss
 
 STEPS = 3
 
@@ -118,7 +118,8 @@ class Crowd:
     def __init__(self, count: int, same: bool = False, twice: bool = False) -> None:
         self.same, self.twice = same, twice
         self.w = [numba_backend.Value(0.3 + (0.0 if same else 0.01 * j)) for j in range(count)]
-        self.v = [numba_backend.Value(-0.2 + 0.02 * j) for j in range(count)]
+        # magnitudes far apart: a sum of their pushes in another order rounds differently
+        self.v = [numba_backend.Value((-3.0) ** (1 - j)) for j in range(count)]
         self.b = [numba_backend.Value(0.1 * j - 0.2) for j in range(count)]
         self.g = numba_backend.Value(0.7)
 
@@ -169,6 +170,37 @@ def test_groups_the_side_by_side_kernels_must_not_take_are_bit_identical(
         neurons = groups[(groups[:, WIDTH] > 1) & (groups[:, N] == terms)]
         assert step.info["template"] and neurons[:, DISTINCT].tolist() == [distinct], neurons
         assert losses == expected and state(model) == state(eager), f"threads={threads}"
+
+
+class Scaled:
+    """``relu(h) + h / d``, ``h = tanh(g * x_0)``: lane ops whose operands need grads, per sample
+    or shared, and a per-sample node two of them push into."""
+
+    nin = 1
+
+    def __init__(self) -> None:
+        self.g, self.d = numba_backend.Value(0.8), numba_backend.Value(1.3)
+
+    def parameters(self) -> list[Any]:
+        return [self.g, self.d]
+
+
+def scaled_loss(model: Scaled, inputs: Any, targets: Any) -> Any:
+    hidden = [(model.g * x[0]).tanh() for x in inputs]
+    outputs = [h.relu() + h / model.d for h in hidden]
+    return sum((o - t) ** 2 for o, t in zip(outputs, targets, strict=True))
+
+
+def test_lane_ops_pushing_into_per_sample_and_shared_slots_are_bit_identical() -> None:
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(21, 1)), rng.normal(size=21)
+    eager = Scaled()
+    expected = eager_steps(eager, scaled_loss, X, y)
+    model = Scaled()
+    step, losses = compiled_steps(model, scaled_loss, X, y, 1)
+    groups = step.program.groups
+    assert ((groups[:, KIND] == OpCode.DIV) & (groups[:, WIDTH] > 1)).any(), groups
+    assert losses == expected and state(model) == state(eager)
 
 
 def test_a_failing_sample_on_a_thread_refuses_the_step_and_changes_nothing() -> None:
