@@ -262,6 +262,40 @@ def _numpy(w: Workload) -> Runner:
     return Runner(f"NumPy {np.__version__}", "batched, by hand", step, lambda: flatten(layers))
 
 
+# --- Numba loops by hand: the practical floor ------------------------------------------------------------
+def _numba_by_hand(w: Workload) -> Runner:
+    if w.model != "mlp":
+        raise Unavailable(f"hand-fused Numba: only the MLP's step is written out, not the {w.model}'s")
+    from benchmarks._hand_numba import ACTIVATION_CODES, hand_step
+
+    layers = dense_layers(w.init, w.sizes)
+    W = np.concatenate([Wl.ravel() for Wl, _ in layers])
+    b = np.concatenate([bl for _, bl in layers])
+    sizes = np.array(w.sizes, np.int64)
+    offsets = np.concatenate(([0], np.cumsum(sizes[1:] * sizes[:-1])[:-1])).astype(np.int64)
+    acts = np.array(
+        [ACTIVATION_CODES[w.activation]] * (len(layers) - 1) + [ACTIVATION_CODES[w.output_activation]],
+        np.int64,
+    )
+    n, X = len(w.y), np.ascontiguousarray(w.X, np.float64)
+    h, z = np.zeros((n, sizes.sum())), np.zeros((n, sizes.sum()))
+    dh, dW, db = np.zeros((n, 2 * sizes.max())), np.zeros_like(W), np.zeros_like(b)
+    svm = w.loss == "svm"
+
+    def step(k: int) -> float:
+        lr = w.lr(k)
+        return float(hand_step(X, w.y, W, b, offsets, sizes, acts, svm, w.alpha, lr, h, z, dh, dW, db))
+
+    def parameters() -> list[float]:
+        blocks, i, j = [], 0, 0
+        for fan_in, fan_out in itertools.pairwise(w.sizes):
+            blocks.append((W[i : i + fan_in * fan_out].reshape(fan_out, fan_in), b[j : j + fan_out]))
+            i, j = i + fan_in * fan_out, j + fan_out
+        return flatten(blocks)
+
+    return Runner("hand-fused Numba", "loops by hand", step, parameters)
+
+
 # --- JAX -------------------------------------------------------------------------------------------------
 def _jax(w: Workload) -> Runner:
     try:
@@ -409,6 +443,7 @@ SYSTEMS: dict[str, Callable[[Workload], Runner]] = {
     "numba-compiled-2t": _gradspec("numba", compiled=True, threads=2),
     "torch": _torch,
     "numpy": _numpy,
+    "numba-hand": _numba_by_hand,
     "jax": _jax,
     "casadi": _casadi,
 }

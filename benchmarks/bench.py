@@ -335,6 +335,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     add("moons: numba compiled / PyTorch eager", r, "< 1.0", None if r is None else r < 1.0, "{:.2f}")
     r = nc / jax_ms if nc and jax_ms else None
     add("moons: numba compiled / JAX jit", r, "<= 2.0", None if r is None else r <= 2.0, "{:.2f}")
+    hand_ms = median("moons", "numba-hand")
+    r = nc / hand_ms if nc and hand_ms else None
+    add(
+        "moons: numba compiled / hand-fused Numba loops",
+        r,
+        "<= 1.5",
+        None if r is None else r <= 1.5,
+        "{:.2f}",
+    )
     probe = results.get("probes", {}).get("compile", {})
     cold, cached = probe.get("cold", {}).get("compile_step_s"), probe.get("cached", {}).get("compile_step_s")
     add("compile_step, cold Numba cache", cold, "<= 5 s", None if cold is None else cold <= 5.0, "{:.2f} s")

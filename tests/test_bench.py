@@ -100,6 +100,22 @@ def test_casadi_takes_gradspecs_first_step(name: str) -> None:
     np.testing.assert_allclose(casadi.parameters(), eager.parameters(), rtol=1e-12, atol=0)
 
 
+# --- hand-fused Numba loops: the practical floor -------------------------------------------------------
+@pytest.mark.parametrize("name", ["moons", "toy", "large"])
+def test_hand_fused_numba_takes_gradspecs_steps(name: str) -> None:
+    w = _tiny(name, steps=2)
+    hand, eager = make_runner("numba-hand", w), make_runner("python-eager", w)
+    assert hand.parameters() == eager.parameters() == w.init
+    for k in range(2):
+        assert hand.step(k) == pytest.approx(eager.step(k), rel=1e-12)
+        np.testing.assert_allclose(hand.parameters(), eager.parameters(), rtol=1e-10, atol=1e-15)
+
+
+def test_hand_fused_numba_has_only_the_mlp() -> None:
+    with pytest.raises(Unavailable, match="only the MLP's step"):
+        make_runner("numba-hand", _tiny("rbf"))
+
+
 def test_casadi_is_unavailable_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "casadi", None)  # import casadi raises ImportError
     with pytest.raises(Unavailable, match="CasADi is not installed"):
