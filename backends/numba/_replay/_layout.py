@@ -80,23 +80,11 @@ class Units(NamedTuple):
     "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], boolean[::1], int64)"
 )
 def unit_terms(
-    ta,
-    tc,
-    pusher,
-    first,
-    n_terms,
-    representative,
-    width,
-    lane_first,
-    lane_nodes,
-    order,
-    slots,
-    per_sample,
-    one,
+    ta, tc, pusher, first, n_terms, representative, width, lane_first, lane_nodes, order, slots, is_lane, one
 ):  # type: ignore[no-untyped-def]
     """The terms of the units in ``order`` as pairs of slots (``one`` for NO_NODE; a lane unit's
-    reads of sample 0's ``per_sample`` places carry LANE), each term's pushers (one per sample)
-    and where they start."""
+    reads of sample 0's per-sample places, ``is_lane``, carry LANE), each term's pushers (one
+    per sample) and where they start."""
     total = 0
     pushes = 0
     for u in order:
@@ -113,7 +101,7 @@ def unit_terms(
         for j in range(n_terms[f0]):
             t = first[f0] + j
             for side, x in ((0, ta[t]), (1, tc[t])):
-                terms[k, side] = one if x < 0 else slots[x] | (LANE if lane and per_sample[x] else 0)
+                terms[k, side] = one if x < 0 else slots[x] | (LANE if lane and is_lane[x] else 0)
             pusher_at[k] = p
             for s in range(width[u]):
                 term_pusher[p] = pusher[first[lane_nodes[lane_first[u] + s]] + j]
@@ -189,26 +177,14 @@ def lay_out(
     lane_unit = np.repeat(np.arange(len(width)), width)
     slots[tops[lane_nodes]] = unit_slot[lane_unit] + np.arange(len(lane_nodes)) - lane_first[lane_unit]
     leaves = np.flatnonzero(g.op == LEAF)
-    per_sample = np.zeros(len(slots), np.bool_)  # sample 0's nodes of lane units, inputs and targets
+    is_lane = np.zeros(len(slots), np.bool_)  # sample 0's nodes of lane units, inputs and targets
     lanes = np.flatnonzero(width > 1)
     if len(lanes):
-        per_sample[tops[lane_nodes[lane_first[lanes]]]] = True
+        is_lane[tops[lane_nodes[lane_first[lanes]]]] = True
         for leaf in (captured.inputs[0], captured.targets.reshape(n, -1)[0]):
-            per_sample[leaf[leaf >= 0]] = True
+            is_lane[leaf[leaf >= 0]] = True
     terms, term_pusher, pusher_at = unit_terms(
-        ta,
-        tc,
-        pusher,
-        first,
-        n_terms,
-        representative,
-        width,
-        lane_first,
-        lane_nodes,
-        order,
-        slots,
-        per_sample,
-        one,
+        ta, tc, pusher, first, n_terms, *units, order, slots, is_lane, one
     )
     counts = n_terms[representative[order]]
     first_term = np.concatenate(([0], np.cumsum(counts)[:-1]))

@@ -60,11 +60,21 @@ def eager_steps(model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray) -> list[
     return losses
 
 
-def compiled_steps(
-    model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray, threads: int
-) -> tuple[Any, list[float]]:
-    step = numba_backend.compile_step(model, loss_fn, X, y, SGD(model.parameters(), 0.05), threads=threads)
-    return step, [step(X, y) for _ in range(STEPS)]
+def steps_like_eager(make_model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray) -> list[Any]:
+    """Compiled steps of fresh ``make_model()`` on 1 and 2 threads (as many as Numba has), each
+    checked against the eager loop: losses, parameters and grads bit for bit."""
+    eager = make_model()
+    expected = eager_steps(eager, loss_fn, X, y)
+    steps = []
+    for threads in range(1, min(2, numba.config.NUMBA_NUM_THREADS) + 1):
+        model = make_model()
+        step = numba_backend.compile_step(
+            model, loss_fn, X, y, SGD(model.parameters(), 0.05), threads=threads
+        )
+        losses = [step(X, y) for _ in range(STEPS)]
+        assert losses == expected and state(model) == state(eager), f"threads={threads}"
+        steps.append(step)
+    return steps
 
 
 def mlp(sizes: list[int]) -> Any:
@@ -87,26 +97,16 @@ def test_threads_and_blocks_of_samples_are_bit_identical_to_eager(n: int, hidden
         pytest.skip("Numba has one thread here")
     rng = np.random.default_rng(n)
     X, y = rng.normal(size=(n, 2)), rng.choice([-1.0, 1.0], n)
-    eager = mlp([2, *hidden, 1])
-    expected = eager_steps(eager, mlp_loss, X, y)
-    for threads in (1, 2):
-        model = mlp([2, *hidden, 1])
-        step, losses = compiled_steps(model, mlp_loss, X, y, threads)
-        assert step.info["template"] and step.info["threads"] == threads, step.info
-        assert losses == expected and state(model) == state(eager), f"threads={threads}"
+    steps = steps_like_eager(lambda: mlp([2, *hidden, 1]), mlp_loss, X, y)
+    assert [(step.info["template"], step.info["threads"]) for step in steps] == [(True, 1), (True, 2)]
 
 
 def test_neurons_sharing_a_weight_add_it_up_in_eager_order_on_any_thread_count() -> None:
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(40, 4)), rng.normal(size=40)
-    eager = SharedWeight()
-    expected = eager_steps(eager, shared_weight_loss, X, y)
-    for threads in (1, 2):
-        model = SharedWeight()
-        step, losses = compiled_steps(model, shared_weight_loss, X, y, threads)
+    for step in steps_like_eager(SharedWeight, shared_weight_loss, X, y):
         groups = step.program.groups
         assert step.info["template"] and not groups[groups[:, WIDTH] > 1, DISTINCT].all(), step.info
-        assert losses == expected and state(model) == state(eager), f"threads={threads}"
 
 
 class Crowd:
@@ -161,15 +161,10 @@ def test_groups_the_side_by_side_kernels_must_not_take_are_bit_identical(
 ) -> None:
     rng = np.random.default_rng(11)
     X, y = rng.normal(size=(37, 8)), rng.normal(size=37)
-    eager = crowd()
-    expected = eager_steps(eager, crowd_loss, X, y)
-    for threads in (1, 2):
-        model = crowd()
-        step, losses = compiled_steps(model, crowd_loss, X, y, threads)
+    for step in steps_like_eager(crowd, crowd_loss, X, y):
         groups = step.program.groups
         neurons = groups[(groups[:, WIDTH] > 1) & (groups[:, N] == terms)]
         assert step.info["template"] and neurons[:, DISTINCT].tolist() == [distinct], neurons
-        assert losses == expected and state(model) == state(eager), f"threads={threads}"
 
 
 class Scaled:
@@ -194,13 +189,9 @@ def scaled_loss(model: Scaled, inputs: Any, targets: Any) -> Any:
 def test_lane_ops_pushing_into_per_sample_and_shared_slots_are_bit_identical() -> None:
     rng = np.random.default_rng(3)
     X, y = rng.normal(size=(21, 1)), rng.normal(size=21)
-    eager = Scaled()
-    expected = eager_steps(eager, scaled_loss, X, y)
-    model = Scaled()
-    step, losses = compiled_steps(model, scaled_loss, X, y, 1)
-    groups = step.program.groups
-    assert ((groups[:, KIND] == OpCode.DIV) & (groups[:, WIDTH] > 1)).any(), groups
-    assert losses == expected and state(model) == state(eager)
+    for step in steps_like_eager(Scaled, scaled_loss, X, y):
+        groups = step.program.groups
+        assert ((groups[:, KIND] == OpCode.DIV) & (groups[:, WIDTH] > 1)).any(), groups
 
 
 def test_a_failing_sample_on_a_thread_refuses_the_step_and_changes_nothing() -> None:
