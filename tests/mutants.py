@@ -469,6 +469,31 @@ TEMPLATE = [
         "            val[out + s] = sum_ + ((val[x1 + s] * k1 + val[x2 + s] * k2) + val[x3 + s] * k3)",
     ),
     _lanes_kernels(
+        "four_units_fold_right_to_left",
+        "            sums1[s] = (((sums1[s] + v0 * w10) + v1 * w11) + v2 * w12) + v3 * w13",
+        "            sums1[s] = sums1[s] + (((v0 * w10) + v1 * w11) + v2 * w12) + v3 * w13",
+    ),
+    _lanes_kernels(
+        "four_units_fold_adds_to_the_first_term",
+        "    if j == 0:  # the first term is stored",
+        "    if j < 0:  # the first term is stored",
+    ),
+    _lanes_kernels(
+        "four_units_fold_drops_the_last_single_position",
+        "    while j < end:\n        k = t + j\n        x = ",
+        "    while j < end - 1:\n        k = t + j\n        x = ",
+    ),
+    _lanes_kernels(
+        "four_units_fold_their_own_slots_too",
+        "    if not _four_units_read_others(terms, t, n, out, width):\n        return 0, 0\n",
+        "",
+    ),
+    _lanes_kernels(
+        "two_per_sample_factors_read_alike",
+        " or terms[t + u * n + j, 1 - side] & LANE:",
+        ":",
+    ),
+    _lanes_kernels(
         "transposed_factors_reused_whatever_they_are",
         "        if terms[first + i, 1] != terms[other + i, 1]:\n            return False\n",
         "        pass\n",

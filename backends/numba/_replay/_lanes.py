@@ -446,33 +446,164 @@ def _pushes_into_shared(terms, needs, k, stride, side):  # type: ignore[no-untyp
     return True
 
 
+@_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64)")
+def _fold_terms(val, terms, t, first_position, end_position, out, s0, s1):  # type: ignore[no-untyped-def]
+    """Fold the unit's terms at positions ``first_position..end_position-1`` (its terms from row
+    ``t``) into its slots ``out + s``, left to right; position 0 is stored, not added."""
+    k = t + first_position
+    while k < t + end_position:
+        if k + 4 <= t + end_position and _four_weighted(terms, k):
+            _lanes_four_products(val, terms, k, out, s0, s1, k == t)
+            k += 4
+        else:
+            lanes_product(val, terms[k, 0], terms[k, 1], out, s0, s1, k == t)
+            k += 1
+
+
+@_jit("boolean(uint32[:, ::1], int64, int64, int64)")
+def _four_units_read_alike(terms, t, n, j):  # type: ignore[no-untyped-def]
+    """Whether at term position ``j`` the four units from row ``t`` (``n`` terms each) each
+    multiply the same per-sample place by a shared slot: a layer's neurons reading the
+    previous layer's outputs."""
+    a, c = terms[t + j, 0], terms[t + j, 1]
+    if (a & LANE == 0) == (c & LANE == 0):
+        return False
+    side = 0 if a & LANE else 1
+    for u in range(1, 4):
+        if terms[t + u * n + j, side] != terms[t + j, side] or terms[t + u * n + j, 1 - side] & LANE:
+            return False
+    return True
+
+
+@_jit("boolean(uint32[:, ::1], int64, int64, int64, int64)")
+def _four_units_read_others(terms, t, n, out, width):  # type: ignore[no-untyped-def]
+    """Whether no term of the four units from row ``t`` reads one of their own slots (from
+    ``out``): units in creation order (no grouping by height) may read an earlier unit of
+    their group, which must then be complete first."""
+    for k in range(t, t + 4 * n):
+        for side in range(2):
+            place = terms[k, side]
+            if place & LANE and out <= np.int64(place & SLOT) < out + 4 * width:
+                return False
+    return True
+
+
+@_jit("UniTuple(int64, 2)(uint32[:, ::1], int64, int64, int64, int64)")
+def _four_units_run(terms, t, n, out, width):  # type: ignore[no-untyped-def]
+    """The first run of term positions, ``(start, end)``, at which the four units from row ``t``
+    read alike (:func:`_four_units_read_alike`), when they read none of their own slots
+    (:func:`_four_units_read_others`); ``start == end`` when there is none."""
+    if not _four_units_read_others(terms, t, n, out, width):
+        return 0, 0
+    start = 0
+    while start < n and not _four_units_read_alike(terms, t, n, start):
+        start += 1
+    end = start
+    while end < n and _four_units_read_alike(terms, t, n, end):
+        end += 1
+    return start, end
+
+
+@_jit("UniTuple(float64, 4)(float64[::1], uint32[:, ::1], int64, int64)")
+def _four_shared_factors(val, terms, k, stride):  # type: ignore[no-untyped-def]
+    """The shared factors of the weighted terms ``k``, ``k + stride``, ``k + 2 stride`` and
+    ``k + 3 stride`` (see :func:`_lane_and_weight`)."""
+    return (
+        val[_lane_and_weight(terms, k)[1]],
+        val[_lane_and_weight(terms, k + stride)[1]],
+        val[_lane_and_weight(terms, k + 2 * stride)[1]],
+        val[_lane_and_weight(terms, k + 3 * stride)[1]],
+    )
+
+
+@_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64, int64, int64)")
+def _four_units_fold(val, terms, t, n, out, width, start, end, s0, s1):  # type: ignore[no-untyped-def]
+    """:func:`_fold_terms` of positions ``start..end-1`` of the four units from row ``t``, which
+    read alike there (:func:`_four_units_run`), at once: each place's row is loaded once for
+    the four units, four positions a pass, and the four sums stay in rows of their own (in
+    the L1 cache) until the end. Each unit still adds its terms left to right."""
+    m, first = np.uint64(s1 - s0), np.uint64(s0)
+    sums0, sums1, sums2, sums3 = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    o0, o1 = np.uint64(out + s0), np.uint64(out + width + s0)
+    o2, o3 = np.uint64(out + 2 * width + s0), np.uint64(out + 3 * width + s0)
+    j = start
+    if j == 0:  # the first term is stored, not added, as :func:`_fold_terms` stores it
+        x = _lane_and_weight(terms, t)[0] + first
+        w0, w1, w2, w3 = _four_shared_factors(val, terms, t, n)
+        for s in range(m):
+            v = val[x + s]
+            sums0[s], sums1[s], sums2[s], sums3[s] = v * w0, v * w1, v * w2, v * w3
+        j = 1
+    else:
+        for s in range(m):
+            sums0[s], sums1[s], sums2[s], sums3[s] = val[o0 + s], val[o1 + s], val[o2 + s], val[o3 + s]
+    while j + 4 <= end:
+        k = t + j
+        x0, x1 = _lane_and_weight(terms, k)[0] + first, _lane_and_weight(terms, k + 1)[0] + first
+        x2, x3 = _lane_and_weight(terms, k + 2)[0] + first, _lane_and_weight(terms, k + 3)[0] + first
+        w00, w01, w02, w03 = _four_shared_factors(val, terms, k, 1)
+        w10, w11, w12, w13 = _four_shared_factors(val, terms, k + n, 1)
+        w20, w21, w22, w23 = _four_shared_factors(val, terms, k + 2 * n, 1)
+        w30, w31, w32, w33 = _four_shared_factors(val, terms, k + 3 * n, 1)
+        for s in range(m):
+            v0, v1, v2, v3 = val[x0 + s], val[x1 + s], val[x2 + s], val[x3 + s]
+            sums0[s] = (((sums0[s] + v0 * w00) + v1 * w01) + v2 * w02) + v3 * w03
+            sums1[s] = (((sums1[s] + v0 * w10) + v1 * w11) + v2 * w12) + v3 * w13
+            sums2[s] = (((sums2[s] + v0 * w20) + v1 * w21) + v2 * w22) + v3 * w23
+            sums3[s] = (((sums3[s] + v0 * w30) + v1 * w31) + v2 * w32) + v3 * w33
+        j += 4
+    while j < end:
+        k = t + j
+        x = _lane_and_weight(terms, k)[0] + first
+        w0, w1, w2, w3 = _four_shared_factors(val, terms, k, n)
+        for s in range(m):
+            v = val[x + s]
+            sums0[s], sums1[s] = sums0[s] + v * w0, sums1[s] + v * w1
+            sums2[s], sums3[s] = sums2[s] + v * w2, sums3[s] + v * w3
+        j += 1
+    for s in range(m):
+        val[o0 + s], val[o1 + s], val[o2 + s], val[o3 + s] = sums0[s], sums1[s], sums2[s], sums3[s]
+
+
+#: the fewest positions at which four units must read alike for :func:`_four_units_fold`
+ALIKE = 4
+
+
 @_jit(
     "int64(float64[::1], uint32[:, ::1], float64[::1], int64, int64, int64, int64, int64, int64, int64, int64)"
 )
 def lanes_forward(val, terms, const, kind, lo, hi, n, t, width, s0, s1):  # type: ignore[no-untyped-def]
     """Forward of a group of lane units in samples ``s0 <= s < s1``: each unit's terms folded
-    left to right in every sample, as :func:`forward` folds one node's. A failing slot, or -1."""
-    for out in range(lo, hi, width):
+    left to right in every sample, as :func:`forward` folds one node's; four units that read
+    alike over :data:`ALIKE` positions or more fold those positions at once
+    (:func:`_four_units_fold`). A failing slot (units checked in order), or -1."""
+    out = lo
+    while out < hi:
+        units = 1
         if kind == DOT_PLAIN or kind == DOT or kind == SUM:
             # a plain term is a product with ONE: x * 1.0 is x, bit for bit
-            k = t
-            while k < t + n:
-                if k + 4 <= t + n and _four_weighted(terms, k):
-                    _lanes_four_products(val, terms, k, out, s0, s1, k == t)
-                    k += 4
-                else:
-                    lanes_product(val, terms[k, 0], terms[k, 1], out, s0, s1, k == t)
-                    k += 1
-            failed = _first_non_finite(val, out, s0, s1)
-            if failed >= 0:
-                return failed
+            start, end = (0, 0) if out + 4 * width > hi else _four_units_run(terms, t, n, out, width)
+            if end - start >= ALIKE:
+                units = 4
+                for u in range(4):
+                    _fold_terms(val, terms, t + u * n, 0, start, out + u * width, s0, s1)
+                _four_units_fold(val, terms, t, n, out, width, start, end, s0, s1)
+                for u in range(4):
+                    _fold_terms(val, terms, t + u * n, end, n, out + u * width, s0, s1)
+            else:
+                _fold_terms(val, terms, t, 0, n, out, s0, s1)
+            for u in range(units):
+                failed = _first_non_finite(val, out + u * width, s0, s1)
+                if failed >= 0:
+                    return failed
         else:
             x, y = terms[t, 0], terms[t, 1]
             ix, sx, iy, sy = np.int64(x & SLOT), np.int64(x >> 31), np.int64(y & SLOT), np.int64(y >> 31)
             failed = op_lanes_forward(kind, val, ix, sx, iy, sy, const[out], out, s0, s1)
             if failed >= 0:
                 return failed
-        t += n
+        out += units * width
+        t += units * n
     return -1
 
 

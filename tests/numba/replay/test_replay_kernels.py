@@ -3,6 +3,8 @@ and distinct groups' sums side by side, bit-identical to the eager loop and to o
 
 from __future__ import annotations
 
+import functools
+import operator
 import random
 from typing import Any
 
@@ -11,8 +13,9 @@ import numpy as np
 import pytest
 
 import backends.numba as numba_backend
+from backends.numba._replay._lanes import ALIKE, _four_units_read_alike, _four_units_run
 from backends.numba._replay._layout import distinct_shared_pushes
-from backends.numba._replay._program import DISTINCT, KIND, LANE, SUM, WIDTH, N
+from backends.numba._replay._program import DISTINCT, DOT, DOT_PLAIN, HI, KIND, LANE, LO, SUM, TERM, WIDTH, N
 from spec import SGD, OpCode, ResultOverflowError, l2_penalty, svm_loss
 
 STEPS = 3
@@ -60,16 +63,19 @@ def eager_steps(model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray) -> list[
     return losses
 
 
-def steps_like_eager(make_model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray) -> list[Any]:
+def steps_like_eager(
+    make_model: Any, loss_fn: Any, X: np.ndarray, y: np.ndarray, **options: Any
+) -> list[Any]:
     """Compiled steps of fresh ``make_model()`` on 1 and 2 threads (as many as Numba has), each
-    checked against the eager loop: losses, parameters and grads bit for bit."""
+    checked against the eager loop: losses, parameters and grads bit for bit. ``options``:
+    the replay's pass switches."""
     eager = make_model()
     expected = eager_steps(eager, loss_fn, X, y)
     steps = []
     for threads in range(1, min(2, numba.config.NUMBA_NUM_THREADS) + 1):
         model = make_model()
         step = numba_backend.compile_step(
-            model, loss_fn, X, y, SGD(model.parameters(), 0.05), threads=threads
+            model, loss_fn, X, y, SGD(model.parameters(), 0.05), threads=threads, **options
         )
         losses = [step(X, y) for _ in range(STEPS)]
         assert losses == expected and state(model) == state(eager), f"threads={threads}"
@@ -165,6 +171,92 @@ def test_groups_the_side_by_side_kernels_must_not_take_are_bit_identical(
         groups = step.program.groups
         neurons = groups[(groups[:, WIDTH] > 1) & (groups[:, N] == terms)]
         assert step.info["template"] and neurons[:, DISTINCT].tolist() == [distinct], neurons
+
+
+class Alike:
+    """``count`` neurons of the inputs ``x_0..x_4``, each with its own weights, shaped by ``kind``:
+    ``"first"`` ``w_j . x + b_j`` (the inputs first, the bias after), ``"tail"`` ``b_j + w_j . x + v_j * x_(j % 2)``
+    (a term where four neurons differ after them), ``"mixed"`` ``w_j . x + b_j`` but neuron 4's
+    third product ``h_(-1) * x_2`` (two per-sample factors), ``"chain"`` ``v_j * h_(j-1) + w_j . x``,
+    ``h_j`` neuron ``j`` (each neuron reads the one before), ``h_(-1) = tanh(g * x_5)``."""
+
+    nin = 6
+
+    def __init__(self, count: int, kind: str) -> None:
+        self.kind = kind
+        self.w = [
+            [numba_backend.Value(0.1 * ((j + 2 * k) % 7) - 0.3) for k in range(5)] for j in range(count)
+        ]
+        self.v = [numba_backend.Value(0.5 + 0.05 * j) for j in range(count)]
+        self.b = [numba_backend.Value(0.2 - 0.05 * j) for j in range(count)]
+        self.g = numba_backend.Value(0.9)
+
+    def parameters(self) -> list[Any]:
+        tail = {
+            "first": self.b,
+            "tail": [*self.b, *self.v],
+            "mixed": [*self.b, self.g],
+            "chain": [*self.v, self.g],
+        }[self.kind]
+        return [w for row in self.w for w in row] + tail
+
+    def outputs(self, x: list[Any]) -> list[Any]:
+        hidden, before = [], (self.g * x[5]).tanh() if self.kind in ("mixed", "chain") else None
+        for j, row in enumerate(self.w):
+            products = [w * xk for w, xk in zip(row, x[:5], strict=True)]
+            if self.kind == "mixed" and j == 4:
+                products[2] = before * x[2]  # the factor that needs a grad first, as in w * x
+            if self.kind in ("first", "mixed"):
+                terms = [*products, self.b[j]]
+            elif self.kind == "tail":
+                terms = [self.b[j], *products, self.v[j] * x[j % 2]]
+            else:
+                terms = [self.v[j] * before, *products]
+            before = functools.reduce(operator.add, terms)  # left to right: one fused node
+            hidden.append(before)
+        return hidden
+
+
+def alike_loss(model: Alike, inputs: Any, targets: Any) -> Any:
+    outputs = [sum(model.outputs(x)) for x in inputs]
+    return sum((o - t) ** 2 for o, t in zip(outputs, targets, strict=True))
+
+
+def alike_runs(step: Any) -> list[tuple[int, int, int]]:
+    """``(start, end, n)`` of every four units of a lane group of sums (``_four_units_run``)."""
+    program, runs = step.program, []
+    for kind, lo, hi, n, t, width in program.groups[:, [KIND, LO, HI, N, TERM, WIDTH]]:
+        if width > 1 and kind in (DOT, DOT_PLAIN, SUM):
+            for u in range(0, (hi - lo) // width - 3):
+                runs.append((*_four_units_run(program.terms, t + u * n, n, lo + u * width, width), n))
+    return runs
+
+
+@pytest.mark.parametrize("kind", ["first", "tail", "mixed"])
+def test_four_neurons_folding_the_inputs_they_share_at_once_are_bit_identical(kind: str) -> None:
+    rng = np.random.default_rng(13)
+    X, y = rng.normal(size=(45, 6)), rng.normal(size=45)
+    for step in steps_like_eager(lambda: Alike(11, kind), alike_loss, X, y):
+        folded = [(start, end, n) for start, end, n in alike_runs(step) if end - start >= ALIKE]
+        # "first" and "mixed": from the first term on, "tail": from after the bias; all end
+        # before the last term; in "mixed", four neurons that take in neuron 4 stop before its third
+        assert folded and all((start == 0) == (kind != "tail") for start, _, _ in folded), folded
+        assert all(end < n for _, end, n in folded), folded
+        assert kind != "mixed" or (0, 2, 6) in alike_runs(step), alike_runs(step)
+
+
+def test_neurons_reading_a_neuron_of_their_own_group_fold_one_by_one() -> None:
+    # Without grouping by height, the chain's neurons are one group in creation order: four of
+    # them read x alike, but the second reads the first, which must be complete before.
+    rng = np.random.default_rng(17)
+    X, y = rng.normal(size=(45, 6)), rng.normal(size=45)
+    for step in steps_like_eager(lambda: Alike(7, "chain"), alike_loss, X, y, grouping=False):
+        program = step.program
+        assert step.info["template"] and alike_runs(step) and all(e == s for s, e, _ in alike_runs(step))
+        chain = program.groups[(program.groups[:, WIDTH] > 1) & (program.groups[:, N] == 6)]
+        assert len(chain) == 1 and chain[0, HI] - chain[0, LO] >= 4 * chain[0, WIDTH], chain
+        t, n = chain[0, TERM], chain[0, N]
+        assert sum(_four_units_read_alike(program.terms, t, n, j) for j in range(n)) >= ALIKE
 
 
 class Scaled:
