@@ -427,9 +427,14 @@ TEMPLATE = [
         "    for s in range(s):\n        g = grad[out + s]\n",
     ),
     _lanes_kernels(
-        "two_units_sums_two_samples_swapped",
-        "            sums_a[i] = (((sums_a[i] + r3 * a3) + r2 * a2) + r1 * a1) + r0 * a0",
-        "            sums_a[i] = (((sums_a[i] + r2 * a2) + r3 * a3) + r1 * a1) + r0 * a0",
+        "four_units_sums_two_samples_swapped",
+        "            sc[i] = (((sc[i] + r3 * c3) + r2 * c2) + r1 * c1) + r0 * c0",
+        "            sc[i] = (((sc[i] + r2 * c2) + r3 * c3) + r1 * c1) + r0 * c0",
+    ),
+    _lanes_kernels(
+        "four_units_sums_rest_first_sample_first",
+        "    while s > 0:\n        s -= 1\n        ga, gb, gc, gd = grad[oa + s], grad[ob + s], grad[oc + s], grad[od + s]",
+        "    for s in range(s):\n        ga, gb, gc, gd = grad[oa + s], grad[ob + s], grad[oc + s], grad[od + s]",
     ),
     _lanes_kernels(
         "sums_across_units_two_samples_swapped",

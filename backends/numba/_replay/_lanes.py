@@ -7,7 +7,7 @@ the slots all samples share, last sample first). Every lane performs exactly the
 sequence of its sample, so rounding is unchanged. Called by :mod:`._kernels`.
 
 Side by side. Where one loop does the work of several (four terms of a unit, four units,
-two units' sums, all units' sums, several samples a pass), it loads and stores a sum once
+four units' sums, all units' sums, several samples a pass), it loads and stores a sum once
 for several additions, but each slot still receives its additions in the eager order: a
 fold adds its terms left to right, a shared slot its samples last one first, a per-sample
 slot its pushes unit after unit. Only additions into different slots are reordered; each
@@ -330,32 +330,37 @@ def _sums_across_terms(grad, factors, first_slot, run, out, width):  # type: ign
     grad[first_slot : first_slot + run] = sums
 
 
-@_jit("void(float64[::1], float64[::1], int64, int64, int64, int64, int64, int64)")
-def _sums_two_units(grad, factors, slots_a, slots_b, run, out_a, out_b, width):  # type: ignore[no-untyped-def]
-    """:func:`_sums_across_terms` of two units' runs over the same factors (from slots ``slots_a``
-    and ``slots_b``, unit slots ``out_a`` and ``out_b``) at once: each row of factors is loaded
-    once for both; every slot's sum still runs over the samples last one first."""
-    sums_a = grad[slots_a : slots_a + run].copy()  # apart from ``grad``: the loop vectorises
-    sums_b = grad[slots_b : slots_b + run].copy()
+@_jit("void(float64[::1], float64[::1], int64[::1], int64, int64[::1], int64)")
+def _sums_four_units(grad, factors, slots, run, outs, width):  # type: ignore[no-untyped-def]
+    """:func:`_sums_across_terms` of four units' runs over the same factors (unit ``i``'s from slot
+    ``slots[i]``, its unit slot ``outs[i]``) at once: each row of factors is loaded once for the
+    four; every slot's sum still runs over the samples last one first."""
+    sa, sb = grad[slots[0] : slots[0] + run].copy(), grad[slots[1] : slots[1] + run].copy()
+    sc, sd = grad[slots[2] : slots[2] + run].copy(), grad[slots[3] : slots[3] + run].copy()
+    oa, ob, oc, od = outs[0], outs[1], outs[2], outs[3]
     s = width
     while s >= 4:  # four samples a pass
         s -= 4
-        a3, a2, a1, a0 = grad[out_a + s + 3], grad[out_a + s + 2], grad[out_a + s + 1], grad[out_a + s]
-        b3, b2, b1, b0 = grad[out_b + s + 3], grad[out_b + s + 2], grad[out_b + s + 1], grad[out_b + s]
+        a3, a2, a1, a0 = grad[oa + s + 3], grad[oa + s + 2], grad[oa + s + 1], grad[oa + s]
+        b3, b2, b1, b0 = grad[ob + s + 3], grad[ob + s + 2], grad[ob + s + 1], grad[ob + s]
+        c3, c2, c1, c0 = grad[oc + s + 3], grad[oc + s + 2], grad[oc + s + 1], grad[oc + s]
+        d3, d2, d1, d0 = grad[od + s + 3], grad[od + s + 2], grad[od + s + 1], grad[od + s]
         rows = factors[s * run : (s + 4) * run]
         for i in range(run):
             r3, r2, r1, r0 = rows[3 * run + i], rows[2 * run + i], rows[run + i], rows[i]
-            sums_a[i] = (((sums_a[i] + r3 * a3) + r2 * a2) + r1 * a1) + r0 * a0
-            sums_b[i] = (((sums_b[i] + r3 * b3) + r2 * b2) + r1 * b1) + r0 * b0
+            sa[i] = (((sa[i] + r3 * a3) + r2 * a2) + r1 * a1) + r0 * a0
+            sb[i] = (((sb[i] + r3 * b3) + r2 * b2) + r1 * b1) + r0 * b0
+            sc[i] = (((sc[i] + r3 * c3) + r2 * c2) + r1 * c1) + r0 * c0
+            sd[i] = (((sd[i] + r3 * d3) + r2 * d2) + r1 * d1) + r0 * d0
     while s > 0:
         s -= 1
-        ga, gb = grad[out_a + s], grad[out_b + s]
+        ga, gb, gc, gd = grad[oa + s], grad[ob + s], grad[oc + s], grad[od + s]
         row = factors[s * run : (s + 1) * run]
         for i in range(run):
-            sums_a[i] = sums_a[i] + row[i] * ga
-            sums_b[i] = sums_b[i] + row[i] * gb
-    grad[slots_a : slots_a + run] = sums_a
-    grad[slots_b : slots_b + run] = sums_b
+            sa[i], sb[i] = sa[i] + row[i] * ga, sb[i] + row[i] * gb
+            sc[i], sd[i] = sc[i] + row[i] * gc, sd[i] + row[i] * gd
+    grad[slots[0] : slots[0] + run], grad[slots[1] : slots[1] + run] = sa, sb
+    grad[slots[2] : slots[2] + run], grad[slots[3] : slots[3] + run] = sc, sd
 
 
 @_jit("boolean(uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64)")
@@ -376,27 +381,29 @@ def _units_share_a_run(terms, needs, t0, n, first_unit, end_unit, run):  # type:
     "int64(float64[::1], float64[::1], uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64, int64, "
     "float64[::1])"
 )
-def _runs_in_pairs(val, grad, terms, needs, t0, n, lo, width, first_unit, end_unit, factors):  # type: ignore[no-untyped-def]
+def _runs_four_units_at_once(val, grad, terms, needs, t0, n, lo, width, first_unit, end_unit, factors):  # type: ignore[no-untyped-def]
     """The sums of every unit's final run of terms, when all units end in runs over the same
-    factors (:func:`_units_share_a_run`): two units at a time, last ones first. Returns the
-    run's length (0: not done). Only for a distinct group: its units push into different
-    slots, so their order does not matter; each slot still sums last sample first."""
+    factors (:func:`_units_share_a_run`): four units at a time, then one at a time, last ones
+    first. Returns the run's length (0: not done). Only for a distinct group: its units push
+    into different slots, so their order does not matter; each slot still sums last sample
+    first."""
     top = t0 + (end_unit - 1) * n
     run = _shared_run(terms, needs, top + n - 1, top)
     if run < RUN or not _units_share_a_run(terms, needs, t0, n, first_unit, end_unit, run):
         return 0
     _transpose_factors(val, terms, top + n - run, run, width, factors)
+    slots, outs = np.empty(4, np.int64), np.empty(4, np.int64)
     u = end_unit
     while u > first_unit:
-        slots_a = np.int64(terms[t0 + u * n - run, 0] & SLOT)
-        if u - 2 >= first_unit:
-            slots_b = np.int64(terms[t0 + (u - 1) * n - run, 0] & SLOT)
-            out_a, out_b = lo + (u - 1) * width, lo + (u - 2) * width
-            _sums_two_units(grad, factors, slots_a, slots_b, run, out_a, out_b, width)
-            u -= 2
+        together = 4 if u - 4 >= first_unit else 1
+        for i in range(together):
+            slots[i] = terms[t0 + (u - i) * n - run, 0] & SLOT
+            outs[i] = lo + (u - 1 - i) * width
+        if together == 4:
+            _sums_four_units(grad, factors, slots, run, outs, width)
         else:
-            _sums_across_terms(grad, factors, slots_a, run, lo + (u - 1) * width, width)
-            u -= 1
+            _sums_across_terms(grad, factors, slots[0], run, outs[0], width)
+        u -= together
     return run
 
 
@@ -656,7 +663,7 @@ def lanes_backward_shared(
     share (the parameters): units in reverse, each unit's terms in reverse; each slot's sum
     over samples last sample first. In a ``distinct`` group (see _program) no two units push
     into one slot, so the units' order does not matter: their final runs over the same
-    factors sum two units at a time (:func:`_runs_in_pairs`), the rest across all units at
+    factors sum four units at a time (:func:`_runs_four_units_at_once`), the rest across all units at
     once where they push alike (:func:`_sums_across_units`), else four units at a time.
 
     ``factors``: scratch for :func:`_sums_across_terms` and :func:`_sums_across_units`, at
@@ -664,9 +671,11 @@ def lanes_backward_shared(
     """
     units = end_unit
     is_sum = kind == DOT_PLAIN or kind == DOT or kind == SUM
-    paired = 0  # how many of each unit's last terms :func:`_runs_in_pairs` summed
+    paired = 0  # how many of each unit's last terms :func:`_runs_four_units_at_once` summed
     if distinct and is_sum and units - first_unit > 1:
-        paired = _runs_in_pairs(val, grad, terms, needs, t0, n, lo, width, first_unit, units, factors)
+        paired = _runs_four_units_at_once(
+            val, grad, terms, needs, t0, n, lo, width, first_unit, units, factors
+        )
         rest = n - paired
         if units - first_unit >= RUN and _sums_across_units(
             val, grad, terms, needs, t0, n, lo, width, first_unit, units, rest, factors

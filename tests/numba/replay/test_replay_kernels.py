@@ -93,9 +93,12 @@ def mlp(sizes: list[int]) -> Any:
     [
         (100, [16, 16]),  # micrograd's demo: first layers of three terms run four neurons at once
         (1100, [6]),  # three blocks of samples; six neurons: four at once, then two alone
-        # nine neurons of nine weights: runs summed two neurons at a time and one alone, the
+        # nine neurons of nine weights: runs summed four neurons at a time and one alone, the
         # first layer's sums across its nine neurons; 102 samples: passes of 4 and 8 leave some
         (102, [9, 9]),
+        # twelve neurons of twelve weights: their runs summed four neurons at a time; 51 samples:
+        # three left after the passes of four, summed last one first
+        (51, [12, 12]),
     ],
 )
 def test_threads_and_blocks_of_samples_are_bit_identical_to_eager(n: int, hidden: list[int]) -> None:
