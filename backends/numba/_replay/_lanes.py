@@ -335,6 +335,7 @@ def _sums_four_units(grad, factors, slots, run, outs, width):  # type: ignore[no
     """:func:`_sums_across_terms` of four units' runs over the same factors (unit ``i``'s from slot
     ``slots[i]``, its unit slot ``outs[i]``) at once: each row of factors is loaded once for the
     four; every slot's sum still runs over the samples last one first."""
+    # copies apart from ``grad``: the loop vectorises
     sa, sb = grad[slots[0] : slots[0] + run].copy(), grad[slots[1] : slots[1] + run].copy()
     sc, sd = grad[slots[2] : slots[2] + run].copy(), grad[slots[3] : slots[3] + run].copy()
     oa, ob, oc, od = outs[0], outs[1], outs[2], outs[3]
