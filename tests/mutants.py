@@ -464,6 +464,23 @@ TEMPLATE = [
         "        grad[target + s] = ((sum_ + w1 * grad[o1 + s]) + w2 * grad[o2 + s]) + w0 * grad[o0 + s]",
     ),
     _lanes_kernels(
+        "eight_units_second_place_misses_a_unit",
+        "        grad[into_b + s] = (((sum_b + b4 * g4) + b5 * g5) + b6 * g6) + b7 * g7",
+        "        grad[into_b + s] = ((sum_b + b4 * g4) + b5 * g5) + b6 * g6",
+    ),
+    _lanes_kernels(
+        "eight_units_lone_place_hears_the_last_four_first",
+        "                            _four_units_push(val, grad, terms, k, n, out, width, s0, s1)\n"
+        "                            _four_units_push(val, grad, terms, k - 4 * n, n, out - 4 * width, width, s0, s1)",
+        "                            _four_units_push(val, grad, terms, k - 4 * n, n, out - 4 * width, width, s0, s1)\n"
+        "                            _four_units_push(val, grad, terms, k, n, out, width, s0, s1)",
+    ),
+    _lanes_kernels(
+        "eight_units_checked_four_only",
+        "            if out - 7 * width >= lo and _units_aligned(terms, t, n, 8):",
+        "            if out - 7 * width >= lo and _units_aligned(terms, t, n, 4):",
+    ),
+    _lanes_kernels(
         "a_place_pushed_twice_still_aligned",
         "            if place <= last:\n                return False\n",
         "",

@@ -135,19 +135,19 @@ def lanes_push(val, grad, target, factor, out_slot, s0, s1):  # type: ignore[no-
         grad[it] = acc
 
 
-@_jit("boolean(uint32[:, ::1], int64, int64)")
-def _four_units_aligned(terms, t, n):  # type: ignore[no-untyped-def]
-    """Whether the units of ``n`` terms from ``t``, ``t - n``, ``t - 2n`` and ``t - 3n`` push into
+@_jit("boolean(uint32[:, ::1], int64, int64, int64)")
+def _units_aligned(terms, t, n, count):  # type: ignore[no-untyped-def]
+    """Whether the ``count`` units of ``n`` terms from ``t``, ``t - n``, ``t - 2n``, ... push into
     per-sample places alike: at each term position, the same one place, times a shared factor;
     and no place twice (the places ascend). Then each place's pushes come from one position,
-    unit after unit, and the four units may push position by position."""
+    unit after unit, and the units may push position by position."""
     last = -1
     for j in range(n):
         a, c = terms[t + j, 0], terms[t + j, 1]
         if a & LANE and c & LANE:
             return False
         place = np.int64(a if a & LANE else c)
-        for i in range(1, 4):
+        for i in range(1, count):
             x, y = terms[t - i * n + j, 0], terms[t - i * n + j, 1]
             if (
                 x & LANE != a & LANE
@@ -165,7 +165,7 @@ def _four_units_aligned(terms, t, n):  # type: ignore[no-untyped-def]
 @_jit("void(float64[::1], float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64)")
 def _four_units_push(val, grad, terms, k, n, out_slot, width, s0, s1):  # type: ignore[no-untyped-def]
     """:func:`lanes_push` of term position ``k`` of four aligned units (see
-    :func:`_four_units_aligned`; the top one's term ``k`` and unit slot ``out_slot``), in one
+    :func:`_units_aligned`; the top one's term ``k`` and unit slot ``out_slot``), in one
     loop: each sample's place adds the four pushes in the units' order, loaded and stored once."""
     side = 0 if terms[k, 0] & LANE else 1
     target = np.uint64(terms[k, side] & SLOT)
@@ -176,6 +176,53 @@ def _four_units_push(val, grad, terms, k, n, out_slot, width, s0, s1):  # type: 
     for s in range(np.uint64(s0), np.uint64(s1)):
         sum_ = grad[target + s] + w0 * grad[o0 + s]
         grad[target + s] = ((sum_ + w1 * grad[o1 + s]) + w2 * grad[o2 + s]) + w3 * grad[o3 + s]
+
+
+@_jit("UniTuple(float64, 8)(float64[::1], uint32[:, ::1], int64, int64)")
+def _eight_shared_factors(val, terms, k, n):  # type: ignore[no-untyped-def]
+    """The shared factors of the terms ``k``, ``k - n``, ... ``k - 7n`` (per-sample place times shared slot)."""
+    side = 1 if terms[k, 0] & LANE else 0
+    return (
+        val[terms[k, side] & SLOT],
+        val[terms[k - n, side] & SLOT],
+        val[terms[k - 2 * n, side] & SLOT],
+        val[terms[k - 3 * n, side] & SLOT],
+        val[terms[k - 4 * n, side] & SLOT],
+        val[terms[k - 5 * n, side] & SLOT],
+        val[terms[k - 6 * n, side] & SLOT],
+        val[terms[k - 7 * n, side] & SLOT],
+    )
+
+
+@_jit("void(float64[::1], float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64)")
+def _eight_units_push_two(val, grad, terms, k, n, out_slot, width, s0, s1):  # type: ignore[no-untyped-def]
+    """:func:`lanes_push` of term positions ``k`` and ``k - 1`` of eight aligned units (see
+    :func:`_units_aligned`; the top one's terms and unit slot ``out_slot``), both pushing into
+    per-sample places, in one loop: each unit's grad is loaded once for both places, and each
+    place adds the eight pushes in the units' order, loaded and stored once."""
+    into_a = np.uint64(_lane_and_weight(terms, k)[0])
+    into_b = np.uint64(_lane_and_weight(terms, k - 1)[0])
+    a0, a1, a2, a3, a4, a5, a6, a7 = _eight_shared_factors(val, terms, k, n)
+    b0, b1, b2, b3, b4, b5, b6, b7 = _eight_shared_factors(val, terms, k - 1, n)
+    o0, o1 = np.uint64(out_slot), np.uint64(out_slot - width)
+    o2, o3 = np.uint64(out_slot - 2 * width), np.uint64(out_slot - 3 * width)
+    o4, o5 = np.uint64(out_slot - 4 * width), np.uint64(out_slot - 5 * width)
+    o6, o7 = np.uint64(out_slot - 6 * width), np.uint64(out_slot - 7 * width)
+    for s in range(np.uint64(s0), np.uint64(s1)):
+        g0, g1, g2, g3 = grad[o0 + s], grad[o1 + s], grad[o2 + s], grad[o3 + s]
+        g4, g5, g6, g7 = grad[o4 + s], grad[o5 + s], grad[o6 + s], grad[o7 + s]
+        sum_a = (((grad[into_a + s] + a0 * g0) + a1 * g1) + a2 * g2) + a3 * g3
+        grad[into_a + s] = (((sum_a + a4 * g4) + a5 * g5) + a6 * g6) + a7 * g7
+        sum_b = (((grad[into_b + s] + b0 * g0) + b1 * g1) + b2 * g2) + b3 * g3
+        grad[into_b + s] = (((sum_b + b4 * g4) + b5 * g5) + b6 * g6) + b7 * g7
+
+
+@_jit("boolean(uint32[:, ::1], boolean[::1], int64)")
+def _pushes_per_sample(terms, needs, k):  # type: ignore[no-untyped-def]
+    """Whether term ``k`` of an aligned unit pushes into a per-sample place that needs a grad."""
+    a, c = terms[k, 0], terms[k, 1]
+    place = a if a & LANE else c
+    return place & LANE != 0 and needs[place & SLOT]
 
 
 #: the fewest terms :func:`lanes_backward_shared` sums side by side through a transposed copy
@@ -623,20 +670,32 @@ def lanes_backward_per_sample(val, grad, terms, const, needs, kind, lo, hi, n, t
     """Backward of a group of lane units into per-sample slots, samples ``s0 <= s < s1``: units
     in reverse, each unit's terms in reverse (first factor, then second); a primitive's pushes
     sample by sample, last sample first, as :func:`backward` pushes one node's. Every sample's
-    pushes are its own: blocks of samples may run in any order, or at once. Four units that
-    push alike (:func:`_four_units_aligned`) push term position by position: each place still
-    hears from the units in their order."""
+    pushes are its own: blocks of samples may run in any order, or at once. Eight or four
+    units that push alike (:func:`_units_aligned`) push term position by position (eight: two
+    positions a pass): each place still hears from the units in their order."""
     t = t0 + (hi - lo) // width * n
     out = hi
     while out > lo:
         out -= width
         t -= n
         if kind == DOT_PLAIN or kind == DOT or kind == SUM:
-            if out - 3 * width >= lo and _four_units_aligned(terms, t, n):
+            if out - 7 * width >= lo and _units_aligned(terms, t, n, 8):
+                k = t + n - 1
+                while k >= t:
+                    if _pushes_per_sample(terms, needs, k):
+                        if k - 1 >= t and _pushes_per_sample(terms, needs, k - 1):
+                            _eight_units_push_two(val, grad, terms, k, n, out, width, s0, s1)
+                            k -= 1
+                        else:  # the first four units, then the next four: the same order
+                            _four_units_push(val, grad, terms, k, n, out, width, s0, s1)
+                            _four_units_push(val, grad, terms, k - 4 * n, n, out - 4 * width, width, s0, s1)
+                    k -= 1
+                out -= 7 * width
+                t -= 7 * n
+                continue
+            if out - 3 * width >= lo and _units_aligned(terms, t, n, 4):
                 for k in range(t + n - 1, t - 1, -1):
-                    a, c = terms[k, 0], terms[k, 1]
-                    place = a if a & LANE else c
-                    if place & LANE and needs[place & SLOT]:
+                    if _pushes_per_sample(terms, needs, k):
                         _four_units_push(val, grad, terms, k, n, out, width, s0, s1)
                 out -= 3 * width
                 t -= 3 * n

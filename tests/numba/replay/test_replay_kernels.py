@@ -91,10 +91,13 @@ def mlp(sizes: list[int]) -> Any:
 @pytest.mark.parametrize(
     ("n", "hidden"),
     [
-        (100, [16, 16]),  # micrograd's demo: first layers of three terms run four neurons at once
+        # micrograd's demo: first layers of three terms run four neurons at once; the second
+        # layer pushes into the first's outputs eight neurons and two outputs at a time
+        (100, [16, 16]),
         (1100, [6]),  # three blocks of samples; six neurons: four at once, then two alone
         # nine neurons of nine weights: runs summed four neurons at a time and one alone, the
-        # first layer's sums across its nine neurons; 102 samples: passes of 4 and 8 leave some
+        # first layer's sums across its nine neurons, pushes of eight neurons into an odd number
+        # of outputs (the last alone); 102 samples: passes of 4 and 8 leave some
         (102, [9, 9]),
         # twelve neurons of twelve weights: their runs summed four neurons at a time; 51 samples:
         # three left after the passes of four, summed last one first
