@@ -75,6 +75,18 @@ def _lane_and_weight(terms, k):  # type: ignore[no-untyped-def]
     return np.uint64(x & SLOT), np.uint64(w & SLOT)
 
 
+@_jit("UniTuple(float64, 4)(float64[::1], uint32[:, ::1], int64, int64)")
+def _four_shared_factors(val, terms, k, stride):  # type: ignore[no-untyped-def]
+    """The shared factors of the weighted terms ``k``, ``k + stride``, ``k + 2 stride`` and
+    ``k + 3 stride`` (see :func:`_lane_and_weight`)."""
+    return (
+        val[_lane_and_weight(terms, k)[1]],
+        val[_lane_and_weight(terms, k + stride)[1]],
+        val[_lane_and_weight(terms, k + 2 * stride)[1]],
+        val[_lane_and_weight(terms, k + 3 * stride)[1]],
+    )
+
+
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, int64, boolean)")
 def _lanes_four_products(val, terms, k, out_slot, s0, s1, first):  # type: ignore[no-untyped-def]
     """:func:`lanes_product` of the four weighted terms ``k..k+3`` (see :func:`_four_weighted`)
@@ -169,29 +181,12 @@ def _four_units_push(val, grad, terms, k, n, out_slot, width, s0, s1):  # type: 
     loop: each sample's place adds the four pushes in the units' order, loaded and stored once."""
     side = 0 if terms[k, 0] & LANE else 1
     target = np.uint64(terms[k, side] & SLOT)
-    w0, w1 = val[terms[k, 1 - side] & SLOT], val[terms[k - n, 1 - side] & SLOT]
-    w2, w3 = val[terms[k - 2 * n, 1 - side] & SLOT], val[terms[k - 3 * n, 1 - side] & SLOT]
+    w0, w1, w2, w3 = _four_shared_factors(val, terms, k, -n)
     o0, o1 = np.uint64(out_slot), np.uint64(out_slot - width)
     o2, o3 = np.uint64(out_slot - 2 * width), np.uint64(out_slot - 3 * width)
     for s in range(np.uint64(s0), np.uint64(s1)):
         sum_ = grad[target + s] + w0 * grad[o0 + s]
         grad[target + s] = ((sum_ + w1 * grad[o1 + s]) + w2 * grad[o2 + s]) + w3 * grad[o3 + s]
-
-
-@_jit("UniTuple(float64, 8)(float64[::1], uint32[:, ::1], int64, int64)")
-def _eight_shared_factors(val, terms, k, n):  # type: ignore[no-untyped-def]
-    """The shared factors of the terms ``k``, ``k - n``, ... ``k - 7n`` (per-sample place times shared slot)."""
-    side = 1 if terms[k, 0] & LANE else 0
-    return (
-        val[terms[k, side] & SLOT],
-        val[terms[k - n, side] & SLOT],
-        val[terms[k - 2 * n, side] & SLOT],
-        val[terms[k - 3 * n, side] & SLOT],
-        val[terms[k - 4 * n, side] & SLOT],
-        val[terms[k - 5 * n, side] & SLOT],
-        val[terms[k - 6 * n, side] & SLOT],
-        val[terms[k - 7 * n, side] & SLOT],
-    )
 
 
 @_jit("void(float64[::1], float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64)")
@@ -202,8 +197,10 @@ def _eight_units_push_two(val, grad, terms, k, n, out_slot, width, s0, s1):  # t
     place adds the eight pushes in the units' order, loaded and stored once."""
     into_a = np.uint64(_lane_and_weight(terms, k)[0])
     into_b = np.uint64(_lane_and_weight(terms, k - 1)[0])
-    a0, a1, a2, a3, a4, a5, a6, a7 = _eight_shared_factors(val, terms, k, n)
-    b0, b1, b2, b3, b4, b5, b6, b7 = _eight_shared_factors(val, terms, k - 1, n)
+    a0, a1, a2, a3 = _four_shared_factors(val, terms, k, -n)
+    a4, a5, a6, a7 = _four_shared_factors(val, terms, k - 4 * n, -n)
+    b0, b1, b2, b3 = _four_shared_factors(val, terms, k - 1, -n)
+    b4, b5, b6, b7 = _four_shared_factors(val, terms, k - 1 - 4 * n, -n)
     o0, o1 = np.uint64(out_slot), np.uint64(out_slot - width)
     o2, o3 = np.uint64(out_slot - 2 * width), np.uint64(out_slot - 3 * width)
     o4, o5 = np.uint64(out_slot - 4 * width), np.uint64(out_slot - 5 * width)
@@ -557,18 +554,6 @@ def _four_units_run(terms, t, n, out, width):  # type: ignore[no-untyped-def]
     while end < n and _four_units_read_alike(terms, t, n, end):
         end += 1
     return start, end
-
-
-@_jit("UniTuple(float64, 4)(float64[::1], uint32[:, ::1], int64, int64)")
-def _four_shared_factors(val, terms, k, stride):  # type: ignore[no-untyped-def]
-    """The shared factors of the weighted terms ``k``, ``k + stride``, ``k + 2 stride`` and
-    ``k + 3 stride`` (see :func:`_lane_and_weight`)."""
-    return (
-        val[_lane_and_weight(terms, k)[1]],
-        val[_lane_and_weight(terms, k + stride)[1]],
-        val[_lane_and_weight(terms, k + 2 * stride)[1]],
-        val[_lane_and_weight(terms, k + 3 * stride)[1]],
-    )
 
 
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64, int64, int64)")
