@@ -347,16 +347,16 @@ class ReplayStep(TrainingStep):
             error.add_note(f"raised while replaying the step compiled by {type(self).__name__}")
             raise
         if rule.kind == UpdateRule.SGD:  # SGD keeps the grads as its velocity (spec.optim)
-            optimizer.velocity = grads.tolist()  # type: ignore[attr-defined]
+            optimizer.leave_state("velocity", grads.copy())
         for row, (name, _) in enumerate(lists):
-            setattr(optimizer, name, self.state[row].tolist())
+            optimizer.leave_state(name, self.state[row])  # a failing step changes no state
         optimizer.steps += 1
         return loss
 
     def _state_lists(self, rule: UpdateRule) -> list[tuple[str, Any]]:
         """The optimizer's state lists the update reads, by attribute name, in ``state``'s rows."""
         names = {UpdateRule.MOMENTUM: ["velocity"], UpdateRule.ADAM: ["m", "v"]}.get(rule.kind, [])
-        return [(name, getattr(self.optimizer, name)) for name in names]
+        return [(name, self.optimizer.state_as_left(name)) for name in names]
 
     def _raise_forward_failure(self, inputs: Floats, targets: Floats) -> NoReturn:
         """Raise the error the eager loop raises on this batch: a kernel saw its forward pass fail.

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from numbers import Integral
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, overload
+
+import numpy as np
 
 from spec.errors import GradspecError, NonFiniteError, ResultOverflowError
 from spec.operands import as_finite_float, echo
@@ -27,6 +29,34 @@ def linear_decay(start: float, end: float, steps: int) -> Callable[[int], float]
     start, end = as_finite_float(start, "linear_decay start"), as_finite_float(end, "linear_decay end")
     drop = start - end
     return lambda k: start - drop * k / steps
+
+
+class StateList:
+    """An optimizer's per-parameter state, a list of floats (``SGD.velocity``, ``Adam.m``, ``Adam.v``).
+
+    A compiled step leaves the new state as a float64 array (:meth:`Optimizer.leave_state`);
+    it becomes the list the eager loop leaves when first read, so a training loop that never
+    reads the state does not pay for the conversion on every step. Assigning a list, or
+    changing the list read, works as on a plain attribute.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, optimizer: None, owner: type | None = None) -> StateList: ...
+    @overload
+    def __get__(self, optimizer: Optimizer, owner: type | None = None) -> list[float]: ...
+    def __get__(self, optimizer: Optimizer | None, owner: type | None = None) -> Any:
+        if optimizer is None:
+            return self
+        values = optimizer.__dict__[self.name]
+        if isinstance(values, np.ndarray):
+            values = optimizer.__dict__[self.name] = values.tolist()
+        return values
+
+    def __set__(self, optimizer: Optimizer, values: Any) -> None:
+        optimizer.__dict__[self.name] = values
 
 
 class Optimizer:
@@ -52,6 +82,16 @@ class Optimizer:
         """The new parameter values, and a function that commits the optimizer's new state."""
         raise NotImplementedError
 
+    def state_as_left(self, name: str) -> Any:
+        """The state ``name`` (a :class:`StateList`) as last set: the array a compiled step left
+        (see :meth:`leave_state`) while no one has read it since, else the list."""
+        return self.__dict__[name]
+
+    def leave_state(self, name: str, values: np.ndarray) -> None:
+        """Set the state ``name`` to ``values``, a float64 array the caller no longer changes:
+        it becomes a list when first read."""
+        self.__dict__[name] = values
+
     def step(self) -> None:
         """Update every parameter from its gradient."""
         updated, commit = self._updates(self.learning_rate())
@@ -76,6 +116,9 @@ class SGD(Optimizer):
     plain SGD; with momentum ``v = momentum * v + p.grad; p.data -= lr * v``.
     ``lr`` is a number or a schedule called with the step index (0, 1, ...).
     """
+
+    #: each parameter's velocity: with no momentum, its last grad
+    velocity = StateList()
 
     def __init__(self, params: Iterable[Any], lr: LearningRate, momentum: float = 0.0) -> None:
         super().__init__(params, lr)
@@ -108,6 +151,10 @@ class Adam(Optimizer):
 
     ``lr`` is a number or a schedule called with the step index (0, 1, ...), as for :class:`SGD`.
     """
+
+    #: each parameter's first and second moment estimates
+    m = StateList()
+    v = StateList()
 
     def __init__(
         self,

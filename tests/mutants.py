@@ -42,6 +42,7 @@ _replay_step = _in("numba-replay", "backends/numba/_replay/_step.py")
 _replay_extract = _in("numba-replay", "backends/numba/_replay/_extract.py")
 _lanes_template = _in("numba-template", "backends/numba/_replay/_template.py")
 _lanes_kernels = _in("numba-template", "backends/numba/_replay/_lanes.py")
+_tiles = _in("numba-template", "backends/numba/_replay/_tiles.py")
 _lanes_drivers = _in("numba-template", "backends/numba/_replay/_kernels.py")
 _lanes_order_check = _in("numba-template", "backends/numba/_replay/_order_check.py")
 _lanes_layout = _in("numba-template", "backends/numba/_replay/_layout.py")
@@ -412,29 +413,9 @@ TEMPLATE = [
         "        pass\n",
     ),
     _lanes_drivers(
-        "targets_written_row_by_row",
-        "        val[first_target + (i % columns) * n + i // columns] = targets[i]",
-        "        val[first_target + i] = targets[i]",
-    ),
-    _lanes_kernels(
-        "sums_across_terms_two_samples_swapped",
-        "((sums[i] + rows[7 * run + i] * g7) + rows[6 * run + i] * g6)",
-        "((sums[i] + rows[6 * run + i] * g6) + rows[7 * run + i] * g7)",
-    ),
-    _lanes_kernels(
-        "sums_across_terms_rest_first_sample_first",
-        "    while s > 0:\n        s -= 1\n        g = grad[out + s]\n",
-        "    for s in range(s):\n        g = grad[out + s]\n",
-    ),
-    _lanes_kernels(
-        "four_units_sums_two_samples_swapped",
-        "            sc[i] = (((sc[i] + r3 * c3) + r2 * c2) + r1 * c1) + r0 * c0",
-        "            sc[i] = (((sc[i] + r2 * c2) + r3 * c3) + r1 * c1) + r0 * c0",
-    ),
-    _lanes_kernels(
-        "four_units_sums_rest_first_sample_first",
-        "    while s > 0:\n        s -= 1\n        ga, gb, gc, gd = grad[oa + s], grad[ob + s], grad[oc + s], grad[od + s]",
-        "    for s in range(s):\n        ga, gb, gc, gd = grad[oa + s], grad[ob + s], grad[oc + s], grad[od + s]",
+        "columns_written_row_by_row",
+        "            val[first + j * n + s] = rows[s * columns + j]",
+        "            val[first + s * columns + j] = rows[s * columns + j]",
     ),
     _lanes_kernels(
         "sums_across_units_two_samples_swapped",
@@ -457,28 +438,54 @@ TEMPLATE = [
         "            for i in range(i0, min(i0 + 7, count)):",
     ),
     _lanes_kernels(
-        "four_units_push_last_unit_first",
-        "        sum_ = grad[target + s] + w0 * grad[o0 + s]\n"
-        "        grad[target + s] = ((sum_ + w1 * grad[o1 + s]) + w2 * grad[o2 + s]) + w3 * grad[o3 + s]",
-        "        sum_ = grad[target + s] + w3 * grad[o3 + s]\n"
-        "        grad[target + s] = ((sum_ + w1 * grad[o1 + s]) + w2 * grad[o2 + s]) + w0 * grad[o0 + s]",
+        "aligned_pushes_into_places_that_need_no_grad",
+        "        if _pushes_per_sample(terms, needs, k):\n            places[rows]",
+        "        if _lane_and_weight(terms, k)[0] >= 0:\n            places[rows]",
     ),
     _lanes_kernels(
-        "eight_units_second_place_misses_a_unit",
-        "        grad[into_b + s] = (((sum_b + b4 * g4) + b5 * g5) + b6 * g6) + b7 * g7",
-        "        grad[into_b + s] = ((sum_b + b4 * g4) + b5 * g5) + b6 * g6",
+        "all_units_taken_as_aligned",
+        "            if not _units_aligned(terms, t, n, count):\n",
+        "            if False:\n",
     ),
     _lanes_kernels(
-        "eight_units_lone_place_hears_the_last_four_first",
-        "                            _four_units_push(val, grad, terms, k, n, out, width, s0, s1)\n"
-        "                            _four_units_push(val, grad, terms, k - 4 * n, n, out - 4 * width, width, s0, s1)",
-        "                            _four_units_push(val, grad, terms, k - 4 * n, n, out - 4 * width, width, s0, s1)\n"
-        "                            _four_units_push(val, grad, terms, k, n, out, width, s0, s1)",
+        "aligned_pushes_last_unit_first",
+        "    units = out_slot + s0 - np.arange(count) * width",
+        "    units = out_slot + s0 - (count - 1 - np.arange(count)) * width",
     ),
     _lanes_kernels(
-        "eight_units_checked_four_only",
-        "            if out - 7 * width >= lo and _units_aligned(terms, t, n, 8):",
-        "            if out - 7 * width >= lo and _units_aligned(terms, t, n, 4):",
+        "four_units_fold_adds_to_the_first_term",
+        "            lanes_product(val, terms[t + u * n, 0], terms[t + u * n, 1], out + u * width, s0, s1, True)",
+        "            lanes_product(val, terms[t + u * n, 0], terms[t + u * n, 1], out + u * width, s0, s1, False)",
+    ),
+    _lanes_kernels(
+        "four_units_fold_weights_of_the_first_unit_for_all",
+        "            weights[u * steps + j] = val[_lane_and_weight(terms, t + u * n + start + j)[1]]",
+        "            weights[u * steps + j] = val[_lane_and_weight(terms, t + start + j)[1]]",
+    ),
+    _lanes_kernels(
+        "sums_over_samples_first_sample_first",
+        "    samples = (width - 1 - np.arange(width)) * run",
+        "    samples = np.arange(width) * run",
+    ),
+    _tiles(
+        "tile_fused_multiply_add",
+        "                    builder.store(builder.fadd(builder.load(sums[r][v]), product), sums[r][v])",
+        "                    builder.store(builder.fma(factors[v], weight, builder.load(sums[r][v])), sums[r][v])",
+    ),
+    _tiles(
+        "tile_reads_b_without_its_step",
+        "            b_offset = builder.mul(loop.index, b_stride)",
+        "            b_offset = loop.index",
+    ),
+    _tiles(
+        "tile_drops_the_last_single_lane",
+        "        while lane < lanes:\n            _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, 4, 1, 1)",
+        "        while lane + 1 < lanes:\n            _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, 4, 1, 1)",
+    ),
+    _tiles(
+        "tile_skips_the_rows_after_the_whole_tiles",
+        "    while row < c_rows.shape[0]:\n",
+        "    while row + 1 < c_rows.shape[0]:\n",
     ),
     _lanes_kernels(
         "a_place_pushed_twice_still_aligned",
@@ -489,21 +496,6 @@ TEMPLATE = [
         "four_products_folded_right_to_left",
         "            val[out + s] = ((sum_ + val[x1 + s] * k1) + val[x2 + s] * k2) + val[x3 + s] * k3",
         "            val[out + s] = sum_ + ((val[x1 + s] * k1 + val[x2 + s] * k2) + val[x3 + s] * k3)",
-    ),
-    _lanes_kernels(
-        "four_units_fold_right_to_left",
-        "            sums1[s] = (((sums1[s] + v0 * w10) + v1 * w11) + v2 * w12) + v3 * w13",
-        "            sums1[s] = sums1[s] + (((v0 * w10) + v1 * w11) + v2 * w12) + v3 * w13",
-    ),
-    _lanes_kernels(
-        "four_units_fold_adds_to_the_first_term",
-        "    if j == 0:  # the first term is stored",
-        "    if j < 0:  # the first term is stored",
-    ),
-    _lanes_kernels(
-        "four_units_fold_drops_the_last_single_position",
-        "    while j < end:\n        k = t + j\n        x = ",
-        "    while j < end - 1:\n        k = t + j\n        x = ",
     ),
     _lanes_kernels(
         "four_units_fold_their_own_slots_too",
@@ -582,8 +574,18 @@ COMPILE = [
     _compile("replay_skips_the_thread_check", "        self.check_caller()\n", ""),
     _compile(
         "sgd_velocity_not_the_grads",
-        "            optimizer.velocity = grads.tolist()  # type: ignore[attr-defined]\n",
+        '            optimizer.leave_state("velocity", grads.copy())\n',
         "            pass\n",
+    ),
+    _compile(
+        "sgd_velocity_a_view_of_the_next_steps_grads",
+        '            optimizer.leave_state("velocity", grads.copy())\n',
+        '            optimizer.leave_state("velocity", grads)\n',
+    ),
+    _optim(
+        "left_state_never_made_a_list",
+        "        if isinstance(values, np.ndarray):\n            values = optimizer.__dict__[self.name] = values.tolist()\n",
+        "",
     ),
     _compile(
         "eager_step_passes_floats",

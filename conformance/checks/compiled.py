@@ -223,6 +223,9 @@ def check_compiled_step_raises_the_eager_errors_and_changes_nothing(backend: Bac
     assert [(p.data, p.grad) for p in model.parameters()] == before and optimizer.steps == 1, (
         "a step whose update fails must change nothing, grads included"
     )
+    assert optimizer.velocity == [grad for _, grad in before], (
+        "a step whose update fails must leave SGD's velocity the last step's grads"
+    )
 
 
 #: optimizer -> changes a user may make between calls, each applied to both runs

@@ -393,6 +393,16 @@ def update(val, grad, P, constants, state, scratch):  # type: ignore[no-untyped-
     return -1
 
 
+@_jit("void(float64[::1], int64, float64[::1], int64)")
+def _write_columns(val, first, rows, n):  # type: ignore[no-untyped-def]
+    """Write ``n`` samples' rows (``rows``, sample by sample) into the slots from ``first``,
+    column by column: column ``j`` of sample ``s`` at ``first + j * n + s``."""
+    columns = rows.shape[0] // n
+    for s in range(n):
+        for j in range(columns):
+            val[first + j * n + s] = rows[s * columns + j]
+
+
 @_jit(_RUN_SIGNATURE)
 def run(
     val,
@@ -423,12 +433,8 @@ def run(
     P, first_input, first_target, root, n = meta[0], meta[1], meta[2], meta[3], meta[4]
     for i in range(P):
         val[i] = tape_data[parameter_nodes[i]]
-    columns = inputs.shape[0] // n  # column by column: input j of sample s at first_input + j * n + s
-    for i in range(inputs.shape[0]):
-        val[first_input + (i % columns) * n + i // columns] = inputs[i]
-    columns = targets.shape[0] // n
-    for i in range(targets.shape[0]):
-        val[first_target + (i % columns) * n + i // columns] = targets[i]
+    _write_columns(val, first_input, inputs, n)
+    _write_columns(val, first_target, targets, n)
     failed = forward(val, groups, terms, const, threads)
     if failed >= 0:
         return 1, failed, 0.0

@@ -6,12 +6,14 @@ slots, on any block of samples) and :func:`lanes_backward_shared` (the sums over
 the slots all samples share, last sample first). Every lane performs exactly the eager op
 sequence of its sample, so rounding is unchanged. Called by :mod:`._kernels`.
 
-Side by side. Where one loop does the work of several (four terms of a unit, four units,
-four units' sums, all units' sums, several samples a pass), it loads and stores a sum once
+Side by side. Where one loop does the work of several (four terms of a unit, four units'
+folds, all units' pushes or sums, several samples a pass), it loads and stores a sum once
 for several additions, but each slot still receives its additions in the eager order: a
 fold adds its terms left to right, a shared slot its samples last one first, a per-sample
 slot its pushes unit after unit. Only additions into different slots are reordered; each
-such kernel checks, or its caller does, that the slots it interleaves are different.
+such kernel checks, or its caller does, that the slots it interleaves are different. The
+matrix-shaped ones (a layer's folds, pushes and weight sums) run in register tiles
+(:mod:`._tiles`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from backends.numba._jit import jit as _jit
 from backends.numba._lowering import lanes_backward as op_lanes_backward
 from backends.numba._lowering import lanes_forward as op_lanes_forward
 from backends.numba._replay._program import DOT, DOT_PLAIN, LANE, SLOT, SUM
+from backends.numba._replay._tiles import multiply_accumulate
 
 __all__ = ["lanes_backward_per_sample", "lanes_backward_shared", "lanes_forward"]
 
@@ -73,18 +76,6 @@ def _lane_and_weight(terms, k):  # type: ignore[no-untyped-def]
     a, c = terms[k, 0], terms[k, 1]
     x, w = (a, c) if a & LANE else (c, a)
     return np.uint64(x & SLOT), np.uint64(w & SLOT)
-
-
-@_jit("UniTuple(float64, 4)(float64[::1], uint32[:, ::1], int64, int64)")
-def _four_shared_factors(val, terms, k, stride):  # type: ignore[no-untyped-def]
-    """The shared factors of the weighted terms ``k``, ``k + stride``, ``k + 2 stride`` and
-    ``k + 3 stride`` (see :func:`_lane_and_weight`)."""
-    return (
-        val[_lane_and_weight(terms, k)[1]],
-        val[_lane_and_weight(terms, k + stride)[1]],
-        val[_lane_and_weight(terms, k + 2 * stride)[1]],
-        val[_lane_and_weight(terms, k + 3 * stride)[1]],
-    )
 
 
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, int64, boolean)")
@@ -174,52 +165,33 @@ def _units_aligned(terms, t, n, count):  # type: ignore[no-untyped-def]
     return True
 
 
-@_jit("void(float64[::1], float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64)")
-def _four_units_push(val, grad, terms, k, n, out_slot, width, s0, s1):  # type: ignore[no-untyped-def]
-    """:func:`lanes_push` of term position ``k`` of four aligned units (see
-    :func:`_units_aligned`; the top one's term ``k`` and unit slot ``out_slot``), in one
-    loop: each sample's place adds the four pushes in the units' order, loaded and stored once."""
-    side = 0 if terms[k, 0] & LANE else 1
-    target = np.uint64(terms[k, side] & SLOT)
-    w0, w1, w2, w3 = _four_shared_factors(val, terms, k, -n)
-    o0, o1 = np.uint64(out_slot), np.uint64(out_slot - width)
-    o2, o3 = np.uint64(out_slot - 2 * width), np.uint64(out_slot - 3 * width)
-    for s in range(np.uint64(s0), np.uint64(s1)):
-        sum_ = grad[target + s] + w0 * grad[o0 + s]
-        grad[target + s] = ((sum_ + w1 * grad[o1 + s]) + w2 * grad[o2 + s]) + w3 * grad[o3 + s]
-
-
-@_jit("void(float64[::1], float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64)")
-def _eight_units_push_two(val, grad, terms, k, n, out_slot, width, s0, s1):  # type: ignore[no-untyped-def]
-    """:func:`lanes_push` of term positions ``k`` and ``k - 1`` of eight aligned units (see
-    :func:`_units_aligned`; the top one's terms and unit slot ``out_slot``), both pushing into
-    per-sample places, in one loop: each unit's grad is loaded once for both places, and each
-    place adds the eight pushes in the units' order, loaded and stored once."""
-    into_a = np.uint64(_lane_and_weight(terms, k)[0])
-    into_b = np.uint64(_lane_and_weight(terms, k - 1)[0])
-    a0, a1, a2, a3 = _four_shared_factors(val, terms, k, -n)
-    a4, a5, a6, a7 = _four_shared_factors(val, terms, k - 4 * n, -n)
-    b0, b1, b2, b3 = _four_shared_factors(val, terms, k - 1, -n)
-    b4, b5, b6, b7 = _four_shared_factors(val, terms, k - 1 - 4 * n, -n)
-    o0, o1 = np.uint64(out_slot), np.uint64(out_slot - width)
-    o2, o3 = np.uint64(out_slot - 2 * width), np.uint64(out_slot - 3 * width)
-    o4, o5 = np.uint64(out_slot - 4 * width), np.uint64(out_slot - 5 * width)
-    o6, o7 = np.uint64(out_slot - 6 * width), np.uint64(out_slot - 7 * width)
-    for s in range(np.uint64(s0), np.uint64(s1)):
-        g0, g1, g2, g3 = grad[o0 + s], grad[o1 + s], grad[o2 + s], grad[o3 + s]
-        g4, g5, g6, g7 = grad[o4 + s], grad[o5 + s], grad[o6 + s], grad[o7 + s]
-        sum_a = (((grad[into_a + s] + a0 * g0) + a1 * g1) + a2 * g2) + a3 * g3
-        grad[into_a + s] = (((sum_a + a4 * g4) + a5 * g5) + a6 * g6) + a7 * g7
-        sum_b = (((grad[into_b + s] + b0 * g0) + b1 * g1) + b2 * g2) + b3 * g3
-        grad[into_b + s] = (((sum_b + b4 * g4) + b5 * g5) + b6 * g6) + b7 * g7
-
-
 @_jit("boolean(uint32[:, ::1], boolean[::1], int64)")
 def _pushes_per_sample(terms, needs, k):  # type: ignore[no-untyped-def]
     """Whether term ``k`` of an aligned unit pushes into a per-sample place that needs a grad."""
     a, c = terms[k, 0], terms[k, 1]
     place = a if a & LANE else c
     return place & LANE != 0 and needs[place & SLOT]
+
+
+@_jit(
+    "void(float64[::1], float64[::1], uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64, int64, int64)"
+)
+def _aligned_units_push(val, grad, terms, needs, t, n, out_slot, width, count, s0, s1):  # type: ignore[no-untyped-def]
+    """:func:`lanes_push` of every term position of the ``count`` aligned units (see
+    :func:`_units_aligned`; the top one's terms from row ``t``, its unit slot ``out_slot``)
+    that pushes into a per-sample place that needs a grad, all at once in register tiles
+    (:func:`._tiles.multiply_accumulate`): each place still hears from the units in their
+    order, top one first; the places are different, so their order does not matter."""
+    places, weights = np.empty(n, np.int64), np.empty(n * count)
+    rows = 0
+    for k in range(t, t + n):
+        if _pushes_per_sample(terms, needs, k):
+            places[rows] = _lane_and_weight(terms, k)[0] + s0
+            for u in range(count):
+                weights[rows * count + u] = val[_lane_and_weight(terms, k - u * n)[1]]
+            rows += 1
+    units = out_slot + s0 - np.arange(count) * width  # the units' grads, in their order
+    multiply_accumulate(grad, places[:rows], grad, units, weights, np.arange(rows) * count, 1, s1 - s0, count)
 
 
 #: the fewest terms :func:`lanes_backward_shared` sums side by side through a transposed copy
@@ -347,65 +319,15 @@ def _sums_across_units(val, grad, terms, needs, t0, n, lo, width, first_unit, en
     return True
 
 
-@_jit("void(float64[::1], float64[::1], int64, int64, int64, int64)")
-def _sums_across_terms(grad, factors, first_slot, run, out, width):  # type: ignore[no-untyped-def]
-    """:func:`lanes_push` of a run of terms into the consecutive shared slots from ``first_slot``:
-    every slot's sum still runs over the samples last one first, one vector of slots at a time."""
-    sums = grad[first_slot : first_slot + run].copy()  # apart from ``grad``: the loop vectorises
-    s = width
-    while s >= 8:  # eight samples a pass: each sum loaded and stored once for eight additions
-        s -= 8
-        g7, g6, g5, g4 = grad[out + s + 7], grad[out + s + 6], grad[out + s + 5], grad[out + s + 4]
-        g3, g2, g1, g0 = grad[out + s + 3], grad[out + s + 2], grad[out + s + 1], grad[out + s]
-        rows = factors[s * run : (s + 8) * run]
-        for i in range(run):
-            high = (
-                ((sums[i] + rows[7 * run + i] * g7) + rows[6 * run + i] * g6) + rows[5 * run + i] * g5
-            ) + rows[4 * run + i] * g4
-            sums[i] = (
-                ((high + rows[3 * run + i] * g3) + rows[2 * run + i] * g2) + rows[run + i] * g1
-            ) + rows[i] * g0
-    while s > 0:
-        s -= 1
-        g = grad[out + s]
-        row = factors[s * run : s * run + run]
-        for i in range(run):
-            sums[i] = sums[i] + row[i] * g
-    grad[first_slot : first_slot + run] = sums
-
-
 @_jit("void(float64[::1], float64[::1], int64[::1], int64, int64[::1], int64)")
-def _sums_four_units(grad, factors, slots, run, outs, width):  # type: ignore[no-untyped-def]
-    """:func:`_sums_across_terms` of four units' runs over the same factors (unit ``i``'s from slot
-    ``slots[i]``, its unit slot ``outs[i]``) at once: each row of factors is loaded once for the
-    four; every slot's sum still runs over the samples last one first."""
-    # copies apart from ``grad``: the loop vectorises
-    sa, sb = grad[slots[0] : slots[0] + run].copy(), grad[slots[1] : slots[1] + run].copy()
-    sc, sd = grad[slots[2] : slots[2] + run].copy(), grad[slots[3] : slots[3] + run].copy()
-    oa, ob, oc, od = outs[0], outs[1], outs[2], outs[3]
-    s = width
-    while s >= 4:  # four samples a pass
-        s -= 4
-        a3, a2, a1, a0 = grad[oa + s + 3], grad[oa + s + 2], grad[oa + s + 1], grad[oa + s]
-        b3, b2, b1, b0 = grad[ob + s + 3], grad[ob + s + 2], grad[ob + s + 1], grad[ob + s]
-        c3, c2, c1, c0 = grad[oc + s + 3], grad[oc + s + 2], grad[oc + s + 1], grad[oc + s]
-        d3, d2, d1, d0 = grad[od + s + 3], grad[od + s + 2], grad[od + s + 1], grad[od + s]
-        rows = factors[s * run : (s + 4) * run]
-        for i in range(run):
-            r3, r2, r1, r0 = rows[3 * run + i], rows[2 * run + i], rows[run + i], rows[i]
-            sa[i] = (((sa[i] + r3 * a3) + r2 * a2) + r1 * a1) + r0 * a0
-            sb[i] = (((sb[i] + r3 * b3) + r2 * b2) + r1 * b1) + r0 * b0
-            sc[i] = (((sc[i] + r3 * c3) + r2 * c2) + r1 * c1) + r0 * c0
-            sd[i] = (((sd[i] + r3 * d3) + r2 * d2) + r1 * d1) + r0 * d0
-    while s > 0:
-        s -= 1
-        ga, gb, gc, gd = grad[oa + s], grad[ob + s], grad[oc + s], grad[od + s]
-        row = factors[s * run : (s + 1) * run]
-        for i in range(run):
-            sa[i], sb[i] = sa[i] + row[i] * ga, sb[i] + row[i] * gb
-            sc[i], sd[i] = sc[i] + row[i] * gc, sd[i] + row[i] * gd
-    grad[slots[0] : slots[0] + run], grad[slots[1] : slots[1] + run] = sa, sb
-    grad[slots[2] : slots[2] + run], grad[slots[3] : slots[3] + run] = sc, sd
+def _sums_over_samples(grad, factors, slots, run, outs, width):  # type: ignore[no-untyped-def]
+    """:func:`lanes_push` of runs of ``run`` terms over the transposed per-sample factors
+    ``factors`` (see :func:`_transpose_factors`): unit ``i``'s run into the consecutive shared
+    slots from ``slots[i]``, its unit slot ``outs[i]``. All at once in register tiles
+    (:func:`._tiles.multiply_accumulate`); every slot's sum still runs over the samples last
+    one first. The units push into different slots, so their order does not matter."""
+    samples = (width - 1 - np.arange(width)) * run  # the factors' rows, last sample first
+    multiply_accumulate(grad, slots, factors, samples, grad, outs + (width - 1), -1, run, width)
 
 
 @_jit("boolean(uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64)")
@@ -426,29 +348,21 @@ def _units_share_a_run(terms, needs, t0, n, first_unit, end_unit, run):  # type:
     "int64(float64[::1], float64[::1], uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64, int64, "
     "float64[::1])"
 )
-def _runs_four_units_at_once(val, grad, terms, needs, t0, n, lo, width, first_unit, end_unit, factors):  # type: ignore[no-untyped-def]
+def _final_runs_at_once(val, grad, terms, needs, t0, n, lo, width, first_unit, end_unit, factors):  # type: ignore[no-untyped-def]
     """The sums of every unit's final run of terms, when all units end in runs over the same
-    factors (:func:`_units_share_a_run`): four units at a time, then one at a time, last ones
-    first. Returns the run's length (0: not done). Only for a distinct group: its units push
-    into different slots, so their order does not matter; each slot still sums last sample
-    first."""
+    factors (:func:`_units_share_a_run`): all units at once (:func:`_sums_over_samples`).
+    Returns the run's length (0: not done). Only for a distinct group: its units push into
+    different slots, so their order does not matter; each slot still sums last sample first."""
     top = t0 + (end_unit - 1) * n
     run = _shared_run(terms, needs, top + n - 1, top)
     if run < RUN or not _units_share_a_run(terms, needs, t0, n, first_unit, end_unit, run):
         return 0
     _transpose_factors(val, terms, top + n - run, run, width, factors)
-    slots, outs = np.empty(4, np.int64), np.empty(4, np.int64)
-    u = end_unit
-    while u > first_unit:
-        together = 4 if u - 4 >= first_unit else 1
-        for i in range(together):
-            slots[i] = terms[t0 + (u - i) * n - run, 0] & SLOT
-            outs[i] = lo + (u - 1 - i) * width
-        if together == 4:
-            _sums_four_units(grad, factors, slots, run, outs, width)
-        else:
-            _sums_across_terms(grad, factors, slots[0], run, outs[0], width)
-        u -= together
+    units = np.arange(first_unit, end_unit)
+    slots = np.empty(end_unit - first_unit, np.int64)
+    for i in range(slots.shape[0]):
+        slots[i] = terms[t0 + (units[i] + 1) * n - run, 0] & SLOT
+    _sums_over_samples(grad, factors, slots, run, lo + units * width, width)
     return run
 
 
@@ -559,50 +473,22 @@ def _four_units_run(terms, t, n, out, width):  # type: ignore[no-untyped-def]
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64, int64, int64)")
 def _four_units_fold(val, terms, t, n, out, width, start, end, s0, s1):  # type: ignore[no-untyped-def]
     """:func:`_fold_terms` of positions ``start..end-1`` of the four units from row ``t``, which
-    read alike there (:func:`_four_units_run`), at once: each place's row is loaded once for
-    the four units, four positions a pass, and the four sums stay in rows of their own (in
-    the L1 cache) until the end. Each unit still adds its terms left to right."""
-    m, first = np.uint64(s1 - s0), np.uint64(s0)
-    sums0, sums1, sums2, sums3 = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-    o0, o1 = np.uint64(out + s0), np.uint64(out + width + s0)
-    o2, o3 = np.uint64(out + 2 * width + s0), np.uint64(out + 3 * width + s0)
-    j = start
-    if j == 0:  # the first term is stored, not added, as :func:`_fold_terms` stores it
-        x = _lane_and_weight(terms, t)[0] + first
-        w0, w1, w2, w3 = _four_shared_factors(val, terms, t, n)
-        for s in range(m):
-            v = val[x + s]
-            sums0[s], sums1[s], sums2[s], sums3[s] = v * w0, v * w1, v * w2, v * w3
-        j = 1
-    else:
-        for s in range(m):
-            sums0[s], sums1[s], sums2[s], sums3[s] = val[o0 + s], val[o1 + s], val[o2 + s], val[o3 + s]
-    while j + 4 <= end:
-        k = t + j
-        x0, x1 = _lane_and_weight(terms, k)[0] + first, _lane_and_weight(terms, k + 1)[0] + first
-        x2, x3 = _lane_and_weight(terms, k + 2)[0] + first, _lane_and_weight(terms, k + 3)[0] + first
-        w00, w01, w02, w03 = _four_shared_factors(val, terms, k, 1)
-        w10, w11, w12, w13 = _four_shared_factors(val, terms, k + n, 1)
-        w20, w21, w22, w23 = _four_shared_factors(val, terms, k + 2 * n, 1)
-        w30, w31, w32, w33 = _four_shared_factors(val, terms, k + 3 * n, 1)
-        for s in range(m):
-            v0, v1, v2, v3 = val[x0 + s], val[x1 + s], val[x2 + s], val[x3 + s]
-            sums0[s] = (((sums0[s] + v0 * w00) + v1 * w01) + v2 * w02) + v3 * w03
-            sums1[s] = (((sums1[s] + v0 * w10) + v1 * w11) + v2 * w12) + v3 * w13
-            sums2[s] = (((sums2[s] + v0 * w20) + v1 * w21) + v2 * w22) + v3 * w23
-            sums3[s] = (((sums3[s] + v0 * w30) + v1 * w31) + v2 * w32) + v3 * w33
-        j += 4
-    while j < end:
-        k = t + j
-        x = _lane_and_weight(terms, k)[0] + first
-        w0, w1, w2, w3 = _four_shared_factors(val, terms, k, n)
-        for s in range(m):
-            v = val[x + s]
-            sums0[s], sums1[s] = sums0[s] + v * w0, sums1[s] + v * w1
-            sums2[s], sums3[s] = sums2[s] + v * w2, sums3[s] + v * w3
-        j += 1
-    for s in range(m):
-        val[o0 + s], val[o1 + s], val[o2 + s], val[o3 + s] = sums0[s], sums1[s], sums2[s], sums3[s]
+    read alike there (:func:`_four_units_run`), at once, in register tiles
+    (:func:`._tiles.multiply_accumulate`): each place's row is loaded once for the four units,
+    and the four sums stay in registers until the end. Each unit still adds its terms left to
+    right."""
+    if start == 0:  # the first term is stored, not added, as :func:`_fold_terms` stores it
+        for u in range(4):
+            lanes_product(val, terms[t + u * n, 0], terms[t + u * n, 1], out + u * width, s0, s1, True)
+        start = 1
+    steps = end - start
+    places, weights = np.empty(steps, np.int64), np.empty(4 * steps)
+    for j in range(steps):
+        places[j] = _lane_and_weight(terms, t + start + j)[0] + s0
+        for u in range(4):
+            weights[u * steps + j] = val[_lane_and_weight(terms, t + u * n + start + j)[1]]
+    units = np.arange(4)
+    multiply_accumulate(val, out + s0 + units * width, val, places, weights, units * steps, 1, s1 - s0, steps)
 
 
 #: the fewest positions at which four units must read alike for :func:`_four_units_fold`
@@ -655,35 +541,22 @@ def lanes_backward_per_sample(val, grad, terms, const, needs, kind, lo, hi, n, t
     """Backward of a group of lane units into per-sample slots, samples ``s0 <= s < s1``: units
     in reverse, each unit's terms in reverse (first factor, then second); a primitive's pushes
     sample by sample, last sample first, as :func:`backward` pushes one node's. Every sample's
-    pushes are its own: blocks of samples may run in any order, or at once. Eight or four
-    units that push alike (:func:`_units_aligned`) push term position by position (eight: two
-    positions a pass): each place still hears from the units in their order."""
+    pushes are its own: blocks of samples may run in any order, or at once. All the units
+    left, or else four, that push alike (:func:`_units_aligned`) push all at once
+    (:func:`_aligned_units_push`): each place still hears from the units in their order."""
     t = t0 + (hi - lo) // width * n
     out = hi
     while out > lo:
         out -= width
         t -= n
         if kind == DOT_PLAIN or kind == DOT or kind == SUM:
-            if out - 7 * width >= lo and _units_aligned(terms, t, n, 8):
-                k = t + n - 1
-                while k >= t:
-                    if _pushes_per_sample(terms, needs, k):
-                        if k - 1 >= t and _pushes_per_sample(terms, needs, k - 1):
-                            _eight_units_push_two(val, grad, terms, k, n, out, width, s0, s1)
-                            k -= 1
-                        else:  # the first four units, then the next four: the same order
-                            _four_units_push(val, grad, terms, k, n, out, width, s0, s1)
-                            _four_units_push(val, grad, terms, k - 4 * n, n, out - 4 * width, width, s0, s1)
-                    k -= 1
-                out -= 7 * width
-                t -= 7 * n
-                continue
-            if out - 3 * width >= lo and _units_aligned(terms, t, n, 4):
-                for k in range(t + n - 1, t - 1, -1):
-                    if _pushes_per_sample(terms, needs, k):
-                        _four_units_push(val, grad, terms, k, n, out, width, s0, s1)
-                out -= 3 * width
-                t -= 3 * n
+            count = (out - lo) // width + 1  # this unit and the ones below it
+            if not _units_aligned(terms, t, n, count):
+                count = 4 if count >= 4 and _units_aligned(terms, t, n, 4) else 1
+            if count > 1:
+                _aligned_units_push(val, grad, terms, needs, t, n, out, width, count, s0, s1)
+                out -= (count - 1) * width
+                t -= (count - 1) * n
                 continue
             for k in range(t + n - 1, t - 1, -1):
                 a, c = terms[k, 0], terms[k, 1]
@@ -708,19 +581,17 @@ def lanes_backward_shared(
     share (the parameters): units in reverse, each unit's terms in reverse; each slot's sum
     over samples last sample first. In a ``distinct`` group (see _program) no two units push
     into one slot, so the units' order does not matter: their final runs over the same
-    factors sum four units at a time (:func:`_runs_four_units_at_once`), the rest across all units at
+    factors sum four units at a time (:func:`_final_runs_at_once`), the rest across all units at
     once where they push alike (:func:`_sums_across_units`), else four units at a time.
 
-    ``factors``: scratch for :func:`_sums_across_terms` and :func:`_sums_across_units`, at
+    ``factors``: scratch for :func:`_sums_over_samples` and :func:`_sums_across_units`, at
     least ``width * max(n, units)`` long.
     """
     units = end_unit
     is_sum = kind == DOT_PLAIN or kind == DOT or kind == SUM
-    paired = 0  # how many of each unit's last terms :func:`_runs_four_units_at_once` summed
+    paired = 0  # how many of each unit's last terms :func:`_final_runs_at_once` summed
     if distinct and is_sum and units - first_unit > 1:
-        paired = _runs_four_units_at_once(
-            val, grad, terms, needs, t0, n, lo, width, first_unit, units, factors
-        )
+        paired = _final_runs_at_once(val, grad, terms, needs, t0, n, lo, width, first_unit, units, factors)
         rest = n - paired
         if units - first_unit >= RUN and _sums_across_units(
             val, grad, terms, needs, t0, n, lo, width, first_unit, units, rest, factors
@@ -764,8 +635,8 @@ def lanes_backward_shared(
                     if not _same_factors(terms, first, transposed, side_by_side, transposed_run):
                         _transpose_factors(val, terms, first, side_by_side, width, factors)
                         transposed, transposed_run = first, side_by_side
-                    first_slot = np.int64(terms[first, 0] & SLOT)
-                    _sums_across_terms(grad, factors, first_slot, side_by_side, out, width)
+                    slot = np.array([terms[first, 0] & SLOT], np.int64)
+                    _sums_over_samples(grad, factors, slot, side_by_side, np.array([out]), width)
                 elif k - 3 >= t and _four_shared_sums(terms, needs, k):
                     side_by_side = 4
                     a0, a1, a2, a3 = terms[k, 0], terms[k - 1, 0], terms[k - 2, 0], terms[k - 3, 0]

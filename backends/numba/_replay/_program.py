@@ -85,7 +85,7 @@ class Program(NamedTuple):
 
     def factors_scratch(self, threads: int) -> np.ndarray:
         """Room for each of ``threads`` threads to transpose a lane unit's per-sample factors, or
-        a lane group's grads (``_lanes._sums_across_terms``, ``_lanes._sums_across_units``)."""
+        a lane group's grads (``_lanes._sums_over_samples``, ``_lanes._sums_across_units``)."""
         terms = self.groups[:, WIDTH] * self.groups[:, N]
         most = int(np.maximum(terms, self.groups[:, HI] - self.groups[:, LO]).max(initial=1))
         return np.zeros(threads * most, np.float64)
