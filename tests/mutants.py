@@ -354,14 +354,14 @@ REPLAY = [
         "adam_state_v_not_kept", "            state[1, i] = scratch[2, i]\n", "            pass\n"
     ),
     _replay_kernels(
-        "last_target_not_written",
-        "    for i in range(targets.shape[0]):\n",
-        "    for i in range(targets.shape[0] - 1):\n",
+        "last_sample_not_written",
+        "    for s in range(n):\n        for j in range(columns):\n",
+        "    for s in range(n - 1):\n        for j in range(columns):\n",
     ),
     _replay_kernels(
-        "first_input_not_written",
-        "    for i in range(inputs.shape[0]):\n        val[first_input",
-        "    for i in range(1, inputs.shape[0]):\n        val[first_input",
+        "first_column_not_written",
+        "        for j in range(columns):\n            val[first",
+        "        for j in range(1, columns):\n            val[first",
     ),
     _replay_step(
         "parameter_nodes_not_renumbered",
