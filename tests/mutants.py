@@ -479,8 +479,8 @@ TEMPLATE = [
     ),
     _tiles(
         "tile_drops_the_last_single_lane",
-        "        while lane < lanes:\n            _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, 4, 1, 1)",
-        "        while lane + 1 < lanes:\n            _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, 4, 1, 1)",
+        "    while lane < lanes:\n        _tile(",
+        "    while lane + 1 < lanes:\n        _tile(",
     ),
     _tiles(
         "tile_skips_the_rows_after_the_whole_tiles",

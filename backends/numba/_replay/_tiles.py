@@ -37,6 +37,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from backends.numba._jit import jit as _jit
+from backends.numba._jit import jit_inline as _jit_inline
 
 __all__ = ["ROWS", "multiply_accumulate"]
 
@@ -125,34 +126,20 @@ def _tile(
     return signature, codegen
 
 
-@_jit(
-    "void(float64[::1], int64[::1], int64, float64[::1], int64[::1], float64[::1], int64[::1], int64, int64, "
-    "int64, int64)"
-)
+@_jit_inline
 def _rows_of_lanes(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lanes, steps, rows):  # type: ignore[no-untyped-def]
-    """:func:`multiply_accumulate` of ``rows`` rows (:data:`ROWS` or 1) from ``first_row``: 32
-    lanes a tile, then 8, then 1."""
+    """:func:`multiply_accumulate` of ``rows`` rows from ``first_row`` (``rows``: a literal, so
+    each call compiles its own tiles): 32 lanes a tile, then 8, then 1."""
     lane = 0
-    if rows == ROWS:
-        while lane + _VECTORS * _LANES <= lanes:
-            _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, 4, 4, 8)
-            lane += _VECTORS * _LANES
-        while lane + _LANES <= lanes:
-            _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, 4, 1, 8)
-            lane += _LANES
-        while lane < lanes:
-            _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, 4, 1, 1)
-            lane += 1
-    else:
-        while lane + _VECTORS * _LANES <= lanes:
-            _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, 1, 4, 8)
-            lane += _VECTORS * _LANES
-        while lane + _LANES <= lanes:
-            _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, 1, 1, 8)
-            lane += _LANES
-        while lane < lanes:
-            _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, 1, 1, 1)
-            lane += 1
+    while lane + _VECTORS * _LANES <= lanes:
+        _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, rows, 4, 8)
+        lane += _VECTORS * _LANES
+    while lane + _LANES <= lanes:
+        _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, rows, 1, 8)
+        lane += _LANES
+    while lane < lanes:
+        _tile(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lane, steps, rows, 1, 1)
+        lane += 1
 
 
 @_jit(
@@ -166,7 +153,7 @@ def multiply_accumulate(c, c_rows, a, a_rows, b, b_rows, b_step, lanes, steps): 
     call reads of ``a`` or ``b``."""
     row = 0
     while row + ROWS <= c_rows.shape[0]:
-        _rows_of_lanes(c, c_rows, row, a, a_rows, b, b_rows, b_step, lanes, steps, ROWS)
+        _rows_of_lanes(c, c_rows, row, a, a_rows, b, b_rows, b_step, lanes, steps, 4)  # ROWS, a literal
         row += ROWS
     while row < c_rows.shape[0]:
         _rows_of_lanes(c, c_rows, row, a, a_rows, b, b_rows, b_step, lanes, steps, 1)
