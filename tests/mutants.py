@@ -470,7 +470,10 @@ TEMPLATE = [
     _tiles(
         "tile_fused_multiply_add",
         "                    builder.store(builder.fadd(builder.load(sums[r][v]), product), sums[r][v])",
-        "                    builder.store(builder.fma(factors[v], weight, builder.load(sums[r][v])), sums[r][v])",
+        "                    fused = cgutils.get_or_insert_function(\n"
+        '                        builder.module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{lane_count}f64"\n'
+        "                    )\n"
+        "                    builder.store(builder.call(fused, [factors[v], weight, builder.load(sums[r][v])]), sums[r][v])",
     ),
     _tiles(
         "tile_reads_b_without_its_step",
