@@ -454,8 +454,8 @@ TEMPLATE = [
     ),
     _lanes_kernels(
         "four_units_fold_adds_to_the_first_term",
-        "            lanes_product(val, terms[t + u * n, 0], terms[t + u * n, 1], out + u * width, s0, s1, True)",
-        "            lanes_product(val, terms[t + u * n, 0], terms[t + u * n, 1], out + u * width, s0, s1, False)",
+        "                start = max(start, 1)  # the first term is stored",
+        "                start = max(start, 0)  # the first term is stored",
     ),
     _lanes_kernels(
         "four_units_fold_weights_of_the_first_unit_for_all",

@@ -476,11 +476,7 @@ def _four_units_fold(val, terms, t, n, out, width, start, end, s0, s1):  # type:
     read alike there (:func:`_four_units_run`), at once, in register tiles
     (:func:`._tiles.multiply_accumulate`): each place's row is loaded once for the four units,
     and the four sums stay in registers until the end. Each unit still adds its terms left to
-    right."""
-    if start == 0:  # the first term is stored, not added, as :func:`_fold_terms` stores it
-        for u in range(4):
-            lanes_product(val, terms[t + u * n, 0], terms[t + u * n, 1], out + u * width, s0, s1, True)
-        start = 1
+    right. The sums must hold the terms before ``start`` already (``start > 0``)."""
     steps = end - start
     places, weights = np.empty(steps, np.int64), np.empty(4 * steps)
     for j in range(steps):
@@ -511,6 +507,7 @@ def lanes_forward(val, terms, const, kind, lo, hi, n, t, width, s0, s1):  # type
             start, end = (0, 0) if out + 4 * width > hi else _four_units_run(terms, t, n, out, width)
             if end - start >= ALIKE:
                 units = 4
+                start = max(start, 1)  # the first term is stored, not added: :func:`_fold_terms`
                 for u in range(4):
                     _fold_terms(val, terms, t + u * n, 0, start, out + u * width, s0, s1)
                 _four_units_fold(val, terms, t, n, out, width, start, end, s0, s1)
@@ -581,7 +578,7 @@ def lanes_backward_shared(
     share (the parameters): units in reverse, each unit's terms in reverse; each slot's sum
     over samples last sample first. In a ``distinct`` group (see _program) no two units push
     into one slot, so the units' order does not matter: their final runs over the same
-    factors sum four units at a time (:func:`_final_runs_at_once`), the rest across all units at
+    factors sum all units at once (:func:`_final_runs_at_once`), the rest across all units at
     once where they push alike (:func:`_sums_across_units`), else four units at a time.
 
     ``factors``: scratch for :func:`_sums_over_samples` and :func:`_sums_across_units`, at

@@ -153,7 +153,7 @@ def multiply_accumulate(c, c_rows, a, a_rows, b, b_rows, b_step, lanes, steps): 
     call reads of ``a`` or ``b``."""
     row = 0
     while row + ROWS <= c_rows.shape[0]:
-        _rows_of_lanes(c, c_rows, row, a, a_rows, b, b_rows, b_step, lanes, steps, 4)  # ROWS, a literal
+        _rows_of_lanes(c, c_rows, row, a, a_rows, b, b_rows, b_step, lanes, steps, ROWS)
         row += ROWS
     while row < c_rows.shape[0]:
         _rows_of_lanes(c, c_rows, row, a, a_rows, b, b_rows, b_step, lanes, steps, 1)
