@@ -43,6 +43,7 @@ _replay_extract = _in("numba-replay", "backends/numba/_replay/_extract.py")
 _lanes_template = _in("numba-template", "backends/numba/_replay/_template.py")
 _lanes_kernels = _in("numba-template", "backends/numba/_replay/_lanes.py")
 _tiles = _in("numba-template", "backends/numba/_replay/_tiles.py")
+_transpose = _in("numba-template", "backends/numba/_replay/_transpose.py")
 _lanes_drivers = _in("numba-template", "backends/numba/_replay/_kernels.py")
 _lanes_order_check = _in("numba-template", "backends/numba/_replay/_order_check.py")
 _lanes_layout = _in("numba-template", "backends/numba/_replay/_layout.py")
@@ -432,10 +433,20 @@ TEMPLATE = [
         "            if (into_a and y != c) or (into_c and x != a):\n                return 0\n",
         "",
     ),
-    _lanes_kernels(
-        "transpose_tile_drops_a_row",
-        "            for i in range(i0, min(i0 + 8, count)):",
-        "            for i in range(i0, min(i0 + 7, count)):",
+    _transpose(
+        "transpose_block_skips_its_last_round",
+        "        for size in (1, 2, 4):",
+        "        for size in (1, 2):",
+    ),
+    _transpose(
+        "transpose_drops_the_first_sample_of_the_tail",
+        "        for tail in range(s, width):",
+        "        for tail in range(s + 1, width):",
+    ),
+    _transpose(
+        "transpose_drops_the_first_row_after_the_blocks",
+        "    for i in range(whole, count):",
+        "    for i in range(whole + 1, count):",
     ),
     _lanes_kernels(
         "aligned_pushes_into_places_that_need_no_grad",

@@ -13,7 +13,8 @@ fold adds its terms left to right, a shared slot its samples last one first, a p
 slot its pushes unit after unit. Only additions into different slots are reordered; each
 such kernel checks, or its caller does, that the slots it interleaves are different. The
 matrix-shaped ones (a layer's folds, pushes and weight sums) run in register tiles
-(:mod:`._tiles`).
+(:mod:`._tiles`); sums across units or weights read copies transposed sample by sample
+(:mod:`._transpose`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from backends.numba._lowering import lanes_backward as op_lanes_backward
 from backends.numba._lowering import lanes_forward as op_lanes_forward
 from backends.numba._replay._program import DOT, DOT_PLAIN, LANE, SLOT, SUM
 from backends.numba._replay._tiles import multiply_accumulate
+from backends.numba._replay._transpose import transpose
 
 __all__ = ["lanes_backward_per_sample", "lanes_backward_shared", "lanes_forward"]
 
@@ -224,29 +226,13 @@ def _same_factors(terms, first, other, run, other_run):  # type: ignore[no-untyp
     return True
 
 
-@_jit("void(float64[::1], int64[::1], int64, float64[::1])")
-def _transpose(source, starts, width, rows):  # type: ignore[no-untyped-def]
-    """``rows[s * count + i] = source[starts[i] + s]`` for the ``count = len(starts)`` rows of
-    ``width`` values from ``starts``: sample by sample instead of row by row."""
-    # In tiles of 8 rows by 64 samples, the tile's rows and columns stay in the L1 cache:
-    # about 8 times faster than a whole row at a time, here.
-    count = starts.shape[0]
-    size = np.uint64(count)
-    for i0 in range(0, count, 8):
-        for s0 in range(0, width, 64):
-            for i in range(i0, min(i0 + 8, count)):
-                c, column = np.uint64(starts[i]), np.uint64(i)
-                for s in range(np.uint64(s0), np.uint64(min(s0 + 64, width))):
-                    rows[s * size + column] = source[c + s]
-
-
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, float64[::1])")
 def _transpose_factors(val, terms, first, run, width, factors):  # type: ignore[no-untyped-def]
     """``factors[s * run + i]``: term ``first + i``'s per-sample factor in sample ``s``."""
     starts = np.empty(run, np.int64)
     for i in range(run):
         starts[i] = terms[first + i, 1] & SLOT
-    _transpose(val, starts, width, factors)
+    transpose(val, starts, width, factors)
 
 
 @_jit("int64(uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64)")
@@ -289,7 +275,7 @@ def _sums_across_units(val, grad, terms, needs, t0, n, lo, width, first_unit, en
     starts = np.empty(count, np.int64)
     for i in range(count):
         starts[i] = lo + (first_unit + i) * width
-    _transpose(grad, starts, width, factors)  # factors[s * count + i]: unit i's grad in sample s
+    transpose(grad, starts, width, factors)  # factors[s * count + i]: unit i's grad in sample s
     sums = np.empty(count, np.float64)
     top = t0 + (end_unit - 1) * n
     for j in range(positions):

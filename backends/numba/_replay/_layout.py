@@ -29,11 +29,12 @@ from backends.numba._replay._program import (
     WIDTH,
     N,
     Program,
+    cache_aligned_zeros,
 )
 from spec.capture import CapturedGraph
 from spec.errors import CaptureError
 
-__all__ = ["Units", "cache_aligned_zeros", "distinct_shared_pushes", "lay_out", "leaf_slots", "unit_terms"]
+__all__ = ["Units", "distinct_shared_pushes", "lay_out", "leaf_slots", "unit_terms"]
 
 
 def leaf_slots(captured: CapturedGraph) -> tuple[np.ndarray, int]:
@@ -135,13 +136,6 @@ def distinct_shared_pushes(groups, terms, needs):  # type: ignore[no-untyped-def
             for side in range(2):
                 pushed[terms[k, side] & SLOT] = False
     return distinct
-
-
-def cache_aligned_zeros(size: int) -> np.ndarray:
-    """``np.zeros(size)`` whose first element starts a 64-byte cache line."""
-    spare = np.zeros(size + LINE, np.float64)
-    skip = (-spare.ctypes.data % 64) // 8
-    return spare[skip : skip + size]
 
 
 def lay_out(

@@ -1,0 +1,100 @@
+"""Rows of values made columns: the lane kernels' transposed copies, in register blocks.
+
+The sums over samples that run across units or weights (:mod:`._lanes`) read, for each
+sample, one value of every row: a layer's outputs, or its units' grads. :func:`transpose`
+copies those rows sample by sample first. It only moves values, so it changes no number;
+what it changes is the time: blocks of 8 rows by 8 samples are loaded as eight vectors,
+transposed in registers (three rounds of pairing, :func:`_pairing_masks`) and stored as
+eight vectors, about 2.5 times faster here than the element-by-element copy it replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from backends.numba._jit import jit as _jit
+
+__all__ = ["transpose"]
+
+#: a block's rows and samples: one ``<8 x double>`` a row
+SIDE = 8
+
+_DOUBLE, _INDEX, _LANE_INDEX = ir.DoubleType(), ir.IntType(64), ir.IntType(32)
+
+
+def _pairing_masks(size: int) -> tuple[list[int], list[int]]:
+    """The shuffles of one round, on two vectors ``x`` and ``y``: in each chunk of
+    ``2 * size`` lanes, the low one takes ``x``'s first ``size`` lanes then ``y``'s, the high
+    one ``x``'s last ``size`` then ``y``'s. Rounds of size 1, 2 and 4 over rows ``r`` and
+    ``r + size`` transpose 8 rows."""
+    low, high = [], []
+    for lane in range(SIDE):
+        chunk, k = divmod(lane, 2 * size)
+        base = chunk * 2 * size
+        low.append(base + k if k < size else SIDE + base + k - size)
+        high.append(base + size + k if k < size else SIDE + base + k)
+    return low, high
+
+
+@intrinsic
+def _block(typingctx: Any, source, starts, first_row, sample, rows, count):  # type: ignore[no-untyped-def]
+    """``rows[(sample + j) * count + first_row + i] = source[starts[first_row + i] + sample + j]``
+    for ``i, j < SIDE``: one block, in registers."""
+    signature = types.void(source, starts, first_row, sample, rows, count)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        def data(position: int) -> Any:
+            return context.make_array(signature.args[position])(context, builder, args[position]).data
+
+        source_data, start_data, row_data = data(0), data(1), data(4)
+        row0, sample0, row_count = args[2], args[3], args[5]
+        vector = ir.VectorType(_DOUBLE, SIDE)
+
+        def vector_at(base: Any, position: Any) -> Any:
+            return builder.bitcast(builder.gep(base, [position]), vector.as_pointer())
+
+        lines = []
+        for i in range(SIDE):
+            start = builder.load(builder.gep(start_data, [builder.add(row0, ir.Constant(_INDEX, i))]))
+            lines.append(builder.load(vector_at(source_data, builder.add(start, sample0)), align=8))
+        for size in (1, 2, 4):
+            low, high = (ir.Constant(ir.VectorType(_LANE_INDEX, SIDE), m) for m in _pairing_masks(size))
+            paired = list(lines)
+            for i in range(SIDE):
+                if i // size % 2 == 0:
+                    paired[i] = builder.shuffle_vector(lines[i], lines[i + size], low)
+                    paired[i + size] = builder.shuffle_vector(lines[i], lines[i + size], high)
+            lines = paired
+        for j in range(SIDE):
+            sample = builder.add(sample0, ir.Constant(_INDEX, j))
+            builder.store(
+                lines[j], vector_at(row_data, builder.add(builder.mul(sample, row_count), row0)), align=8
+            )
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+@_jit("void(float64[::1], int64[::1], int64, float64[::1])")
+def transpose(source, starts, width, rows):  # type: ignore[no-untyped-def]
+    """``rows[s * count + i] = source[starts[i] + s]`` for the ``count = len(starts)`` rows of
+    ``width`` values from ``starts``: sample by sample instead of row by row. ``rows`` must
+    not overlap what is read."""
+    count = starts.shape[0]
+    whole = count // SIDE * SIDE
+    # samples outermost: the blocks of one sample range write consecutive memory
+    s = 0
+    while s + SIDE <= width:
+        for i in range(0, whole, SIDE):
+            _block(source, starts, i, s, rows, count)
+        s += SIDE
+    for i in range(whole):
+        for tail in range(s, width):
+            rows[tail * count + i] = source[starts[i] + tail]
+    for i in range(whole, count):
+        for sample in range(width):
+            rows[sample * count + i] = source[starts[i] + sample]
