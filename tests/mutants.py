@@ -44,6 +44,7 @@ _lanes_template = _in("numba-template", "backends/numba/_replay/_template.py")
 _lanes_kernels = _in("numba-template", "backends/numba/_replay/_lanes.py")
 _tiles = _in("numba-template", "backends/numba/_replay/_tiles.py")
 _transpose = _in("numba-template", "backends/numba/_replay/_transpose.py")
+_plan = _in("numba-template", "backends/numba/_replay/_plan.py")
 _lanes_drivers = _in("numba-template", "backends/numba/_replay/_kernels.py")
 _lanes_order_check = _in("numba-template", "backends/numba/_replay/_order_check.py")
 _lanes_layout = _in("numba-template", "backends/numba/_replay/_layout.py")
@@ -453,10 +454,25 @@ TEMPLATE = [
         "        if _pushes_per_sample(terms, needs, k):\n            places[rows]",
         "        if _lane_and_weight(terms, k)[0] >= 0:\n            places[rows]",
     ),
-    _lanes_kernels(
+    _plan(
         "all_units_taken_as_aligned",
-        "            if not _units_aligned(terms, t, n, count):\n",
-        "            if False:\n",
+        "        if not _units_aligned(terms, t, n, count):\n",
+        "        if False:\n",
+    ),
+    _plan(
+        "four_units_taken_as_aligned",
+        "            count = 4 if count >= 4 and _units_aligned(terms, t, n, 4) else 1",
+        "            count = 4 if count >= 4 else 1",
+    ),
+    _plan(
+        "four_units_fold_to_their_last_term",
+        "            plan[t, FOLD_START], plan[t, FOLD_END] = start, end",
+        "            plan[t, FOLD_START], plan[t, FOLD_END] = start, n",
+    ),
+    _plan(
+        "plan_pushes_keyed_one_unit_off",
+        "        plan[t, PUSHING] = count",
+        "        plan[t - n, PUSHING] = count",
     ),
     _lanes_kernels(
         "aligned_pushes_last_unit_first",

@@ -25,6 +25,7 @@ from backends.numba._replay._extract import extract
 from backends.numba._replay._fusion import absorbed_nodes, fuse, product_modes
 from backends.numba._replay._layout import Units, lay_out, leaf_slots
 from backends.numba._replay._order_check import backward_order_is_eager
+from backends.numba._replay._plan import plan_lanes
 from backends.numba._replay._program import DOT, DOT_PLAIN, HI, KIND, LO, MODE, SUM, WIDTH, N, Program
 from backends.numba._replay._requires_grad import consumers_and_needs
 from backends.numba._replay._schedule import heights, schedule
@@ -63,6 +64,7 @@ PIPELINE = (
     ("schedule", "branch-free groups by height and kind; forward deepest first"),
     ("layout", "slots for leaves and nodes, terms as pairs of slots"),
     ("order_check", "keep a schedule only if backward adds in the eager loop's order"),
+    ("plan", "which units the lane kernels run at once, decided once"),
 )
 #: the passes a caller may switch off
 SWITCHES = ("fusion", "template", "grouping")
@@ -134,6 +136,7 @@ def build_program(
         if backward_order_is_eager(
             program.groups, program.terms, term_pusher, pusher_at, program.needs, int(program.meta[3])
         ):
+            program = program._replace(plan=plan_lanes(program.groups, program.terms))
             info = {
                 "traced_nodes": int(m),
                 "fused_nodes": len(tops),

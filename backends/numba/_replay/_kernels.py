@@ -40,7 +40,7 @@ _INF = math.inf
 
 _RUN_SIGNATURE = (
     "Tuple((int64, int64, float64))(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], "
-    "float64[::1], boolean[::1], int64[::1], float64[::1], float64[::1], float64[::1], float64[::1], "
+    "float64[::1], boolean[::1], int64[::1], int64[:, ::1], float64[::1], float64[::1], float64[::1], float64[::1], "
     "int64[::1], float64[::1], float64[:, ::1], float64[:, ::1], float64[::1], int64)"
 )
 
@@ -142,31 +142,35 @@ def _nodes_forward(val, terms, const, kind, lo, hi, n, t):  # type: ignore[no-un
     return -1
 
 
-@_jit("int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64, int64, int64, int64)")
-def _segment_forward(val, groups, terms, const, first, end, s0, s1):  # type: ignore[no-untyped-def]
+@_jit(
+    "int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64, int64, int64, int64)"
+)
+def _segment_forward(val, groups, terms, const, plan, first, end, s0, s1):  # type: ignore[no-untyped-def]
     """Forward of the lane groups ``first..end-1`` in samples ``s0..s1-1``; a failing slot, or -1."""
     width = groups[first, WIDTH]
     for h in range(first, end):
         kind, lo, hi, n, t = groups[h, KIND], groups[h, LO], groups[h, HI], groups[h, N], groups[h, TERM]
-        failed = lanes_forward(val, terms, const, kind, lo, hi, n, t, width, s0, s1)
+        failed = lanes_forward(val, terms, const, plan, kind, lo, hi, n, t, width, s0, s1)
         if failed >= 0:
             return failed
     return -1
 
 
-@_jit_threaded("int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64, int64, int64)")
-def _segment_forward_threaded(val, groups, terms, const, first, end, blocks):  # type: ignore[no-untyped-def]
+@_jit_threaded(
+    "int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64, int64, int64)"
+)
+def _segment_forward_threaded(val, groups, terms, const, plan, first, end, blocks):  # type: ignore[no-untyped-def]
     """:func:`_segment_forward` on ``blocks`` blocks of samples, at once on Numba's threads."""
     width = groups[first, WIDTH]
     failed = np.full(blocks, -1, np.int64)
     for b in prange(blocks):
         s0, s1 = equal_part(width, blocks, b, LINE)
-        failed[b] = _segment_forward(val, groups, terms, const, first, end, s0, s1)
+        failed[b] = _segment_forward(val, groups, terms, const, plan, first, end, s0, s1)
     return failed.max()
 
 
-@_jit("int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64)")
-def forward(val, groups, terms, const, threads):  # type: ignore[no-untyped-def]
+@_jit("int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64)")
+def forward(val, groups, terms, const, plan, threads):  # type: ignore[no-untyped-def]
     """Fill every node's slot of ``val``, group by group; a slot that fails a domain or overflow
     check (spec.ops; the failing value is not stored), or -1.
 
@@ -192,13 +196,13 @@ def forward(val, groups, terms, const, threads):  # type: ignore[no-untyped-def]
                     return failed
         elif threads > 1:
             failed = _segment_forward_threaded(
-                val, groups, terms, const, g, end, sample_blocks(width, threads)
+                val, groups, terms, const, plan, g, end, sample_blocks(width, threads)
             )
         else:
             blocks = sample_blocks(width, 1)
             for b in range(blocks):
                 s0, s1 = equal_part(width, blocks, b, LINE)
-                failed = _segment_forward(val, groups, terms, const, g, end, s0, s1)
+                failed = _segment_forward(val, groups, terms, const, plan, g, end, s0, s1)
                 if failed >= 0:
                     break
         if failed >= 0:
@@ -253,28 +257,28 @@ def _nodes_backward(val, grad, terms, needs, const, kind, lo, hi, n, t0, mode): 
 
 
 @_jit(
-    "void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64, int64, "
-    "int64, int64)"
+    "void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64[:, ::1], "
+    "int64, int64, int64, int64)"
 )
-def _segment_per_sample(val, grad, groups, terms, const, needs, last, first, s0, s1):  # type: ignore[no-untyped-def]
+def _segment_per_sample(val, grad, groups, terms, const, needs, plan, last, first, s0, s1):  # type: ignore[no-untyped-def]
     """The per-sample pushes of the lane groups ``last`` down to ``first`` in samples ``s0..s1-1``."""
     width = groups[last, WIDTH]
     for h in range(last, first - 1, -1):
         if groups[h, NEEDS]:
             kind, lo, hi, n, t = groups[h, KIND], groups[h, LO], groups[h, HI], groups[h, N], groups[h, TERM]
-            lanes_backward_per_sample(val, grad, terms, const, needs, kind, lo, hi, n, t, width, s0, s1)
+            lanes_backward_per_sample(val, grad, terms, const, needs, plan, kind, lo, hi, n, t, width, s0, s1)
 
 
 @_jit_threaded(
-    "void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64, int64, "
-    "int64)"
+    "void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64[:, ::1], "
+    "int64, int64, int64)"
 )
-def _segment_per_sample_threaded(val, grad, groups, terms, const, needs, last, first, blocks):  # type: ignore[no-untyped-def]
+def _segment_per_sample_threaded(val, grad, groups, terms, const, needs, plan, last, first, blocks):  # type: ignore[no-untyped-def]
     """:func:`_segment_per_sample` on ``blocks`` blocks of samples, at once on Numba's threads."""
     width = groups[last, WIDTH]
     for b in prange(blocks):
         s0, s1 = equal_part(width, blocks, b, LINE)
-        _segment_per_sample(val, grad, groups, terms, const, needs, last, first, s0, s1)
+        _segment_per_sample(val, grad, groups, terms, const, needs, plan, last, first, s0, s1)
 
 
 @_jit_threaded(
@@ -294,11 +298,19 @@ def _units_shared_threaded(val, grad, terms, const, needs, kind, lo, n, t0, widt
         )
 
 
+@_jit_threaded("void(float64[::1], int64)")
+def _zeros_threaded(values, threads):  # type: ignore[no-untyped-def]
+    """``values[:] = 0.0`` in ``threads`` parts at once (parts of whole cache lines)."""
+    for b in prange(threads):
+        first, end = equal_part(values.shape[0], threads, b, LINE)
+        values[first:end] = 0.0
+
+
 @_jit(
-    "void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64, "
-    "int64, float64[::1])"
+    "void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64[:, ::1], "
+    "int64, int64, float64[::1])"
 )
-def backward(val, grad, groups, terms, const, needs, root, threads, factors):  # type: ignore[no-untyped-def]
+def backward(val, grad, groups, terms, const, needs, plan, root, threads, factors):  # type: ignore[no-untyped-def]
     """Fill ``grad`` (spec.interface's semantics, leaves starting from 0): groups in reverse,
     each group's nodes in reverse, each node pushing ``partial * grad`` to its terms in reverse.
 
@@ -307,8 +319,10 @@ def backward(val, grad, groups, terms, const, needs, root, threads, factors):  #
     receives its pushes in the order of group by group: a per-sample slot only its own
     sample's, and a shared slot only in the second pass (the order check replays both).
     """
-    for i in range(grad.shape[0]):
-        grad[i] = 0.0
+    if threads > 1:
+        _zeros_threaded(grad, threads)
+    else:
+        grad[:] = 0.0
     grad[root] = 1.0
     g = groups.shape[0] - 1
     while g >= 0:
@@ -327,11 +341,11 @@ def backward(val, grad, groups, terms, const, needs, root, threads, factors):  #
         else:
             blocks = sample_blocks(width, threads)
             if threads > 1:
-                _segment_per_sample_threaded(val, grad, groups, terms, const, needs, g, start, blocks)
+                _segment_per_sample_threaded(val, grad, groups, terms, const, needs, plan, g, start, blocks)
             else:
                 for b in range(blocks):
                     s0, s1 = equal_part(width, blocks, b, LINE)
-                    _segment_per_sample(val, grad, groups, terms, const, needs, g, start, s0, s1)
+                    _segment_per_sample(val, grad, groups, terms, const, needs, plan, g, start, s0, s1)
             for h in range(g, start - 1, -1):
                 if groups[h, NEEDS] == 0:
                     continue
@@ -412,6 +426,7 @@ def run(
     const,
     needs,
     meta,
+    plan,
     inputs,
     targets,
     tape_data,
@@ -435,11 +450,11 @@ def run(
         val[i] = tape_data[parameter_nodes[i]]
     _write_columns(val, first_input, inputs, n)
     _write_columns(val, first_target, targets, n)
-    failed = forward(val, groups, terms, const, threads)
+    failed = forward(val, groups, terms, const, plan, threads)
     if failed >= 0:
         return 1, failed, 0.0
     loss = val[root]
-    backward(val, grad, groups, terms, const, needs, root, threads, factors)
+    backward(val, grad, groups, terms, const, needs, plan, root, threads, factors)
     bad = update(val, grad, P, constants, state, scratch)
     if bad >= 0:  # update() changed nothing but its scratch
         return 2, bad, scratch[0, 0]

@@ -26,7 +26,7 @@ import numpy as np
 from backends.numba._jit import jit as _jit
 from backends.numba._lowering import lanes_backward as op_lanes_backward
 from backends.numba._lowering import lanes_forward as op_lanes_forward
-from backends.numba._replay._program import DOT, DOT_PLAIN, LANE, SLOT, SUM
+from backends.numba._replay._program import DOT, DOT_PLAIN, FOLD_END, FOLD_START, LANE, PUSHING, SLOT, SUM
 from backends.numba._replay._tiles import multiply_accumulate
 from backends.numba._replay._transpose import transpose
 
@@ -478,20 +478,22 @@ ALIKE = 4
 
 
 @_jit(
-    "int64(float64[::1], uint32[:, ::1], float64[::1], int64, int64, int64, int64, int64, int64, int64, int64)"
+    "int64(float64[::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64, int64, int64, int64, int64, int64, "
+    "int64, int64)"
 )
-def lanes_forward(val, terms, const, kind, lo, hi, n, t, width, s0, s1):  # type: ignore[no-untyped-def]
+def lanes_forward(val, terms, const, plan, kind, lo, hi, n, t, width, s0, s1):  # type: ignore[no-untyped-def]
     """Forward of a group of lane units in samples ``s0 <= s < s1``: each unit's terms folded
     left to right in every sample, as :func:`forward` folds one node's; four units that read
-    alike over :data:`ALIKE` positions or more fold those positions at once
-    (:func:`_four_units_fold`). A failing slot (units checked in order), or -1."""
+    alike over :data:`ALIKE` positions or more (:func:`_four_units_run`, as ``plan`` records,
+    :mod:`._plan`) fold those positions at once (:func:`_four_units_fold`). A failing slot
+    (units checked in order), or -1."""
     out = lo
     while out < hi:
         units = 1
         if kind == DOT_PLAIN or kind == DOT or kind == SUM:
             # a plain term is a product with ONE: x * 1.0 is x, bit for bit
-            start, end = (0, 0) if out + 4 * width > hi else _four_units_run(terms, t, n, out, width)
-            if end - start >= ALIKE:
+            start, end = plan[t, FOLD_START], plan[t, FOLD_END]
+            if end > start:
                 units = 4
                 start = max(start, 1)  # the first term is stored, not added: :func:`_fold_terms`
                 for u in range(4):
@@ -517,25 +519,24 @@ def lanes_forward(val, terms, const, kind, lo, hi, n, t, width, s0, s1):  # type
 
 
 @_jit(
-    "void(float64[::1], float64[::1], uint32[:, ::1], float64[::1], boolean[::1], int64, int64, int64, int64, "
-    "int64, int64, int64, int64)"
+    "void(float64[::1], float64[::1], uint32[:, ::1], float64[::1], boolean[::1], int64[:, ::1], int64, int64, "
+    "int64, int64, int64, int64, int64, int64)"
 )
-def lanes_backward_per_sample(val, grad, terms, const, needs, kind, lo, hi, n, t0, width, s0, s1):  # type: ignore[no-untyped-def]
+def lanes_backward_per_sample(val, grad, terms, const, needs, plan, kind, lo, hi, n, t0, width, s0, s1):  # type: ignore[no-untyped-def]
     """Backward of a group of lane units into per-sample slots, samples ``s0 <= s < s1``: units
     in reverse, each unit's terms in reverse (first factor, then second); a primitive's pushes
     sample by sample, last sample first, as :func:`backward` pushes one node's. Every sample's
     pushes are its own: blocks of samples may run in any order, or at once. All the units
-    left, or else four, that push alike (:func:`_units_aligned`) push all at once
-    (:func:`_aligned_units_push`): each place still hears from the units in their order."""
+    left, or else four, that push alike (:func:`_units_aligned`, as ``plan`` records,
+    :mod:`._plan`) push all at once (:func:`_aligned_units_push`): each place still hears
+    from the units in their order."""
     t = t0 + (hi - lo) // width * n
     out = hi
     while out > lo:
         out -= width
         t -= n
         if kind == DOT_PLAIN or kind == DOT or kind == SUM:
-            count = (out - lo) // width + 1  # this unit and the ones below it
-            if not _units_aligned(terms, t, n, count):
-                count = 4 if count >= 4 and _units_aligned(terms, t, n, 4) else 1
+            count = plan[t, PUSHING]
             if count > 1:
                 _aligned_units_push(val, grad, terms, needs, t, n, out, width, count, s0, s1)
                 out -= (count - 1) * width

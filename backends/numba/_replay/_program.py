@@ -37,10 +37,14 @@ __all__ = [
     "DISTINCT",
     "DOT",
     "DOT_PLAIN",
+    "FOLD_END",
+    "FOLD_START",
     "GROUP_COLUMNS",
     "LANE",
     "LINE",
     "NO_NODE",
+    "PLAN_COLUMNS",
+    "PUSHING",
     "SLOT",
     "SUM",
     "Program",
@@ -61,6 +65,9 @@ NO_NODE = -2
 #: group columns
 KIND, LO, HI, N, TERM, MODE, NEEDS, WIDTH, DISTINCT = range(9)
 GROUP_COLUMNS = 9
+#: plan columns (the plan pass, :mod:`._plan`)
+FOLD_START, FOLD_END, PUSHING = range(3)
+PLAN_COLUMNS = 3
 #: a term place's flag: the slot is sample 0's of a run, one slot per sample
 LANE = 1 << 31
 #: the slot bits of a term place
@@ -90,6 +97,8 @@ class Program(NamedTuple):
     meta: np.ndarray
     #: float64 (3, P): new parameters, velocity or m, v (the update's scratch)
     scratch: np.ndarray
+    #: int64 (terms, PLAN_COLUMNS): how the lane kernels run each unit (the plan pass, ``_plan``)
+    plan: np.ndarray = np.zeros((0, PLAN_COLUMNS), np.int64)
 
     def factors_scratch(self, threads: int) -> np.ndarray:
         """Room for each of ``threads`` threads to transpose a lane unit's per-sample factors, or

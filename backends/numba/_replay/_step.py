@@ -65,12 +65,13 @@ class NumbaStep(ReplayStep):
         tape.fill_grad()
         tape_data = np.frombuffer(tape.data, np.float64)
         tape_grad = np.frombuffer(tape.grad, np.float64)
-        outer_threads = numba.get_num_threads()
         if self.threads > 1:  # this thread's setting, which the prange loops read
+            outer_threads = numba.get_num_threads()
             numba.set_num_threads(self.threads)
         try:
             status, where, value = run(
                 *program[:7],
+                program.plan,
                 np.ascontiguousarray(inputs).reshape(-1),
                 np.ascontiguousarray(targets).reshape(-1),
                 tape_data,

@@ -1,0 +1,85 @@
+"""Pass: the plan. How the lane kernels run each group of sums, decided once, not every step.
+
+The lane kernels (:mod:`._lanes`) run several units of a group of sums at once where their
+terms allow it: four units that read alike fold together in forward
+(:func:`~._lanes._four_units_run`), and units that push alike push together in backward
+(:func:`~._lanes._units_aligned`). Those answers depend on the program's terms alone, so
+this pass walks every group as the kernels do and writes each decision into ``plan`` (int64,
+one row per term row, :data:`PLAN_COLUMNS` columns), at the row of the unit's first term
+where the kernel reads it:
+
+- ``plan[t, FOLD_START]``, ``plan[t, FOLD_END]``: forward, the four units from the one whose
+  terms start at row ``t`` fold term positions ``FOLD_START..FOLD_END-1`` at once; equal
+  when they fold one by one.
+- ``plan[t, PUSHING]``: backward into per-sample slots, how many units, from the one whose
+  terms start at row ``t`` down, push at once (1: that unit alone).
+
+It keeps every number: it only records which of the kernels' equivalent paths a unit takes
+(each path adds in the eager order, :mod:`._lanes`). A zero row is always a valid plan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backends.numba._jit import jit as _jit
+from backends.numba._replay._lanes import ALIKE, _four_units_run, _units_aligned
+from backends.numba._replay._program import (
+    DOT,
+    DOT_PLAIN,
+    FOLD_END,
+    FOLD_START,
+    HI,
+    KIND,
+    LO,
+    PLAN_COLUMNS,
+    PUSHING,
+    SUM,
+    TERM,
+    WIDTH,
+    N,
+)
+
+__all__ = ["plan_lanes"]
+
+
+@_jit("void(uint32[:, ::1], int64, int64, int64, int64, int64, int64[:, ::1])")
+def _plan_folds(terms, lo, hi, n, t, width, plan):  # type: ignore[no-untyped-def]
+    """The forward folds of a group of sums, units from ``lo`` up, as ``lanes_forward`` walks them."""
+    out = lo
+    while out < hi:
+        start, end = (0, 0) if out + 4 * width > hi else _four_units_run(terms, t, n, out, width)
+        units = 1
+        if end - start >= ALIKE:
+            plan[t, FOLD_START], plan[t, FOLD_END] = start, end
+            units = 4
+        out += units * width
+        t += units * n
+
+
+@_jit("void(uint32[:, ::1], int64, int64, int64, int64, int64, int64[:, ::1])")
+def _plan_pushes(terms, lo, hi, n, t0, width, plan):  # type: ignore[no-untyped-def]
+    """The per-sample pushes of a group of sums, units from the top one down, as
+    ``lanes_backward_per_sample`` walks them: all the units left if they push alike, else
+    four, else one."""
+    t = t0 + (hi - lo) // width * n
+    out = hi
+    while out > lo:
+        out -= width
+        t -= n
+        count = (out - lo) // width + 1  # this unit and the ones below it
+        if not _units_aligned(terms, t, n, count):
+            count = 4 if count >= 4 and _units_aligned(terms, t, n, 4) else 1
+        plan[t, PUSHING] = count
+        out -= (count - 1) * width
+        t -= (count - 1) * n
+
+
+def plan_lanes(groups: np.ndarray, terms: np.ndarray) -> np.ndarray:
+    """The plan of a laid-out program's lane groups of sums (see the module docstring)."""
+    plan = np.zeros((len(terms), PLAN_COLUMNS), np.int64)
+    for kind, lo, hi, n, t, width in groups[:, [KIND, LO, HI, N, TERM, WIDTH]].tolist():
+        if width > 1 and kind in (DOT_PLAIN, DOT, SUM):
+            _plan_folds(terms, lo, hi, n, t, width, plan)
+            _plan_pushes(terms, lo, hi, n, t, width, plan)
+    return plan
