@@ -470,6 +470,16 @@ TEMPLATE = [
         "            plan[t, FOLD_START], plan[t, FOLD_END] = start, n",
     ),
     _plan(
+        "shared_pass_where_a_group_pushes_into_per_sample_slots",
+        "        plan[t, SHARED] = np.any((places & LANE == 0) & needs[places & SLOT])",
+        "        plan[t, SHARED] = np.any((places & LANE != 0) & needs[places & SLOT])",
+    ),
+    _lanes_drivers(
+        "shared_pass_flag_read_off_the_groups_first_row",
+        "                if groups[h, NEEDS] == 0 or plan[groups[h, TERM], SHARED] == 0:",
+        "                if groups[h, NEEDS] == 0 or plan[groups[h, TERM] + 1, SHARED] == 0:",
+    ),
+    _plan(
         "plan_pushes_keyed_one_unit_off",
         "        plan[t, PUSHING] = count",
         "        plan[t - n, PUSHING] = count",

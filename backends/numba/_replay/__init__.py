@@ -136,7 +136,7 @@ def build_program(
         if backward_order_is_eager(
             program.groups, program.terms, term_pusher, pusher_at, program.needs, int(program.meta[3])
         ):
-            program = program._replace(plan=plan_lanes(program.groups, program.terms))
+            program = program._replace(plan=plan_lanes(program.groups, program.terms, program.needs))
             info = {
                 "traced_nodes": int(m),
                 "fused_nodes": len(tops),

@@ -28,6 +28,7 @@ from backends.numba._replay._program import (
     LO,
     MODE,
     NEEDS,
+    SHARED,
     SUM,
     TERM,
     WIDTH,
@@ -317,7 +318,8 @@ def backward(val, grad, groups, terms, const, needs, plan, root, threads, factor
     A segment of lane groups pushes in two passes: into per-sample slots (block of samples
     by block, as forward runs them), then into the slots all samples share. Each slot still
     receives its pushes in the order of group by group: a per-sample slot only its own
-    sample's, and a shared slot only in the second pass (the order check replays both).
+    sample's, and a shared slot only in the second pass (the order check replays both). A
+    group with no push into a shared slot (``plan``'s SHARED, :mod:`._plan`) has no second pass.
     """
     if threads > 1:
         _zeros_threaded(grad, threads)
@@ -347,7 +349,7 @@ def backward(val, grad, groups, terms, const, needs, plan, root, threads, factor
                     s0, s1 = equal_part(width, blocks, b, LINE)
                     _segment_per_sample(val, grad, groups, terms, const, needs, plan, g, start, s0, s1)
             for h in range(g, start - 1, -1):
-                if groups[h, NEEDS] == 0:
+                if groups[h, NEEDS] == 0 or plan[groups[h, TERM], SHARED] == 0:
                     continue
                 kind, lo, hi, n, t = (
                     groups[h, KIND],

@@ -13,9 +13,13 @@ where the kernel reads it:
   when they fold one by one.
 - ``plan[t, PUSHING]``: backward into per-sample slots, how many units, from the one whose
   terms start at row ``t`` down, push at once (1: that unit alone).
+- ``plan[t, SHARED]``, at a lane group's first term row: 1 when a term of the group pushes
+  into a slot all samples share (a parameter); backward skips the others' shared pass,
+  which would push nothing.
 
 It keeps every number: it only records which of the kernels' equivalent paths a unit takes
-(each path adds in the eager order, :mod:`._lanes`). A zero row is always a valid plan.
+(each path adds in the eager order, :mod:`._lanes`), and which shared passes have nothing
+to push.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ from backends.numba._replay._program import (
     FOLD_START,
     HI,
     KIND,
+    LANE,
     LO,
     PLAN_COLUMNS,
     PUSHING,
+    SHARED,
+    SLOT,
     SUM,
     TERM,
     WIDTH,
@@ -75,11 +82,15 @@ def _plan_pushes(terms, lo, hi, n, t0, width, plan):  # type: ignore[no-untyped-
         t -= (count - 1) * n
 
 
-def plan_lanes(groups: np.ndarray, terms: np.ndarray) -> np.ndarray:
-    """The plan of a laid-out program's lane groups of sums (see the module docstring)."""
+def plan_lanes(groups: np.ndarray, terms: np.ndarray, needs: np.ndarray) -> np.ndarray:
+    """The plan of a laid-out program's lane groups (see the module docstring)."""
     plan = np.zeros((len(terms), PLAN_COLUMNS), np.int64)
     for kind, lo, hi, n, t, width in groups[:, [KIND, LO, HI, N, TERM, WIDTH]].tolist():
-        if width > 1 and kind in (DOT_PLAIN, DOT, SUM):
+        if width == 1:
+            continue
+        places = terms[t : t + (hi - lo) // width * n]
+        plan[t, SHARED] = np.any((places & LANE == 0) & needs[places & SLOT])
+        if kind in (DOT_PLAIN, DOT, SUM):
             _plan_folds(terms, lo, hi, n, t, width, plan)
             _plan_pushes(terms, lo, hi, n, t, width, plan)
     return plan

@@ -45,6 +45,7 @@ __all__ = [
     "NO_NODE",
     "PLAN_COLUMNS",
     "PUSHING",
+    "SHARED",
     "SLOT",
     "SUM",
     "Program",
@@ -66,8 +67,8 @@ NO_NODE = -2
 KIND, LO, HI, N, TERM, MODE, NEEDS, WIDTH, DISTINCT = range(9)
 GROUP_COLUMNS = 9
 #: plan columns (the plan pass, :mod:`._plan`)
-FOLD_START, FOLD_END, PUSHING = range(3)
-PLAN_COLUMNS = 3
+FOLD_START, FOLD_END, PUSHING, SHARED = range(4)
+PLAN_COLUMNS = 4
 #: a term place's flag: the slot is sample 0's of a run, one slot per sample
 LANE = 1 << 31
 #: the slot bits of a term place

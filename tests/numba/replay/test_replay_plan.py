@@ -8,7 +8,20 @@ from typing import Any
 import numpy as np
 
 import backends.numba as numba_backend
-from backends.numba._replay._program import FOLD_END, FOLD_START, HI, LO, PUSHING, TERM, WIDTH, N
+from backends.numba._replay._program import (
+    DOT,
+    DOT_PLAIN,
+    FOLD_END,
+    FOLD_START,
+    HI,
+    KIND,
+    LO,
+    PUSHING,
+    SHARED,
+    TERM,
+    WIDTH,
+    N,
+)
 from spec import SGD, l2_penalty, svm_loss
 
 SAMPLES, WIDE = 24, 8
@@ -49,7 +62,19 @@ def test_the_middle_layers_neurons_fold_four_at_a_time_and_push_all_at_once() ->
     assert [row[PUSHING] for row in units] == [0] * (WIDE - 1) + [WIDE]
 
 
-def test_a_zero_plan_runs_each_unit_alone_to_the_same_bits() -> None:
+def test_only_the_groups_that_push_into_parameters_have_a_shared_pass() -> None:
+    _, step, _, _ = compiled()
+    program = step.program
+    lanes = program.groups[program.groups[:, WIDTH] > 1]
+    shared = [bool(program.plan[row[TERM], SHARED]) for row in lanes]
+    # the three layers' neurons (a bias and 3 or WIDE weights each) push into parameters;
+    # their tanh and the per-sample loss nodes push into per-sample slots alone
+    layers = [bool(row[KIND] in (DOT, DOT_PLAIN) and row[N] in (3 + 1, WIDE + 1)) for row in lanes]
+    assert sum(layers) == 3
+    assert shared == layers
+
+
+def test_units_run_alone_give_the_same_bits_as_the_planned_ones() -> None:
     def train(step: Any, model: Any, X: np.ndarray, y: np.ndarray) -> list[int]:
         losses = [step(X, y) for _ in range(3)]
         values = losses + [p.data for p in model.parameters()] + [p.grad for p in model.parameters()]
@@ -57,6 +82,8 @@ def test_a_zero_plan_runs_each_unit_alone_to_the_same_bits() -> None:
 
     planned_model, planned, X, y = compiled()
     alone_model, alone, _, _ = compiled()
-    assert alone.program.plan.any()
-    alone.program = alone.program._replace(plan=np.zeros_like(alone.program.plan))
+    alone_plan = alone.program.plan.copy()
+    assert alone_plan[:, [FOLD_START, FOLD_END, PUSHING]].any()
+    alone_plan[:, [FOLD_START, FOLD_END, PUSHING]] = 0
+    alone.program = alone.program._replace(plan=alone_plan)
     assert train(planned, planned_model, X, y) == train(alone, alone_model, X, y)
