@@ -527,7 +527,7 @@ TEMPLATE = [
         "    while row < c_rows.shape[0]:\n",
         "    while row + 1 < c_rows.shape[0]:\n",
     ),
-    _lanes_kernels(
+    _plan(
         "a_place_pushed_twice_still_aligned",
         "            if place <= last:\n                return False\n",
         "",
@@ -537,12 +537,12 @@ TEMPLATE = [
         "            val[out + s] = ((sum_ + val[x1 + s] * k1) + val[x2 + s] * k2) + val[x3 + s] * k3",
         "            val[out + s] = sum_ + ((val[x1 + s] * k1 + val[x2 + s] * k2) + val[x3 + s] * k3)",
     ),
-    _lanes_kernels(
+    _plan(
         "four_units_fold_their_own_slots_too",
         "    if not _four_units_read_others(terms, t, n, out, width):\n        return 0, 0\n",
         "",
     ),
-    _lanes_kernels(
+    _plan(
         "two_per_sample_factors_read_alike",
         " or terms[t + u * n + j, 1 - side] & LANE:",
         ":",

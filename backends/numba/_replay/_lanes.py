@@ -11,10 +11,10 @@ folds, all units' pushes or sums, several samples a pass), it loads and stores a
 for several additions, but each slot still receives its additions in the eager order: a
 fold adds its terms left to right, a shared slot its samples last one first, a per-sample
 slot its pushes unit after unit. Only additions into different slots are reordered; each
-such kernel checks, or its caller does, that the slots it interleaves are different. The
-matrix-shaped ones (a layer's folds, pushes and weight sums) run in register tiles
-(:mod:`._tiles`); sums across units or weights read copies transposed sample by sample
-(:mod:`._transpose`).
+such kernel checks, or its caller or the plan (:mod:`._plan`) does, that the slots it
+interleaves are different. The matrix-shaped ones (a layer's folds, pushes and weight sums)
+run in register tiles (:mod:`._tiles`); sums across units or weights read copies transposed
+sample by sample (:mod:`._transpose`).
 """
 
 from __future__ import annotations
@@ -140,33 +140,6 @@ def lanes_push(val, grad, target, factor, out_slot, s0, s1):  # type: ignore[no-
         grad[it] = acc
 
 
-@_jit("boolean(uint32[:, ::1], int64, int64, int64)")
-def _units_aligned(terms, t, n, count):  # type: ignore[no-untyped-def]
-    """Whether the ``count`` units of ``n`` terms from ``t``, ``t - n``, ``t - 2n``, ... push into
-    per-sample places alike: at each term position, the same one place, times a shared factor;
-    and no place twice (the places ascend). Then each place's pushes come from one position,
-    unit after unit, and the units may push position by position."""
-    last = -1
-    for j in range(n):
-        a, c = terms[t + j, 0], terms[t + j, 1]
-        if a & LANE and c & LANE:
-            return False
-        place = np.int64(a if a & LANE else c)
-        for i in range(1, count):
-            x, y = terms[t - i * n + j, 0], terms[t - i * n + j, 1]
-            if (
-                x & LANE != a & LANE
-                or y & LANE != c & LANE
-                or (place & LANE and np.int64(x if x & LANE else y) != place)
-            ):
-                return False
-        if place & LANE:
-            if place <= last:
-                return False
-            last = place
-    return True
-
-
 @_jit("boolean(uint32[:, ::1], boolean[::1], int64)")
 def _pushes_per_sample(terms, needs, k):  # type: ignore[no-untyped-def]
     """Whether term ``k`` of an aligned unit pushes into a per-sample place that needs a grad."""
@@ -180,7 +153,7 @@ def _pushes_per_sample(terms, needs, k):  # type: ignore[no-untyped-def]
 )
 def _aligned_units_push(val, grad, terms, needs, t, n, out_slot, width, count, s0, s1):  # type: ignore[no-untyped-def]
     """:func:`lanes_push` of every term position of the ``count`` aligned units (see
-    :func:`_units_aligned`; the top one's terms from row ``t``, its unit slot ``out_slot``)
+    :func:`._plan._units_aligned`; the top one's terms from row ``t``, its unit slot ``out_slot``)
     that pushes into a per-sample place that needs a grad, all at once in register tiles
     (:func:`._tiles.multiply_accumulate`): each place still hears from the units in their
     order, top one first; the places are different, so their order does not matter."""
@@ -412,54 +385,10 @@ def _fold_terms(val, terms, t, first_position, end_position, out, s0, s1):  # ty
             k += 1
 
 
-@_jit("boolean(uint32[:, ::1], int64, int64, int64)")
-def _four_units_read_alike(terms, t, n, j):  # type: ignore[no-untyped-def]
-    """Whether at term position ``j`` the four units from row ``t`` (``n`` terms each) each
-    multiply the same per-sample place by a shared slot: a layer's neurons reading the
-    previous layer's outputs."""
-    a, c = terms[t + j, 0], terms[t + j, 1]
-    if (a & LANE == 0) == (c & LANE == 0):
-        return False
-    side = 0 if a & LANE else 1
-    for u in range(1, 4):
-        if terms[t + u * n + j, side] != terms[t + j, side] or terms[t + u * n + j, 1 - side] & LANE:
-            return False
-    return True
-
-
-@_jit("boolean(uint32[:, ::1], int64, int64, int64, int64)")
-def _four_units_read_others(terms, t, n, out, width):  # type: ignore[no-untyped-def]
-    """Whether no term of the four units from row ``t`` reads one of their own slots (from
-    ``out``): units in creation order (no grouping by height) may read an earlier unit of
-    their group, which must then be complete first."""
-    for k in range(t, t + 4 * n):
-        for side in range(2):
-            place = terms[k, side]
-            if place & LANE and out <= np.int64(place & SLOT) < out + 4 * width:
-                return False
-    return True
-
-
-@_jit("UniTuple(int64, 2)(uint32[:, ::1], int64, int64, int64, int64)")
-def _four_units_run(terms, t, n, out, width):  # type: ignore[no-untyped-def]
-    """The first run of term positions, ``(start, end)``, at which the four units from row ``t``
-    read alike (:func:`_four_units_read_alike`), when they read none of their own slots
-    (:func:`_four_units_read_others`); ``start == end`` when there is none."""
-    if not _four_units_read_others(terms, t, n, out, width):
-        return 0, 0
-    start = 0
-    while start < n and not _four_units_read_alike(terms, t, n, start):
-        start += 1
-    end = start
-    while end < n and _four_units_read_alike(terms, t, n, end):
-        end += 1
-    return start, end
-
-
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64, int64, int64)")
 def _four_units_fold(val, terms, t, n, out, width, start, end, s0, s1):  # type: ignore[no-untyped-def]
     """:func:`_fold_terms` of positions ``start..end-1`` of the four units from row ``t``, which
-    read alike there (:func:`_four_units_run`), at once, in register tiles
+    read alike there (:func:`._plan._four_units_run`), at once, in register tiles
     (:func:`._tiles.multiply_accumulate`): each place's row is loaded once for the four units,
     and the four sums stay in registers until the end. Each unit still adds its terms left to
     right. The sums must hold the terms before ``start`` already (``start > 0``)."""
@@ -473,10 +402,6 @@ def _four_units_fold(val, terms, t, n, out, width, start, end, s0, s1):  # type:
     multiply_accumulate(val, out + s0 + units * width, val, places, weights, units * steps, 1, s1 - s0, steps)
 
 
-#: the fewest positions at which four units must read alike for :func:`_four_units_fold`
-ALIKE = 4
-
-
 @_jit(
     "int64(float64[::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64, int64, int64, int64, int64, int64, "
     "int64, int64)"
@@ -484,8 +409,7 @@ ALIKE = 4
 def lanes_forward(val, terms, const, plan, kind, lo, hi, n, t, width, s0, s1):  # type: ignore[no-untyped-def]
     """Forward of a group of lane units in samples ``s0 <= s < s1``: each unit's terms folded
     left to right in every sample, as :func:`forward` folds one node's; four units that read
-    alike over :data:`ALIKE` positions or more (:func:`_four_units_run`, as ``plan`` records,
-    :mod:`._plan`) fold those positions at once (:func:`_four_units_fold`). A failing slot
+    alike over enough positions (``plan`` records which, :mod:`._plan`) fold those positions at once (:func:`_four_units_fold`). A failing slot
     (units checked in order), or -1."""
     out = lo
     while out < hi:
@@ -527,8 +451,7 @@ def lanes_backward_per_sample(val, grad, terms, const, needs, plan, kind, lo, hi
     in reverse, each unit's terms in reverse (first factor, then second); a primitive's pushes
     sample by sample, last sample first, as :func:`backward` pushes one node's. Every sample's
     pushes are its own: blocks of samples may run in any order, or at once. All the units
-    left, or else four, that push alike (:func:`_units_aligned`, as ``plan`` records,
-    :mod:`._plan`) push all at once (:func:`_aligned_units_push`): each place still hears
+    left, or else four, that push alike (``plan`` records how many, :mod:`._plan`) push all at once (:func:`_aligned_units_push`): each place still hears
     from the units in their order."""
     t = t0 + (hi - lo) // width * n
     out = hi

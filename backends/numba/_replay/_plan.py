@@ -1,12 +1,12 @@
-"""Pass: the plan. How the lane kernels run each group of sums, decided once, not every step.
+"""Pass: the plan. How the lane kernels run each lane group, decided once, not every step.
 
 The lane kernels (:mod:`._lanes`) run several units of a group of sums at once where their
 terms allow it: four units that read alike fold together in forward
-(:func:`~._lanes._four_units_run`), and units that push alike push together in backward
-(:func:`~._lanes._units_aligned`). Those answers depend on the program's terms alone, so
-this pass walks every group as the kernels do and writes each decision into ``plan`` (int64,
-one row per term row, :data:`PLAN_COLUMNS` columns), at the row of the unit's first term
-where the kernel reads it:
+(:func:`_four_units_run`), and units that push alike push together in backward
+(:func:`_units_aligned`). Those answers depend on the program's terms alone, so this pass
+walks every group as the kernels do and writes each decision into ``plan`` (int64, one row
+per term row, :data:`PLAN_COLUMNS` columns), at the row of the unit's first term where the
+kernel reads it:
 
 - ``plan[t, FOLD_START]``, ``plan[t, FOLD_END]``: forward, the four units from the one whose
   terms start at row ``t`` fold term positions ``FOLD_START..FOLD_END-1`` at once; equal
@@ -27,7 +27,6 @@ from __future__ import annotations
 import numpy as np
 
 from backends.numba._jit import jit as _jit
-from backends.numba._replay._lanes import ALIKE, _four_units_run, _units_aligned
 from backends.numba._replay._program import (
     DOT,
     DOT_PLAIN,
@@ -47,7 +46,81 @@ from backends.numba._replay._program import (
     N,
 )
 
-__all__ = ["plan_lanes"]
+__all__ = ["ALIKE", "plan_lanes"]
+
+#: the fewest positions at which four units must read alike for :func:`._lanes._four_units_fold`
+ALIKE = 4
+
+
+@_jit("boolean(uint32[:, ::1], int64, int64, int64)")
+def _four_units_read_alike(terms, t, n, j):  # type: ignore[no-untyped-def]
+    """Whether at term position ``j`` the four units from row ``t`` (``n`` terms each) each
+    multiply the same per-sample place by a shared slot: a layer's neurons reading the
+    previous layer's outputs."""
+    a, c = terms[t + j, 0], terms[t + j, 1]
+    if (a & LANE == 0) == (c & LANE == 0):
+        return False
+    side = 0 if a & LANE else 1
+    for u in range(1, 4):
+        if terms[t + u * n + j, side] != terms[t + j, side] or terms[t + u * n + j, 1 - side] & LANE:
+            return False
+    return True
+
+
+@_jit("boolean(uint32[:, ::1], int64, int64, int64, int64)")
+def _four_units_read_others(terms, t, n, out, width):  # type: ignore[no-untyped-def]
+    """Whether no term of the four units from row ``t`` reads one of their own slots (from
+    ``out``): units in creation order (no grouping by height) may read an earlier unit of
+    their group, which must then be complete first."""
+    for k in range(t, t + 4 * n):
+        for side in range(2):
+            place = terms[k, side]
+            if place & LANE and out <= np.int64(place & SLOT) < out + 4 * width:
+                return False
+    return True
+
+
+@_jit("UniTuple(int64, 2)(uint32[:, ::1], int64, int64, int64, int64)")
+def _four_units_run(terms, t, n, out, width):  # type: ignore[no-untyped-def]
+    """The first run of term positions, ``(start, end)``, at which the four units from row ``t``
+    read alike (:func:`_four_units_read_alike`), when they read none of their own slots
+    (:func:`_four_units_read_others`); ``start == end`` when there is none."""
+    if not _four_units_read_others(terms, t, n, out, width):
+        return 0, 0
+    start = 0
+    while start < n and not _four_units_read_alike(terms, t, n, start):
+        start += 1
+    end = start
+    while end < n and _four_units_read_alike(terms, t, n, end):
+        end += 1
+    return start, end
+
+
+@_jit("boolean(uint32[:, ::1], int64, int64, int64)")
+def _units_aligned(terms, t, n, count):  # type: ignore[no-untyped-def]
+    """Whether the ``count`` units of ``n`` terms from ``t``, ``t - n``, ``t - 2n``, ... push into
+    per-sample places alike: at each term position, the same one place, times a shared factor;
+    and no place twice (the places ascend). Then each place's pushes come from one position,
+    unit after unit, and the units may push position by position."""
+    last = -1
+    for j in range(n):
+        a, c = terms[t + j, 0], terms[t + j, 1]
+        if a & LANE and c & LANE:
+            return False
+        place = np.int64(a if a & LANE else c)
+        for i in range(1, count):
+            x, y = terms[t - i * n + j, 0], terms[t - i * n + j, 1]
+            if (
+                x & LANE != a & LANE
+                or y & LANE != c & LANE
+                or (place & LANE and np.int64(x if x & LANE else y) != place)
+            ):
+                return False
+        if place & LANE:
+            if place <= last:
+                return False
+            last = place
+    return True
 
 
 @_jit("void(uint32[:, ::1], int64, int64, int64, int64, int64, int64[:, ::1])")

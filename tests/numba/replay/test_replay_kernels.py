@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import backends.numba as numba_backend
-from backends.numba._replay._lanes import ALIKE, _four_units_read_alike, _four_units_run
 from backends.numba._replay._layout import distinct_shared_pushes
+from backends.numba._replay._plan import ALIKE, _four_units_read_alike, _four_units_run
 from backends.numba._replay._program import DISTINCT, DOT, DOT_PLAIN, HI, KIND, LANE, LO, SUM, TERM, WIDTH, N
 from spec import SGD, OpCode, ResultOverflowError, l2_penalty, svm_loss
 
