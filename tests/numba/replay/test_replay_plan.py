@@ -31,12 +31,12 @@ def mlp_loss(model: Any, inputs: Any, targets: Any) -> Any:
     return svm_loss([model(x) for x in inputs], targets) + l2_penalty(model.parameters(), 1e-4)
 
 
-def compiled(threads: int = 1) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+def compiled() -> tuple[Any, Any, np.ndarray, np.ndarray]:
     random.seed(3)
     model = numba_backend.MLP(3, [WIDE, WIDE, 1])
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(SAMPLES, 3)), np.sign(rng.normal(size=SAMPLES))
-    step = numba_backend.compile_step(model, mlp_loss, X, y, SGD(model.parameters(), 0.05), threads=threads)
+    step = numba_backend.compile_step(model, mlp_loss, X, y, SGD(model.parameters(), 0.05))
     return model, step, X, y
 
 
