@@ -441,13 +441,13 @@ TEMPLATE = [
     ),
     _transpose(
         "transpose_drops_the_first_sample_of_the_tail",
-        "        for tail in range(s, width):",
-        "        for tail in range(s + 1, width):",
+        "        done = s if i < whole else 0",
+        "        done = s + 1 if i < whole else 0",
     ),
     _transpose(
         "transpose_drops_the_first_row_after_the_blocks",
-        "    for i in range(whole, count):",
-        "    for i in range(whole + 1, count):",
+        "        done = s if i < whole else 0",
+        "        done = s if i <= whole else 0",
     ),
     _lanes_kernels(
         "aligned_pushes_into_places_that_need_no_grad",

@@ -38,14 +38,13 @@ from numba.extending import intrinsic
 
 from backends.numba._jit import jit as _jit
 from backends.numba._jit import jit_inline as _jit_inline
+from backends.numba._replay._vector_ir import DOUBLE, LANE_INDEX, array_data, entry, index, vector_at
 
 __all__ = ["ROWS", "multiply_accumulate"]
 
 #: the rows a tile holds: 4 rows by 4 vectors of 8 lanes is 16 vector sums, half the registers
 ROWS = 4
 _VECTORS, _LANES = 4, 8
-
-_DOUBLE, _INDEX = ir.DoubleType(), ir.IntType(64)
 
 
 @intrinsic(prefer_literal=True)
@@ -74,41 +73,31 @@ def _tile(
     )
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        def data(position: int) -> Any:
-            return context.make_array(signature.args[position])(context, builder, args[position]).data
-
-        c_data, c_row_data, a_data, a_row_data, b_data, b_row_data = (data(i) for i in (0, 1, 3, 4, 5, 6))
+        c_data, c_row_data, a_data, a_row_data, b_data, b_row_data = (
+            array_data(context, builder, signature, args, i) for i in (0, 1, 3, 4, 5, 6)
+        )
         row0, b_stride, lane0, step_count = args[2], args[7], args[8], args[9]
-        vector = ir.VectorType(_DOUBLE, lane_count)
-
-        def index(value: int) -> ir.Constant:
-            return ir.Constant(_INDEX, value)
-
-        def vector_at(base: Any, position: Any) -> Any:
-            return builder.bitcast(builder.gep(base, [position]), vector.as_pointer())
+        vector = ir.VectorType(DOUBLE, lane_count)
 
         def broadcast(value: Any) -> Any:
-            one = builder.insert_element(
-                ir.Constant(vector, ir.Undefined), value, ir.Constant(ir.IntType(32), 0)
-            )
-            zeros = ir.Constant(ir.VectorType(ir.IntType(32), lane_count), [0] * lane_count)
+            one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(LANE_INDEX, 0))
+            zeros = ir.Constant(ir.VectorType(LANE_INDEX, lane_count), [0] * lane_count)
             return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), zeros)
 
-        def row_start(row_data: Any, r: int) -> Any:
-            return builder.load(builder.gep(row_data, [builder.add(row0, index(r))]))
-
-        c_starts = [builder.add(row_start(c_row_data, r), lane0) for r in range(row_count)]
-        b_starts = [row_start(b_row_data, r) for r in range(row_count)]
+        c_starts = [builder.add(entry(builder, c_row_data, row0, r), lane0) for r in range(row_count)]
+        b_starts = [entry(builder, b_row_data, row0, r) for r in range(row_count)]
         # allocas in the entry block: LLVM promotes them to registers
         sums = [[cgutils.alloca_once(builder, vector) for _ in range(vector_count)] for _ in range(row_count)]
         for r in range(row_count):
             for v in range(vector_count):
-                place = vector_at(c_data, builder.add(c_starts[r], index(v * lane_count)))
+                place = vector_at(builder, c_data, builder.add(c_starts[r], index(v * lane_count)), vector)
                 builder.store(builder.load(place, align=8), sums[r][v])
         with cgutils.for_range(builder, step_count) as loop:
             a_start = builder.add(builder.load(builder.gep(a_row_data, [loop.index])), lane0)
             factors = [
-                builder.load(vector_at(a_data, builder.add(a_start, index(v * lane_count))), align=8)
+                builder.load(
+                    vector_at(builder, a_data, builder.add(a_start, index(v * lane_count)), vector), align=8
+                )
                 for v in range(vector_count)
             ]
             b_offset = builder.mul(loop.index, b_stride)
@@ -119,7 +108,7 @@ def _tile(
                     builder.store(builder.fadd(builder.load(sums[r][v]), product), sums[r][v])
         for r in range(row_count):
             for v in range(vector_count):
-                place = vector_at(c_data, builder.add(c_starts[r], index(v * lane_count)))
+                place = vector_at(builder, c_data, builder.add(c_starts[r], index(v * lane_count)), vector)
                 builder.store(builder.load(sums[r][v]), place, align=8)
         return context.get_dummy_value()
 

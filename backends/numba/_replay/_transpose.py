@@ -17,13 +17,12 @@ from numba import types
 from numba.extending import intrinsic
 
 from backends.numba._jit import jit as _jit
+from backends.numba._replay._vector_ir import DOUBLE, LANE_INDEX, array_data, entry, index, vector_at
 
 __all__ = ["transpose"]
 
 #: a block's rows and samples: one ``<8 x double>`` a row
 SIDE = 8
-
-_DOUBLE, _INDEX, _LANE_INDEX = ir.DoubleType(), ir.IntType(64), ir.IntType(32)
 
 
 def _pairing_masks(size: int) -> tuple[list[int], list[int]]:
@@ -47,22 +46,18 @@ def _block(typingctx: Any, source, starts, first_row, sample, rows, count):  # t
     signature = types.void(source, starts, first_row, sample, rows, count)
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        def data(position: int) -> Any:
-            return context.make_array(signature.args[position])(context, builder, args[position]).data
-
-        source_data, start_data, row_data = data(0), data(1), data(4)
+        source_data, start_data, row_data = (
+            array_data(context, builder, signature, args, i) for i in (0, 1, 4)
+        )
         row0, sample0, row_count = args[2], args[3], args[5]
-        vector = ir.VectorType(_DOUBLE, SIDE)
-
-        def vector_at(base: Any, position: Any) -> Any:
-            return builder.bitcast(builder.gep(base, [position]), vector.as_pointer())
+        vector = ir.VectorType(DOUBLE, SIDE)
 
         lines = []
         for i in range(SIDE):
-            start = builder.load(builder.gep(start_data, [builder.add(row0, ir.Constant(_INDEX, i))]))
-            lines.append(builder.load(vector_at(source_data, builder.add(start, sample0)), align=8))
+            start = builder.add(entry(builder, start_data, row0, i), sample0)
+            lines.append(builder.load(vector_at(builder, source_data, start, vector), align=8))
         for size in (1, 2, 4):
-            low, high = (ir.Constant(ir.VectorType(_LANE_INDEX, SIDE), m) for m in _pairing_masks(size))
+            low, high = (ir.Constant(ir.VectorType(LANE_INDEX, SIDE), m) for m in _pairing_masks(size))
             paired = list(lines)
             for i in range(SIDE):
                 if i // size % 2 == 0:
@@ -70,10 +65,8 @@ def _block(typingctx: Any, source, starts, first_row, sample, rows, count):  # t
                     paired[i + size] = builder.shuffle_vector(lines[i], lines[i + size], high)
             lines = paired
         for j in range(SIDE):
-            sample = builder.add(sample0, ir.Constant(_INDEX, j))
-            builder.store(
-                lines[j], vector_at(row_data, builder.add(builder.mul(sample, row_count), row0)), align=8
-            )
+            place = builder.add(builder.mul(builder.add(sample0, index(j)), row_count), row0)
+            builder.store(lines[j], vector_at(builder, row_data, place, vector), align=8)
         return context.get_dummy_value()
 
     return signature, codegen
@@ -92,9 +85,7 @@ def transpose(source, starts, width, rows):  # type: ignore[no-untyped-def]
         for i in range(0, whole, SIDE):
             _block(source, starts, i, s, rows, count)
         s += SIDE
-    for i in range(whole):
-        for tail in range(s, width):
-            rows[tail * count + i] = source[starts[i] + tail]
-    for i in range(whole, count):
-        for sample in range(width):
+    for i in range(count):
+        done = s if i < whole else 0  # the samples the blocks copied of this row
+        for sample in range(done, width):
             rows[sample * count + i] = source[starts[i] + sample]
