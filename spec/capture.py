@@ -14,8 +14,11 @@ inside ``loss_fn`` from plain numbers (``x * 2.0``, ``Value(0.5)``). They are fi
 capture, as Python values are under ``jax.jit``: a number ``loss_fn`` computes from
 anything but its arguments (a global, a random draw, a model built inside ``loss_fn``)
 is the same number at every step. A Value made *before* the trace that is neither a
-parameter nor a placeholder (a model attribute outside ``parameters()``) would be frozen
-too, while the eager loop reads its current number: capture refuses it.
+parameter nor a placeholder (a model attribute outside ``parameters()``, or ``p0 * p1``
+computed from parameters before capture and kept) would be frozen or recomputed, while the
+eager loop reads its current number and backpropagates through it as it stands: capture
+refuses it. So does a trace in which an op failed, or a traced number was refused, and
+``loss_fn`` caught the error (:mod:`spec.tracing`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from spec.errors import CaptureError, NonFiniteError, OperandTypeError, ShapeError
+from spec.operands import echo
 from spec.ops import OpCode
 from spec.optim import Optimizer
 from spec.tracing import tracing
@@ -41,6 +45,7 @@ __all__ = [
     "as_data",
     "capture_graph",
     "check_all_used",
+    "check_arguments",
     "check_parameters",
     "placeholders",
     "trace_loss",
@@ -115,10 +120,25 @@ def _flat(rows: list[Any]) -> list[Any]:
 
 
 # --- checks shared by every kind of step ------------------------------------------------------------
-def check_parameters(model: Any, optimizer: Optimizer, nin: int) -> tuple[list[Any], type[ValueBase]]:
-    """The optimizer's parameters and their Value class, after checking they are the model's."""
+def check_arguments(model: Any, loss_fn: Any, optimizer: Any) -> None:
+    """Refuse a model without ``parameters()``, a ``loss_fn`` that cannot be called, or an
+    optimizer that is not a :class:`spec.optim.Optimizer`."""
+    if not callable(getattr(model, "parameters", None)):
+        raise CaptureError(
+            f"compile_step's model must have a parameters() method (an MLP, a Layer, a spec.Module), "
+            f"got {echo(model)}"
+        )
+    if not callable(loss_fn):
+        raise CaptureError(
+            f"compile_step's loss_fn must be a function loss_fn(model, inputs, targets) -> loss Value, "
+            f"got {echo(loss_fn)}"
+        )
     if not isinstance(optimizer, Optimizer):
         raise CaptureError(f"optimizer must be a spec.Optimizer (SGD, Adam), got {type(optimizer).__name__}")
+
+
+def check_parameters(model: Any, optimizer: Optimizer, nin: int) -> tuple[list[Any], type[ValueBase]]:
+    """The optimizer's parameters and their Value class, after checking they are the model's."""
     params = list(optimizer.params)
     model_params = list(model.parameters())
     if len(params) != len(model_params) or any(
@@ -150,9 +170,20 @@ def trace_loss(
     params: list[Any],
     value_type: type[ValueBase],
 ) -> Any:
-    """``loss_fn(model, rows, labels)`` with the parameters and placeholders traced (spec.tracing)."""
-    with tracing(value_type, [*params, *(v for row in rows for v in row), *labels]):
+    """``loss_fn(model, rows, labels)`` with the parameters and placeholders traced (spec.tracing).
+
+    Refuses a trace during which an error was raised and caught (:func:`spec.tracing.note_failure`).
+    """
+    with tracing(value_type, [*params, *(v for row in rows for v in row), *labels]) as trace:
         root = loss_fn(model, rows, labels)
+    if trace.failures:
+        raise CaptureError(
+            f"an error was raised while loss_fn was traced, and loss_fn went on ({trace.failures[0]}"
+            f"{f'; {len(trace.failures) - 1} more' if len(trace.failures) > 1 else ''}): catching it "
+            "chooses a path by the batch's numbers, and a compiled step would take that path for every "
+            "batch. Let the error propagate, keep the inputs in the op's domain (x.log() of "
+            "x.relu() + 1e-12, say), or train with the plain eager loop"
+        )
     if type(root) is not value_type:
         raise CaptureError(
             f"loss_fn must return a {value_type.backend_name or value_type.__name__} Value like the "
@@ -185,7 +216,8 @@ class TracedGraph:
     ``0..m-1`` in creation order (so parents come first), with the fields of :mod:`spec.ops`
     (op code, first and second parent or -1, the POW_CONST constant, the value).
     ``leaves[j]`` is the node of the ``j``-th Value the extractor was given, -1 where the
-    graph does not hold it; ``outside`` lists the other leaf nodes made before ``since``.
+    graph does not hold it; ``outside`` lists the other nodes made before ``since`` that the
+    graph reads (leaves, or nodes computed before the trace, from parameters or not).
     """
 
     op: NDArray[np.int8]
@@ -238,6 +270,7 @@ def capture_graph(
     allow_unused_parameters: bool = False,
 ) -> CapturedGraph:
     """Trace ``loss_fn`` once on placeholders and read its graph with ``extract`` (module docstring)."""
+    check_arguments(model, loss_fn, optimizer)
     X, T = as_data(inputs, targets, None)
     n, nin = X.shape
     params, value_type = check_parameters(model, optimizer, nin)
@@ -250,11 +283,15 @@ def capture_graph(
     if (graph.op[param_nodes[param_nodes >= 0]] != OpCode.LEAF).any():
         raise CaptureError("every parameter must be a leaf Value (made by Value(...)), not computed")
     if len(graph.outside):
+        computed = graph.op[graph.outside] != OpCode.LEAF
+        first = int(graph.outside[np.argmax(computed)] if computed.any() else graph.outside[0])
         raise CaptureError(
             f"loss_fn uses {len(graph.outside)} Value(s) made before compile_step that are neither the "
-            f"optimizer's parameters nor its inputs or targets (the first holds {float(graph.data[graph.outside[0]])!r}); "
-            "replay would freeze their numbers where the eager loop reads them anew: pass them as plain "
-            "numbers, or make them parameters"
+            f"optimizer's parameters nor its inputs or targets ({int(computed.sum())} of them computed; "
+            f"the first {'computed ' if computed.any() else ''}one holds {float(graph.data[first])!r}): "
+            "the eager loop keeps such a Value's number and backpropagates through it as it is, where "
+            "replay would read or recompute it. Compute it inside loss_fn, pass it as a plain number, "
+            "or make it a parameter"
         )
     check_all_used(list(param_nodes >= 0), allow_unused_parameters)
     return CapturedGraph(

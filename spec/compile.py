@@ -51,28 +51,40 @@ are what the eager loop leaves. At the start of every call the step reads back a
 and the optimizer's settings (``lr`` or its schedule, ``momentum``, ``beta1``, ``beta2``,
 ``eps``): a change made between calls, by assignment or in place
 (``optimizer.velocity[0] = 0.0``, ``model.load_state_dict(...)``), takes effect as it
-would in the eager loop.
+would in the eager loop. Settings are checked when assigned and state lists when read
+(:mod:`spec.optim`), the same way on every path.
+
+Structure between calls. What the graph was built from (the parameter objects, the
+model's modules and their attributes, ``optimizer.params``, the methods of the classes
+that build the graph) is guarded (:mod:`spec.guards`): a call that finds any of it changed
+captures the step anew on its own batch, as ``jax.jit`` retraces a new structure, and
+counts it in ``info["recaptures"]``. Re-capture, not refusal: the eager loop follows such
+an edit, and so the step must, to stay that loop; where the eager loop would fail on the
+edited model the new capture fails with the same error, changing nothing.
 
 Errors. :class:`~spec.errors.CaptureError` at capture: a traced Value read as a number,
 the loss is not a Value of the parameters' backend, the graph misses a parameter
 (``allow_unused_parameters=True`` keeps them, unchanged by SGD as in the eager loop), the
-optimizer's parameters are not the model's, or (for a replaying backend) an optimizer
-other than spec's SGD and Adam or a Value made outside ``loss_fn`` that is not a
-parameter. At a call: data of another shape than at capture raise
+optimizer's parameters are not the model's, an op failed or a traced number was refused
+and ``loss_fn`` caught the error, or (for a replaying backend) an optimizer other than
+spec's SGD and Adam or a Value made outside ``loss_fn`` that is not a parameter, a leaf
+or computed. At a call: data of another shape than at capture raise
 :class:`~spec.errors.ShapeError`, non-numbers :class:`~spec.errors.OperandTypeError`,
-NaN or infinities :class:`~spec.errors.NonFiniteError`; an op whose input leaves its
+NaN or infinities :class:`~spec.errors.NonFiniteError`; a bad optimizer state list the
+contract's error for it (:meth:`spec.optim.Optimizer.state_array`); an op whose input leaves its
 domain, or whose result overflows, raises the error the eager loop raises at the same
 node, and an update that would make a parameter non-finite the optimizer's
 :class:`~spec.errors.ResultOverflowError` (:class:`~spec.errors.NonFiniteError` for a NaN,
 from a non-finite gradient); a step whose graph lives on one thread's tape,
 called from another thread, raises :class:`~spec.errors.BackendMismatchError`. A failed
-call changes nothing: no parameter, grad, optimizer state or step count.
+call changes nothing, whatever it raises (a schedule's own exception passes through
+unchanged): no parameter, grad, optimizer state or step count.
 
 For backend authors. A backend offers replay through ``Backend.compile_step`` (and
 ``"compile_step"`` in its capabilities): a function with :func:`compile_step`'s signature
-that calls :func:`spec.capture.capture_graph` with the backend's graph extractor and
-returns a :class:`ReplayStep` subclass, whose ``_replay`` runs forward, backward and
-update.
+that returns a :class:`ReplayStep` subclass, whose ``_capture`` calls
+:func:`spec.capture.capture_graph` with the backend's graph extractor and whose ``_replay``
+runs forward, backward and update.
 """
 
 from __future__ import annotations
@@ -89,11 +101,13 @@ from spec.capture import (
     LossFunction,
     as_data,
     check_all_used,
+    check_arguments,
     check_parameters,
     placeholders,
     trace_loss,
 )
-from spec.errors import BackendMismatchError, CaptureError, GradspecError, OperandTypeError, ShapeError
+from spec.errors import BackendMismatchError, CaptureError, GradspecError
+from spec.guards import Guard
 from spec.optim import SGD, Adam, Optimizer, update_failure
 
 __all__ = [
@@ -122,6 +136,7 @@ def compile_step(
     backend of the parameters' Value class; when it offers no replay the step is the
     portable :class:`EagerStep`.
     """
+    check_arguments(model, loss_fn, optimizer)
     chosen = backend if backend is not None else _backend_of(model)
     if backend is not None:
         _check_backend(model, backend)
@@ -178,8 +193,9 @@ class TrainingStep(ABC):
         self.shape = shape
         #: ``(n,)`` or ``(n, k)``: the shape of ``targets`` every call must have
         self.target_shape = target_shape
-        #: what the backend made of the step (node counts, passes, schedule), for reports
-        self.info: dict[str, Any] = {}
+        #: what the backend made of the step (node counts, passes, schedule), for reports; and
+        #: ``recaptures``, how many calls captured the step anew (:mod:`spec.guards`)
+        self.info: dict[str, Any] = {"recaptures": 0}
 
     @abstractmethod
     def __call__(self, inputs: Any, targets: Any) -> float:
@@ -188,6 +204,10 @@ class TrainingStep(ABC):
     def check_data(self, inputs: Any, targets: Any) -> tuple[Floats, Floats]:
         """``inputs`` and ``targets`` as float64 arrays of the captured shape, or the contract's error."""
         return as_data(inputs, targets, self.shape, self.target_shape)
+
+    def _count_recapture(self, changed: str) -> None:
+        self.info["recaptures"] += 1
+        self.info["recaptured_after"] = changed
 
     def __repr__(self) -> str:
         n, nin = self.shape
@@ -199,7 +219,9 @@ class EagerStep(TrainingStep):
 
     Construction traces ``loss_fn`` once, as capture does, so misuse (a traced number read,
     a loss of another backend, parameters it does not reach) fails the same way on every
-    backend; every call traces again, under the same rule.
+    backend; every call traces again, under the same rule. Its guard (:mod:`spec.guards`)
+    re-reads the parameters whenever the model or optimizer changed, checking them as
+    construction did.
     """
 
     mode = "eager"
@@ -214,26 +236,39 @@ class EagerStep(TrainingStep):
         *,
         allow_unused_parameters: bool = False,
     ) -> None:
+        check_arguments(model, loss_fn, optimizer)
         X, T = as_data(inputs, targets, None)
         self._params, self._value_type = check_parameters(model, optimizer, X.shape[1])
         super().__init__(model, loss_fn, optimizer, (X.shape[0], X.shape[1]), T.shape)
-        reached = _reachable_leaves(self._loss(X, T))
-        check_all_used([id(p) in reached for p in self._params], allow_unused_parameters)
+        self._allow_unused = allow_unused_parameters
+        self._check_used(self._loss(X, T))
+        self._guard = Guard(model, optimizer, self._value_type)
 
     def _loss(self, X: Floats, T: Floats) -> Any:
         rows, labels = placeholders(self._value_type, X, T)
         return trace_loss(self.loss_fn, self.model, rows, labels, self._params, self._value_type)
 
+    def _check_used(self, loss: Any) -> None:
+        reached = _reachable_leaves(loss)
+        check_all_used([id(p) in reached for p in self._params], self._allow_unused)
+
     def __call__(self, inputs: Any, targets: Any) -> float:
         X, T = self.check_data(inputs, targets)
+        changed = self._guard.changed()
+        if changed is not None:  # read the parameters anew, with capture's checks
+            self._params, self._value_type = check_parameters(self.model, self.optimizer, X.shape[1])
         loss = self._loss(X, T)
+        if changed is not None:
+            self._check_used(loss)
+            self._guard = Guard(self.model, self.optimizer, self._value_type)
+            self._count_recapture(changed)
         optimizer = self.optimizer
         grads = [p.grad for p in self._params]
-        optimizer.zero_grad()
-        loss.backward()
         try:
+            optimizer.zero_grad()
+            loss.backward()
             optimizer.step()
-        except GradspecError:  # the step changed nothing; nor may the call
+        except BaseException:  # whatever was raised, the step changed nothing; nor may the call
             for p, grad in zip(self._params, grads, strict=True):
                 p.grad = grad
             raise
@@ -300,13 +335,21 @@ class UpdateRule:
 
 
 class ReplayStep(TrainingStep):
-    """Base of a backend's replaying step: data checks, learning rate, optimizer state, errors.
+    """Base of a backend's replaying step: capture, guards, data checks, optimizer state, errors.
 
-    A subclass implements :meth:`_replay`, which runs forward, backward and the update for
-    one batch: it reads the parameters, writes them and their grads back, updates
-    ``self.state`` in place, and returns ``(loss, grads)``; or, changing nothing, it calls
-    :meth:`_raise_forward_failure` / :meth:`_raise_update_failure`. A backend whose graphs
-    belong to a thread overrides :meth:`check_caller`.
+    A subclass implements :meth:`_capture`, which traces ``loss_fn`` on a batch (with
+    :func:`spec.capture.capture_graph`) and makes its program, and :meth:`_replay`, which
+    runs forward, backward and the update for one batch: it reads the parameters, writes
+    them and their grads back, updates ``self.state`` in place, and returns ``(loss,
+    grads)``; or, changing nothing, it calls :meth:`_raise_forward_failure` /
+    :meth:`_raise_update_failure`. A backend whose graphs belong to a thread overrides
+    :meth:`check_caller`.
+
+    Guards. A call first checks, for the cost of one integer comparison, that nothing the
+    capture depended on changed (:mod:`spec.guards`: the parameters, the model's
+    structure, ``optimizer.params``, the methods that build the graph). When something did,
+    the call captures the step anew on its own batch, as ``jax.jit`` traces a new structure,
+    and counts it in ``info["recaptures"]``; a capture that fails raises and changes nothing.
     """
 
     mode = "replay"
@@ -315,15 +358,28 @@ class ReplayStep(TrainingStep):
         self,
         model: Any,
         loss_fn: LossFunction,
+        inputs: Any,
+        targets: Any,
         optimizer: Optimizer,
-        shape: tuple[int, int],
-        target_shape: tuple[int, ...],
     ):
-        super().__init__(model, loss_fn, optimizer, shape, target_shape)
+        check_arguments(model, loss_fn, optimizer)
+        X, T = as_data(inputs, targets, None)
+        super().__init__(model, loss_fn, optimizer, (X.shape[0], X.shape[1]), T.shape)
         UpdateRule.of(optimizer)  # refuse other optimizers now, not at the first call
-        self.parameters = list(optimizer.params)
+        self._capture(X, T)
+        self._captured()
+
+    def _captured(self) -> None:
+        """What a capture fixes besides the program: the parameters, the state's size, the guard."""
+        self.parameters = list(self.optimizer.params)
         #: the optimizer's state for the kernels, ``(2, P)``: velocity (or Adam's m) and Adam's v
         self.state = np.zeros((2, len(self.parameters)), np.float64)
+        self._guard = Guard(self.model, self.optimizer, type(self.parameters[0]))
+
+    @abstractmethod
+    def _capture(self, inputs: Floats, targets: Floats) -> None:
+        """Trace ``loss_fn`` on this batch and make the program :meth:`_replay` runs; on any
+        error raise, keeping the program there was."""
 
     @abstractmethod
     def _replay(self, inputs: Floats, targets: Floats, constants: Floats) -> tuple[float, Floats]:
@@ -335,12 +391,17 @@ class ReplayStep(TrainingStep):
     def __call__(self, inputs: Any, targets: Any) -> float:
         X, T = self.check_data(inputs, targets)
         self.check_caller()
+        changed = self._guard.changed()
+        if changed is not None:
+            self._capture(X, T)
+            self._captured()
+            self._count_recapture(changed)
         optimizer = self.optimizer
         rule = UpdateRule.of(optimizer)  # settings assigned since the last call count
         constants = rule.constants(optimizer, optimizer.learning_rate())
-        lists = self._state_lists(rule)
-        for row, (name, values) in enumerate(lists):
-            self.state[row] = _state_row(values, name, len(self.parameters))
+        lists = optimizer.checked_state()  # in the rows UpdateRule's kinds read them from
+        for row, values in enumerate(lists.values()):
+            self.state[row] = values
         try:
             loss, grads = self._replay(X, T, constants)
         except GradspecError as error:
@@ -348,21 +409,17 @@ class ReplayStep(TrainingStep):
             raise
         if rule.kind == UpdateRule.SGD:  # SGD keeps the grads as its velocity (spec.optim)
             optimizer.leave_state("velocity", grads.copy())
-        for row, (name, _) in enumerate(lists):
+        for row, name in enumerate(lists):
             optimizer.leave_state(name, self.state[row])  # a failing step changes no state
         optimizer.steps += 1
         return loss
-
-    def _state_lists(self, rule: UpdateRule) -> list[tuple[str, Any]]:
-        """The optimizer's state lists the update reads, by attribute name, in ``state``'s rows."""
-        names = {UpdateRule.MOMENTUM: ["velocity"], UpdateRule.ADAM: ["m", "v"]}.get(rule.kind, [])
-        return [(name, self.optimizer.state_as_left(name)) for name in names]
 
     def _raise_forward_failure(self, inputs: Floats, targets: Floats) -> NoReturn:
         """Raise the error the eager loop raises on this batch: a kernel saw its forward pass fail.
 
         ``loss_fn`` runs eagerly on the batch, so the error is the eager loop's own, raised at
         the same node with the same message; the parameters are those the kernel left untouched.
+        Where ``loss_fn`` catches that error, tracing refuses the batch (:func:`trace_loss`).
         """
         rows, labels = placeholders(type(self.parameters[0]), inputs, targets)
         trace_loss(self.loss_fn, self.model, rows, labels, self.parameters, type(self.parameters[0]))
@@ -371,14 +428,3 @@ class ReplayStep(TrainingStep):
     def _raise_update_failure(self, index: int, value: float) -> NoReturn:
         """Raise the optimizer's error, word for word, for a parameter that would become non-finite."""
         raise update_failure(self.optimizer, index, value)
-
-
-def _state_row(values: Any, name: str, P: int) -> Floats:
-    """``optimizer.<name>`` as P float64s, or the contract's error (the call then changes nothing)."""
-    try:
-        row = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise OperandTypeError(f"optimizer.{name} must be a list of {P} numbers") from None
-    if row.shape != (P,):
-        raise ShapeError(f"optimizer.{name} must hold {P} numbers, one per parameter, got shape {row.shape}")
-    return row

@@ -23,6 +23,12 @@ Numbers: any :class:`numbers.Real` but ``bool`` (Python's or NumPy's ``bool_``):
 is refused with :class:`OperandTypeError`. Error messages quote input cut to about 80
 characters.
 
+Sequences: where a loss (or ``one_hot``) takes one entry per sample, it takes a sequence
+with a length and an order (a list, a tuple, a NumPy array of one or more dimensions).
+Anything else, such as a generator, a set, a 0-d array, a number or ``None``, raises
+:class:`ShapeError`; so does a ``one_hot`` class count ``k`` outside ``[1, 2**31 - 1]``,
+or rows too large to allocate (:mod:`spec.losses`).
+
 Files: ``Module.load`` raises only value errors (``ValueError`` and its subclasses) for a
 bad file, each naming the file: :class:`ShapeError` (the architecture, sizes of another type
 included, or the parameter count differs), :class:`NonFiniteError` (NaN, infinity, or a
@@ -30,7 +36,10 @@ number too large for a float64 such as ``1e400`` or a 400-digit integer), plain
 ``ValueError`` (not a gradspec state: wrong format, missing or unknown key, non-number,
 corrupt or truncated, nested too deeply, or larger than
 ``spec.state.max_file_bytes(model)`` = 1 MiB + 128 bytes per parameter, refused before
-reading). A file that cannot be opened raises ``OSError``, as ``open()`` does.
+reading). A file that cannot be opened raises ``OSError``, as ``open()`` does; so does a
+path that is not a regular file, refused before it is read or waited on:
+``IsADirectoryError`` for a folder, ``OSError`` with errno ``EINVAL`` naming the path and
+its kind for a FIFO, a device (``/dev/zero``) or a socket.
 ``Module.save`` raises ``OSError`` naming the path and leaves the old file intact
 (:mod:`spec.state`).
 """

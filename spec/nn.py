@@ -40,6 +40,7 @@ from numbers import Integral
 from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 from spec.errors import ShapeError
+from spec.guards import Watched, note_change, tracked
 from spec.operands import echo
 from spec.value import ValueBase
 
@@ -117,8 +118,22 @@ def initial_parameters(nin: int, nouts: Sequence[int], seed: int, init: Init = "
     return params
 
 
-class Module:
-    """Something with parameters: micrograd's ``Module``."""
+class Module(metaclass=Watched):
+    """Something with parameters: micrograd's ``Module``.
+
+    Assigning or deleting an attribute, changing a list a module holds, or changing a
+    module class tells compiled steps to check what they captured (:mod:`spec.guards`): a
+    list assigned to a module is stored as a :class:`~spec.guards.TrackedList`, a copy
+    that reports its changes (as is a NumPy array of objects, such as Values).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, tracked(value))
+        note_change()
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        note_change()
 
     def parameters(self) -> list[Any]:
         return []

@@ -32,6 +32,7 @@ from enum import IntEnum
 from typing import Any
 
 from spec.errors import DivisionByZeroError, DomainError, ResultOverflowError
+from spec.tracing import note_failure
 
 __all__ = [
     "COMPOSITES",
@@ -353,7 +354,7 @@ def check_domain(code: OpCode | int, inputs: Floats, constant: float = 0.0) -> N
     """Raise the contract's error if ``inputs`` lie outside the op's domain."""
     error = OPS[OpCode(code)].domain(inputs, constant)
     if error is not None:
-        raise error
+        raise note_failure(error)
 
 
 def overflow_error(code: OpCode | int, inputs: Floats, constant: float = 0.0) -> ResultOverflowError:
@@ -362,7 +363,7 @@ def overflow_error(code: OpCode | int, inputs: Floats, constant: float = 0.0) ->
     args = ", ".join(repr(x) for x in inputs)
     if row.has_constant:
         args += f"; constant {constant!r}"
-    return ResultOverflowError(f"{row.name}({args}) overflows float64")
+    return note_failure(ResultOverflowError(f"{row.name}({args}) overflows float64"))
 
 
 def division_by_zero_error(numerator: float) -> DivisionByZeroError:

@@ -22,7 +22,12 @@ infinity or a number too large for a float64 (``1e400``, a 400-digit integer), a
 plain :class:`ValueError` for data that is not a gradspec state (a wrong format tag, a
 missing key, a non-number, a corrupt or truncated file, data nested too deeply, or a
 file larger than :func:`max_file_bytes`, which is refused before it is read). A file
-that cannot be opened raises :class:`OSError`, as :func:`open` does.
+that cannot be opened raises :class:`OSError`, as :func:`open` does, and so does a path
+that is not a regular file, refused before anything is read from it and without waiting
+on it: :class:`IsADirectoryError` for a folder (as :func:`open` raises), and an
+:class:`OSError` with errno ``EINVAL`` that names the path and what it is for a FIFO (named
+pipe), a device such as ``/dev/zero`` or a socket (no such thing holds a saved state, and
+reading a FIFO would wait for a writer forever).
 
 Saving is atomic and durable: the JSON goes to a temporary file
 ``.gradspec-XXXXXXXX.tmp`` in the target's folder, is synced to disk and renamed over
@@ -53,7 +58,7 @@ import time
 from collections.abc import Mapping
 from contextlib import suppress
 from numbers import Real
-from typing import Any
+from typing import Any, BinaryIO
 
 from spec.errors import NonFiniteError, ShapeError
 from spec.nn import MLP, Layer, Module, Neuron
@@ -323,14 +328,16 @@ def _is_orphan(path: str, now: float) -> bool:
 def load(module: Module, path: str | os.PathLike[str]) -> None:
     """Read a state written by :func:`save` into ``module``; on any problem raise and change nothing.
 
-    A file larger than :func:`max_file_bytes` is refused before it is read.
+    A file larger than :func:`max_file_bytes` is refused before it is read, and a path that
+    is not a regular file (a folder, a FIFO, a device) before it is read or waited on, with
+    :class:`OSError` (see the module docstring).
     """
     where = os.fspath(path)
     limit = max_file_bytes(module)
-    with open(path, "rb") as file:
+    with _open_regular_file(path) as file:
         size = os.fstat(file.fileno()).st_size
         raw = file.read(limit + 1) if size <= limit else b""
-    if size > limit or len(raw) > limit:  # the second: a file that grew, or a device with no size
+    if size > limit or len(raw) > limit:  # the second: a file that grew while it was read
         shown, done = (
             (f"{size:,} bytes", "it was not read")
             if size > limit
@@ -353,6 +360,56 @@ def load(module: Module, path: str | os.PathLike[str]) -> None:
         load_state_dict(module, state)
     except ValueError as error:
         raise type(error)(f"{where}: {error}") from None
+
+
+# os.open flags for load: O_NONBLOCK so that opening a FIFO returns at once instead of
+# waiting for a writer, O_NOCTTY so that a terminal never becomes ours. Neither changes
+# how a regular file reads (and _open_regular_file clears O_NONBLOCK anyway).
+_READ_FLAGS = (
+    os.O_RDONLY
+    | _CLOEXEC
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
+    """``path`` opened for reading in binary, or :class:`OSError` if it is not a regular file.
+
+    The path is checked before it is opened (opening some devices acts: a tape rewinds),
+    and what was opened is checked again, in case the path changed in between: opened
+    with ``O_NONBLOCK``, even a FIFO put there meanwhile is refused without waiting.
+    """
+    _refuse_unless_regular(os.stat(path).st_mode, path)
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        _refuse_unless_regular(os.fstat(fd).st_mode, path)
+        if _READ_FLAGS & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)  # a regular file never blocks, but read it plainly all the same
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _refuse_unless_regular(mode: int, path: str | os.PathLike[str]) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+    kind = next((name for test, name in _KINDS if test(mode)), "a file of another kind")
+    raise OSError(
+        errno.EINVAL,
+        f"not a regular file but {kind}, so it holds no saved state; it was not read",
+        os.fspath(path),
+    )
 
 
 class _HugeInteger:

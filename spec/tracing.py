@@ -13,7 +13,15 @@ optimizer's parameters, and every Value computed from them. Refused on a traced 
 - ``.data`` and ``.grad``, read or assigned;
 - ``float()``, ``int()``, ``bool()`` (so ``if v:``), ``<``, ``<=``, ``>``, ``>=``
   (so ``max()`` and ``sorted()``);
+- ``round()``, ``abs()``, ``math.trunc``/``floor``/``ceil``, ``operator.index()``, and
+  NumPy functions (``np.tanh(v)``) other than arithmetic with a NumPy scalar;
 - ``format()`` with a format spec (``f"{v:.3f}"``).
+
+Refused at the end of the trace: a trace during which any op failed (a
+:class:`~spec.errors.DomainError` or an overflow, on any Value) or any read above was
+refused, although ``loss_fn`` caught the error and returned a loss. Catching it chose a
+path by a traced number (``try: y = x.log() except DomainError: y = x``), and the replay
+would follow that path on every batch.
 
 Allowed: everything that builds the graph (Value operators and methods), ``.op``,
 ``.children`` and ``.label``; ``len()`` and the shape of the data; plain Python numbers;
@@ -23,11 +31,14 @@ traced Value show no number: ``<traced numba Value: its data exists only when th
 runs>``.
 
 How. :func:`tracing` installs guards on the backend's Value class for the duration of
-the trace (``data``, ``grad``, ``__repr__``) and marks the calling thread as tracing;
+the trace (``data``, ``grad``, ``__repr__``) and registers the trace's leaves;
 :class:`spec.value.ValueBase` implements the conversions and comparisons above with the
-same check. Outside a trace, and in other threads, nothing changes: the guards pass
-straight through, and no backend pays for them in its eager loop. A Value is traced when
-one of the trace's leaves is reachable from it through ``children``.
+same check. A Value is traced when one of a trace's leaves is reachable from it through
+``children``, whichever thread reads it: a helper thread ``loss_fn`` starts is refused
+as ``loss_fn`` itself is. Outside a trace nothing changes: no guard is installed, and no
+backend pays for them in its eager loop. The op failures are recorded by the spec's
+functions every backend raises them with (``spec.check_domain``, ``spec.overflow_error``),
+in every trace in progress.
 """
 
 from __future__ import annotations
@@ -36,20 +47,22 @@ import inspect
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from spec.errors import CaptureError
 
-__all__ = ["Trace", "refuse_if_traced", "tracing", "untraced"]
+__all__ = ["Trace", "note_failure", "refuse_if_traced", "tracing", "untraced"]
 
 
 class Trace:
-    """The leaves of one trace, and which Values depend on them."""
+    """The leaves of one trace, which Values depend on them, and what failed while it ran."""
 
     def __init__(self, leaves: Iterable[Any]) -> None:
         self._leaves = {id(leaf): leaf for leaf in leaves}
         # id -> (the Value itself, so that its id cannot be reused; whether it is traced)
         self._known: dict[int, tuple[Any, bool]] = {}
+        #: the errors raised while the trace ran, ``loss_fn`` may have caught them (see note_failure)
+        self.failures: list[str] = []
 
     def is_traced(self, value: Any) -> bool:
         """Whether ``value`` is a leaf of this trace or is computed from one."""
@@ -74,17 +87,31 @@ class Trace:
         return traced
 
 
-class _State(threading.local):
-    trace: Trace | None = None
+#: the traces in progress, in every thread: a traced Value is traced wherever it is read
+_active: list[Trace] = []
 
 
-_state = _State()
+class _Suspended(threading.local):
+    suspended = False
+
+
+_local = _Suspended()
+
+
+def _trace_of(value: Any) -> Trace | None:
+    """The trace in progress that ``value`` belongs to, if any (and not suspended in this thread)."""
+    if _local.suspended:
+        return None
+    return next((trace for trace in tuple(_active) if trace.is_traced(value)), None)
 
 
 def refuse_if_traced(value: Any, operation: str) -> None:
-    """Raise :class:`CaptureError` if this thread is tracing and ``value`` is traced."""
-    trace = _state.trace
-    if trace is not None and trace.is_traced(value):
+    """Raise :class:`CaptureError` if ``value`` is traced, in whatever thread this runs."""
+    if not _active:
+        return
+    trace = _trace_of(value)
+    if trace is not None:
+        trace.failures.append(f"CaptureError: {operation} of a traced Value")
         raise CaptureError(
             f"{operation} of a traced Value while compile_step traces loss_fn: the number exists only "
             "when the step runs, and Python code that uses it would be frozen at the example batch. "
@@ -93,14 +120,28 @@ def refuse_if_traced(value: Any, operation: str) -> None:
         )
 
 
+Failure = TypeVar("Failure", bound=BaseException)
+
+
+def note_failure(error: Failure) -> Failure:
+    """Record, in every trace in progress, that an op raised ``error``; return ``error``.
+
+    ``loss_fn`` may catch it and go on down another path, a path chosen by a traced number:
+    capture refuses a trace that recorded any failure (:func:`spec.capture.trace_loss`).
+    """
+    for trace in tuple(_active):
+        trace.failures.append(f"{type(error).__name__}: {error}")
+    return error
+
+
 @contextmanager
 def untraced() -> Iterator[None]:
     """Suspend the checks in this thread: for spec's own reads (an error message's number)."""
-    saved, _state.trace = _state.trace, None
+    saved, _local.suspended = _local.suspended, True
     try:
         yield
     finally:
-        _state.trace = saved
+        _local.suspended = saved
 
 
 # --- the guards on a backend's Value class ------------------------------------------------------
@@ -124,8 +165,7 @@ class _GuardedAttribute:
 
 def _guarded_repr(original: Any) -> Any:
     def __repr__(value: Any) -> str:
-        trace = _state.trace
-        if trace is not None and trace.is_traced(value):
+        if _trace_of(value) is not None:
             backend = getattr(type(value), "backend_name", "") or type(value).__name__
             return f"<traced {backend} Value: its data exists only when the step runs>"
         text: str = original(value)
@@ -144,9 +184,11 @@ def _install(value_type: type) -> None:
         count, saved = _installed.get(value_type, (0, {}))
         if count == 0:
             saved = {name: value_type.__dict__.get(name) for name in _GUARDED}
+            # type.__setattr__: spec.guards need not hear of a change undone when the trace ends
             for name in ("data", "grad"):
-                setattr(value_type, name, _GuardedAttribute(name, inspect.getattr_static(value_type, name)))
-            value_type.__repr__ = _guarded_repr(value_type.__repr__)  # type: ignore[method-assign]
+                guarded = _GuardedAttribute(name, inspect.getattr_static(value_type, name))
+                type.__setattr__(value_type, name, guarded)
+            type.__setattr__(value_type, "__repr__", _guarded_repr(value_type.__repr__))
         _installed[value_type] = (count + 1, saved)
 
 
@@ -159,9 +201,9 @@ def _uninstall(value_type: type) -> None:
         del _installed[value_type]
         for name, original in saved.items():
             if original is None:
-                delattr(value_type, name)
+                type.__delattr__(value_type, name)
             else:
-                setattr(value_type, name, original)
+                type.__setattr__(value_type, name, original)
 
 
 @contextmanager
@@ -169,9 +211,9 @@ def tracing(value_type: type, leaves: Iterable[Any]) -> Iterator[Trace]:
     """Trace in this thread: Values of ``value_type`` computed from ``leaves`` cannot be read."""
     trace = Trace(leaves)
     _install(value_type)
-    saved, _state.trace = _state.trace, trace
+    _active.append(trace)
     try:
         yield trace
     finally:
-        _state.trace = saved
+        _active.remove(trace)
         _uninstall(value_type)

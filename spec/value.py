@@ -11,17 +11,24 @@ Everything else is here, written once:
 - the composites, in terms of those primitives, so every backend builds the same graph
   for ``a - b`` or ``n / a`` and computes the same float64 numbers.
 
-A Value is never converted to a number implicitly: ``float(v)``, ``int(v)``, ``v < 0``
-and ``format(v, ".3f")`` raise :class:`TypeError` (read ``v.data``), and ``bool(v)`` is
-True. While :func:`spec.compile_step` traces a step, the same operations on a traced
+A Value is never converted to a number implicitly: ``float(v)``, ``int(v)``, ``round(v)``,
+``abs(v)``, ``math.trunc(v)``, ``operator.index(v)`` and NumPy functions such as
+``np.tanh(v)`` raise :class:`~spec.errors.OperandTypeError` (a :class:`TypeError`: read
+``v.data``), ``v < 0`` and ``format(v, ".3f")`` raise :class:`TypeError`, and ``bool(v)``
+is True; a NumPy scalar operand works as a Python number does (``np.float64(2) * v``). While :func:`spec.compile_step` traces a step, the same operations on a traced
 Value raise :class:`~spec.errors.CaptureError` instead (:mod:`spec.tracing`).
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeGuard
 
+import numpy as np
+
+from spec.errors import OperandTypeError
+from spec.guards import Watched
 from spec.operands import as_finite_float, echo, foreign_value_error
 from spec.ops import OPS, OpCode, OpSpec, check_domain
 from spec.tracing import refuse_if_traced, untraced
@@ -29,8 +36,11 @@ from spec.tracing import refuse_if_traced, untraced
 __all__ = ["ValueBase"]
 
 
-class ValueBase:
-    """Base class of every backend's ``Value``: composite operators and the backend marker."""
+class ValueBase(metaclass=Watched):
+    """Base class of every backend's ``Value``: composite operators and the backend marker.
+
+    Its metaclass tells compiled steps when a Value class's method is replaced (spec.guards).
+    """
 
     __slots__ = ()
     #: the registry name of the backend; also tells one backend's Values from another's
@@ -108,13 +118,49 @@ class ValueBase:
         refuse_if_traced(self, "bool() (an if or while on a Value)")
         return True
 
+    def _no_number(self, operation: str, way_out: str = "read its number as v.data") -> NoReturn:
+        refuse_if_traced(self, operation)
+        raise OperandTypeError(f"{operation} of a Value: {way_out}")
+
     def __float__(self) -> float:
-        refuse_if_traced(self, "float()")
-        raise TypeError("float() of a Value: read its number as v.data")
+        self._no_number("float()")
 
     def __int__(self) -> int:
-        refuse_if_traced(self, "int()")
-        raise TypeError("int() of a Value: read its number as v.data")
+        self._no_number("int()")
+
+    def __index__(self) -> int:
+        self._no_number("operator.index() (a Value used as an index or size)")
+
+    def __round__(self, ndigits: int | None = None) -> float:
+        self._no_number("round()", "round its number, round(v.data)")
+
+    def __trunc__(self) -> int:
+        self._no_number("math.trunc()", "truncate its number, math.trunc(v.data)")
+
+    def __floor__(self) -> int:
+        self._no_number("math.floor()", "take the floor of its number, math.floor(v.data)")
+
+    def __ceil__(self) -> int:
+        self._no_number("math.ceil()", "take the ceiling of its number, math.ceil(v.data)")
+
+    def __abs__(self) -> ValueBase:
+        self._no_number("abs()", "abs is no op of the table; v.relu() + (-v).relu() is |v|")
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """NumPy: a NumPy scalar and a Value (``np.float64(2) * v``) are the Value's operator, as
+        with a Python number; no other NumPy function takes a Value."""
+        spelled = _NUMPY_OPERATORS.get(ufunc)
+        if method == "__call__" and spelled is not None and len(inputs) == 2 and not kwargs:
+            a, b = (x.item() if isinstance(x, np.generic) else x for x in inputs)
+            if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
+                return spelled(a, b)
+        for x in inputs:
+            if isinstance(x, ValueBase):
+                refuse_if_traced(x, f"NumPy's {ufunc.__name__}()")
+        raise OperandTypeError(
+            f"NumPy's {ufunc.__name__}() does not take Values: use the Value's own methods "
+            "(v.tanh(), v.exp(), ...) or operators with plain numbers"
+        )
 
     def __format__(self, format_spec: str) -> str:
         if format_spec:
@@ -138,6 +184,16 @@ class ValueBase:
 
     def __ge__(self, other: object) -> bool:
         return self._compare(other, ">=")
+
+
+#: the NumPy ufuncs a NumPy scalar's operators call, as the operators they stand for
+_NUMPY_OPERATORS = {
+    np.add: operator.add,
+    np.subtract: operator.sub,
+    np.multiply: operator.mul,
+    np.true_divide: operator.truediv,
+    np.power: operator.pow,
+}
 
 
 # --- the public methods of the op table ---------------------------------------------------------

@@ -56,6 +56,14 @@ _optim = _in("spec-optim", "spec/optim.py")
 _nn = _in("spec-nn", "spec/nn.py")
 _fused_kernel = _in("numba-fused", "backends/numba/_kernels.py")
 _fused = _in("numba-fused", "backends/numba/_fused.py")
+_guards = _in("guards", "spec/guards.py")
+_guards_nn = _in("guards", "spec/nn.py")
+_guards_optim = _in("guards", "spec/optim.py")
+_guards_compile = _in("guards", "spec/compile.py")
+_guards_capture = _in("guards", "spec/capture.py")
+_guards_tracing = _in("guards", "spec/tracing.py")
+_guards_extract = _in("guards", "backends/numba/_replay/_extract.py")
+_guards_fused = _in("guards", "backends/numba/_fused.py")
 
 PYTHON = [
     _python(
@@ -375,8 +383,8 @@ REPLAY = [
     ),
     _replay_extract(
         "outside_values_not_reported",
-        "outside=older_leaves[~np.isin(older_leaves, given)]",
-        "outside=older_leaves[:0]",
+        "outside=older_nodes[~np.isin(older_nodes, given)]",
+        "outside=older_nodes[:0]",
     ),
 ]
 
@@ -602,10 +610,14 @@ TEMPLATE = [
 COMPILE = [
     _compile(
         "optimizer_state_not_read_back",
-        "            self.state[row] = _state_row(values, name, len(self.parameters))\n",
+        "            self.state[row] = values\n",
         "            pass\n",
     ),
-    _compile("adam_v_not_synced", 'UpdateRule.ADAM: ["m", "v"]', 'UpdateRule.ADAM: ["m"]'),
+    _compile(
+        "adam_v_not_synced",
+        "for row, values in enumerate(lists.values()):",
+        "for row, values in enumerate(list(lists.values())[:1]):",
+    ),
     _compile(
         "adam_bias_correction_off_by_one",
         "        t = optimizer.steps + 1\n",
@@ -639,8 +651,8 @@ COMPILE = [
     _capture("targets_are_numbers", "[value_type(t) for t in T.tolist()]", "T.tolist()"),
     _capture(
         "parameters_not_traced",
-        "with tracing(value_type, [*params, *(v for row in rows for v in row), *labels]):",
-        "with tracing(value_type, [*(v for row in rows for v in row), *labels]):",
+        "with tracing(value_type, [*params, *(v for row in rows for v in row), *labels]) as trace:",
+        "with tracing(value_type, [*(v for row in rows for v in row), *labels]) as trace:",
     ),
     _capture("non_finite_data_accepted", "        if not np.isfinite(array).all():", "        if False:"),
     _tracing(
@@ -736,7 +748,11 @@ FUSED = [
         "        or list(map(id, entry.layer_plans)) != list(map(id, layer_plans))\n",
         "",
     ),
-    _fused("overridden_neuron_call_fused", "neuron_cls.__call__ is not Neuron.__call__ or ", ""),
+    _fused(
+        "overridden_neuron_call_fused",
+        "        and all(neuron_cls.__call__ is _NEURON_CALL for *_, neuron_cls in neurons)\n",
+        "",
+    ),
     _fused(
         "housekeeping_renumbering_ignored", "        if t.compactions != compactions:", "        if False:"
     ),
@@ -745,4 +761,114 @@ FUSED = [
     ),
 ]
 
-MUTANTS = [*PYTHON, *LOWERING, *KERNELS, *TAPE, *VALUE, *REPLAY, *TEMPLATE, *COMPILE, *OPTIM, *NN, *FUSED]
+GUARDS = [
+    _guards("guard_always_holds", "        if seen == self._seen and self._watched:", "        if True:"),
+    _guards(
+        "unwatched_model_trusted_to_the_counter",
+        "        if seen == self._seen and self._watched:",
+        "        if seen == self._seen:",
+    ),
+    _guards(
+        "class_attributes_not_in_the_snapshot",
+        '                self._put(f"{cls.__qualname__}.{name}", attribute)\n',
+        "                pass\n",
+    ),
+    _guards(
+        "class_patch_not_noted",
+        "    def __setattr__(cls, name: str, value: Any) -> None:\n        super().__setattr__(name, value)\n        note_change()\n",
+        "    def __setattr__(cls, name: str, value: Any) -> None:\n        super().__setattr__(name, value)\n",
+    ),
+    _guards(
+        "list_item_assignment_not_noted",
+        "list(map(tracked, value))\n        )\n        note_change()\n",
+        "list(map(tracked, value))\n        )\n",
+    ),
+    _guards(
+        "list_reversal_not_noted",
+        "        super().reverse()\n        note_change()\n",
+        "        super().reverse()\n",
+    ),
+    _guards_nn(
+        "module_attribute_not_noted",
+        "        object.__setattr__(self, name, tracked(value))\n        note_change()\n",
+        "        object.__setattr__(self, name, tracked(value))\n",
+    ),
+    _guards_optim(
+        "optimizer_params_assignment_not_noted",
+        '        if name == "params":\n            note_change()\n',
+        "",
+    ),
+    _guards_optim(
+        "learning_rate_not_converted",
+        '    return value if callable(value) else _positive(value, "learning rate")',
+        "    return value",
+    ),
+    _guards_optim(
+        "state_entries_taken_by_numpy",
+        "            row = _floats(values, what)\n",
+        "            row = np.asarray(values, dtype=np.float64)\n",
+    ),
+    _guards_optim("adam_v_sign_unchecked", "        if (v < 0.0).any():\n", "        if False:\n"),
+    _guards_compile(
+        "eager_step_restores_grads_only_after_its_own_errors",
+        "        except BaseException:  # whatever was raised",
+        "        except GradspecError:  # whatever was raised",
+    ),
+    _guards_compile(
+        "replay_never_recaptures",
+        "        changed = self._guard.changed()\n        if changed is not None:\n            self._capture(X, T)",
+        "        changed = None\n        if changed is not None:\n            self._capture(X, T)",
+    ),
+    _guards_capture("caught_failures_allowed", "    if trace.failures:\n", "    if False:\n"),
+    _guards_tracing(
+        "op_failures_not_recorded",
+        "    for trace in tuple(_active):\n        trace.failures.append",
+        "    for trace in ():\n        trace.failures.append",
+    ),
+    _guards_tracing(
+        "helper_threads_read_freely",
+        "    if _local.suspended:\n",
+        "    if _local.suspended or threading.current_thread() is not threading.main_thread():\n",
+    ),
+    _guards_extract(
+        "values_computed_before_capture_recomputed",
+        "    older_nodes = np.arange(k)\n",
+        "    older_nodes = np.flatnonzero(g_op[:k] == LEAF)\n",
+    ),
+    _guards_fused("fused_plan_held_across_compaction", " and entry.compactions == t.compactions", ""),
+    _guards_fused(
+        "fused_call_ignores_value_patches",
+        "def _value_methods_intact() -> bool:\n",
+        "def _value_methods_intact() -> bool:\n    return True\n",
+    ),
+    _guards_fused(
+        "fused_call_compares_with_the_patched_layer",
+        "        cls.generic_outputs is _LAYER_GENERIC\n",
+        "        cls.generic_outputs is Layer.generic_outputs\n",
+    ),
+    _guards_fused(
+        "fused_call_compares_with_the_patched_mlp",
+        "    return cls.generic_outputs is _MLP_GENERIC and all(",
+        "    return cls.generic_outputs is MLP.generic_outputs and all(",
+    ),
+    _guards_fused(
+        "fused_call_needs_hashable_modules",
+        "    try:\n        return True, t.plans.get(module)\n    except TypeError:\n        return False, None\n",
+        "    return True, t.plans.get(module)\n",
+    ),
+]
+
+MUTANTS = [
+    *PYTHON,
+    *LOWERING,
+    *KERNELS,
+    *TAPE,
+    *VALUE,
+    *REPLAY,
+    *TEMPLATE,
+    *COMPILE,
+    *OPTIM,
+    *NN,
+    *FUSED,
+    *GUARDS,
+]

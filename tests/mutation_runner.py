@@ -69,6 +69,7 @@ AREAS: dict[str, tuple[tuple[str, ...], ...]] = {
     "spec-compile": _SPEC,
     "spec-optim": _SPEC,
     "spec-nn": _SPEC,
+    "guards": _SPEC,
 }
 
 

@@ -120,3 +120,13 @@ def test_casadi_is_unavailable_when_not_installed(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "casadi", None)  # import casadi raises ImportError
     with pytest.raises(Unavailable, match="CasADi is not installed"):
         make_runner("casadi", _tiny("toy"))
+
+
+def test_guard_cost_reports_the_moons_step_with_and_without_its_guard(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from benchmarks import guard_cost
+
+    guard_cost.main(["--rounds", "1", "--calls", "2"])
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("moons compiled step: guarded ") and " unguarded " in line and "ratio" in line

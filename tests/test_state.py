@@ -7,6 +7,7 @@ import json
 import math
 import os
 import stat
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -359,6 +360,99 @@ def test_a_file_with_a_huge_string_gives_a_short_message(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="its format is 'yyy") as raised:
         model.load(path)
     assert str(path) in str(raised.value) and len(str(raised.value)) < 300 + len(str(path))
+
+
+# --- loading: only regular files, never waiting on one ---
+
+
+def _load_in_a_thread(model: Any, path: Path, timeout_s: float = 10.0) -> BaseException | None:
+    """``model.load(path)`` in a thread: the error it raised, or None. Fails the test (and
+    unblocks the thread by opening the FIFO ``path`` for writing) if it waits on ``path``."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            model.load(path)
+        except BaseException as error:
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        if stat.S_ISFIFO(path.lstat().st_mode):
+            os.close(os.open(path, os.O_WRONLY))  # a writer comes and goes: the read sees end of file
+        thread.join(timeout_s)
+        pytest.fail(f"load({path}) still waited after {timeout_s} s: it must refuse a FIFO at once")
+    return outcome[0]
+
+
+def _refused_as_not_regular(model: Any, path: Path, kind: str) -> None:
+    before = _data(model)
+    error = _load_in_a_thread(model, path)
+    assert type(error) is OSError, f"expected OSError, got {error!r}"
+    assert error.errno == errno.EINVAL and error.filename == str(path), error
+    assert f"not a regular file but {kind}, so it holds no saved state" in str(error), error
+    assert _data(model) == before
+
+
+@POSIX
+def test_loading_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    _refused_as_not_regular(PYTHON.MLP(2, [3, 1], seed=9), path, "a FIFO (named pipe)")
+    # load holds no end of the pipe open: a writer that does not wait finds no reader
+    with pytest.raises(OSError) as no_reader:
+        os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    assert no_reader.value.errno == errno.ENXIO
+
+
+@POSIX
+def test_a_fifo_that_replaces_the_file_after_it_was_checked_is_refused_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path is a regular file when checked, a FIFO when opened: O_NONBLOCK keeps the open from waiting."""
+    regular, path = tmp_path / "model.json", tmp_path / "pipe"
+    PYTHON.MLP(2, [3, 1], seed=0).save(regular)
+    os.mkfifo(path)
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: real_stat(regular if p == path else p, *a, **k))
+    _refused_as_not_regular(PYTHON.MLP(2, [3, 1], seed=9), path, "a FIFO (named pipe)")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_loading_a_device_is_refused_before_it_is_read() -> None:
+    _refused_as_not_regular(PYTHON.MLP(2, [3, 1], seed=9), Path("/dev/zero"), "a character device")
+
+
+def test_loading_a_folder_raises_is_a_directory_error(tmp_path: Path) -> None:
+    model = PYTHON.MLP(2, [3, 1], seed=9)
+    before = _data(model)
+    with pytest.raises(IsADirectoryError) as raised:
+        model.load(tmp_path)
+    assert raised.value.errno == errno.EISDIR and raised.value.filename == str(tmp_path)
+    assert _data(model) == before
+
+
+def test_a_regular_file_is_read_blocking_and_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opened with O_NONBLOCK to refuse FIFOs, a regular file is still read as plain open() reads it."""
+    saved = PYTHON.MLP(2, [3, 1], seed=0)
+    path = tmp_path / "model.json"
+    path.write_text(_state_text() + " " * (max_file_bytes(saved) - len(_state_text())))  # exactly the limit
+    blocking: list[bool] = []
+    real_fstat = os.fstat
+
+    def fstat(fd: int) -> os.stat_result:
+        blocking.append(os.get_blocking(fd))
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    model = PYTHON.MLP(2, [3, 1], seed=9)
+    model.load(path)
+    assert _data(model) == _data(saved)
+    assert blocking[-1], "the file load reads from is still in non-blocking mode"
 
 
 # --- saving: permissions, links, names, durability, orphans ---

@@ -15,10 +15,15 @@ own error, at its own node.
 
 Plans. Reading every weight's node number at each call would cost much of what fusing
 saves, so a layer's node numbers are kept in a :class:`Plan`, per tape (they are that
-tape's numbers). Each call checks the plan against the layer as it is now: its class, and
-each neuron's weights (the very objects, in order), bias, activation, ``nin`` and class,
-compared in C; and against the tape's compaction count (compaction renumbers nodes). An
-MLP's plan joins its layers' plans, and is rebuilt whenever one of them is.
+tape's numbers). A plan holds without a look while nothing changed anywhere since it was
+last checked (:func:`spec.guards.changes`: any module attribute assigned, list changed or
+class patched) and the tape was not compacted (compaction renumbers nodes). Otherwise the
+call checks the plan against the layer as it is now: its class, and each neuron's weights
+(the very objects, in order), bias, activation, ``nin`` and class, compared in C; and that
+the methods the generic call goes through (``Neuron.__call__``, ``Layer.generic_outputs``,
+``Value.__add__``, ``Value.relu``, ...) are those defined when this module was imported. An
+MLP's plan joins its layers' plans, and is rebuilt whenever one of them is. A module that
+cannot be a dict key (a class defining ``__eq__`` but no ``__hash__``) gets no plan.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from backends.numba._kernels import LINEAR, append_layers
 from backends.numba._lowering import LOWERINGS
 from backends.numba._tape import SWEEP_INTERVAL, Tape, _threads
 from backends.numba._value import Value
+from spec.guards import changes
 from spec.nn import ACTIVATIONS, MLP, Layer, Neuron
 from spec.operands import as_finite_float
 from spec.ops import OPS
@@ -76,13 +82,35 @@ class _LayerEntry(NamedTuple):
     #: _neuron_state of every neuron when the plan was made (weight lists copied)
     neurons: list[tuple[Any, ...]]
     plan: Plan | None
+    #: spec.guards.changes() when the plan was last found to hold
+    changes: int
 
 
 class _MLPEntry(NamedTuple):
+    compactions: int
     cls: type
     layers: list[Any]
     layer_plans: list[Plan | None]
     plan: Plan | None
+    changes: int
+
+
+#: The methods the generic call goes through, as they were when this module was imported: a
+#: class patched since (``Neuron.__call__ = ...``, ``Value.relu = ...``) makes the generic code
+#: do something else, and the fused call declines.
+_NEURON_CALL = Neuron.__call__
+_LAYER_OUTPUTS = Layer.outputs
+_LAYER_GENERIC = Layer.generic_outputs
+_MLP_GENERIC = MLP.generic_outputs
+_VALUE_METHODS = {
+    name: getattr(Value, name)
+    for name in ("__add__", "__mul__", "_apply", "_is_mine", "_number", *ACTIVATION_CODES)
+    if hasattr(Value, name)
+}
+
+
+def _value_methods_intact() -> bool:
+    return all(getattr(Value, name, None) is method for name, method in _VALUE_METHODS.items())
 
 
 def fused_outputs(module: Layer | MLP, x: Any) -> list[Value] | None:
@@ -165,10 +193,31 @@ def _plan(module: Layer | MLP, t: Tape) -> Plan | None:
     return _mlp_plan(module, t)
 
 
+def _entry(module: Layer | MLP, t: Tape) -> tuple[bool, Any]:
+    """``(whether the module can be planned, its entry or None)``: a module that cannot be a
+    key (a subclass defining ``__eq__`` but no ``__hash__``) gets no plan; the generic code runs."""
+    try:
+        return True, t.plans.get(module)
+    except TypeError:
+        return False, None
+
+
+def _holds(entry: Any, t: Tape) -> bool:
+    """Whether nothing that could change the plan happened since it was last checked."""
+    return entry is not None and entry.changes == changes() and entry.compactions == t.compactions
+
+
 def _layer_plan(layer: Layer, t: Tape) -> Plan | None:
-    """The layer's plan on tape ``t``, made anew if the layer or the tape's numbering changed."""
+    """The layer's plan on tape ``t``, made anew if the layer, its classes or the tape's numbering changed.
+
+    While no change was noted anywhere (:func:`spec.guards.changes`) and the tape was not
+    compacted, the plan holds without a look at the layer.
+    """
+    plannable, entry = _entry(layer, t)
+    if _holds(entry, t) or not plannable:
+        return entry.plan if plannable else None
+    seen = changes()
     neurons = list(map(_neuron_state, layer.neurons))
-    entry = t.plans.get(layer)
     if (
         entry is None
         or entry.compactions != t.compactions
@@ -177,17 +226,29 @@ def _layer_plan(layer: Layer, t: Tape) -> Plan | None:
     ):
         snapshot = [(list(w), *rest) for w, *rest in neurons]
         plan = _make_layer_plan(layer.__class__, neurons, t)
-        entry = t.plans[layer] = _LayerEntry(t.compactions, layer.__class__, snapshot, plan)
+        entry = _LayerEntry(t.compactions, layer.__class__, snapshot, plan, -1)
+    if entry.plan is not None and not _methods_intact(layer.__class__, neurons):
+        return None
+    t.plans[layer] = entry._replace(changes=seen)
     return entry.plan
 
 
+def _methods_intact(cls: type, neurons: list[tuple[Any, ...]]) -> bool:
+    """Whether the generic call of a layer of class ``cls`` runs the methods the kernel stands for."""
+    return (
+        cls.generic_outputs is _LAYER_GENERIC
+        and all(neuron_cls.__call__ is _NEURON_CALL for *_, neuron_cls in neurons)
+        and _value_methods_intact()
+    )
+
+
 def _make_layer_plan(cls: type, neurons: list[tuple[Any, ...]], t: Tape) -> Plan | None:
-    if cls.generic_outputs is not Layer.generic_outputs or not neurons:
+    if not neurons or not _methods_intact(cls, neurons):
         return None
     nin = neurons[0][3]
     codes = []
-    for w, b, activation, n_in, neuron_cls in neurons:
-        if neuron_cls.__call__ is not Neuron.__call__ or n_in != nin or len(w) != nin:
+    for w, b, activation, n_in, _ in neurons:
+        if n_in != nin or len(w) != nin:
             return None
         if activation not in ACTIVATION_CODES:
             return None
@@ -206,9 +267,12 @@ def _make_layer_plan(cls: type, neurons: list[tuple[Any, ...]], t: Tape) -> Plan
 
 def _mlp_plan(mlp: MLP, t: Tape) -> Plan | None:
     """The MLP's plan: its layers' plans joined, made anew when the MLP or one of them changes."""
+    plannable, entry = _entry(mlp, t)
+    if _holds(entry, t) or not plannable:
+        return entry.plan if plannable else None
+    seen = changes()
     layers = mlp.layers
     layer_plans = [_layer_plan(layer, t) for layer in layers]
-    entry = t.plans.get(mlp)
     if (
         entry is None
         or entry.cls is not mlp.__class__
@@ -216,14 +280,21 @@ def _mlp_plan(mlp: MLP, t: Tape) -> Plan | None:
         or list(map(id, entry.layer_plans)) != list(map(id, layer_plans))
     ):
         plan = _join(mlp.__class__, layers, layer_plans)
-        entry = t.plans[mlp] = _MLPEntry(mlp.__class__, list(layers), layer_plans, plan)
+        entry = _MLPEntry(t.compactions, mlp.__class__, list(layers), layer_plans, plan, -1)
+    if entry.plan is not None and not _mlp_methods_intact(mlp.__class__, layers):
+        return None
+    t.plans[mlp] = entry._replace(compactions=t.compactions, changes=seen)
     return entry.plan
 
 
+def _mlp_methods_intact(cls: type, layers: list[Any]) -> bool:
+    return cls.generic_outputs is _MLP_GENERIC and all(
+        layer.__class__.outputs is _LAYER_OUTPUTS for layer in layers
+    )
+
+
 def _join(cls: type, layers: list[Any], plans: list[Plan | None]) -> Plan | None:
-    if cls.generic_outputs is not MLP.generic_outputs or not plans:
-        return None
-    if any(layer.__class__.outputs is not Layer.outputs for layer in layers):
+    if not plans or not _mlp_methods_intact(cls, layers):
         return None
     if any(plan is None for plan in plans):
         return None

@@ -38,8 +38,6 @@ class Value(ValueBase):
 
     __slots__ = ("_i", "_t")
     backend_name = "numba"
-    # NumPy scalars must defer to our reflected operators (np.int64(2) * v).
-    __array_ufunc__ = None
 
     def __init__(self, data: object, label: str = "") -> None:
         x = as_finite_float(data)

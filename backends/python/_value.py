@@ -37,8 +37,6 @@ class Value(ValueBase):
 
     __slots__ = ("_data", "_grad", "label", "_a", "_b", "_backward", "_code", "_constant", "_order")
     backend_name = "python"
-    # NumPy scalars must defer to our reflected operators (np.int64(2) * v).
-    __array_ufunc__ = None
 
     def __init__(self, data: object, label: str = "") -> None:
         self._data = as_finite_float(data)

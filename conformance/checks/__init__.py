@@ -16,5 +16,6 @@ from conformance.checks import models  # noqa: F401
 from conformance.checks import fused  # noqa: F401
 from conformance.checks import compiled  # noqa: F401
 from conformance.checks import capture  # noqa: F401
+from conformance.checks import guards  # noqa: F401
 from conformance.checks import compiled_programs  # noqa: F401
 from conformance.checks import differential  # noqa: F401

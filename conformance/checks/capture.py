@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from conformance._registry import check, named_by_keys
@@ -85,6 +86,12 @@ LEAKS: dict[str, tuple[Loss, str]] = {
     "compare_two_values": (_read(lambda outs, x, t: outs[0] < outs[1]), "<"),
     "max_of_values": (_read(lambda outs, x, t: max(outs)), "comparing"),
     "format_number": (_read(lambda outs, x, t: f"{outs[0]:.3f}"), "formatting"),
+    "round": (_read(lambda outs, x, t: round(outs[0], 2)), "round()"),
+    "abs": (_read(lambda outs, x, t: abs(outs[0])), "abs()"),
+    "math_trunc": (_read(lambda outs, x, t: math.trunc(outs[0])), "math.trunc()"),
+    "math_floor": (_read(lambda outs, x, t: math.floor(x[0][0])), "math.floor()"),
+    "index": (_read(lambda outs, x, t: [0, 1][t[0]]), "operator.index()"),
+    "numpy_function": (_read(lambda outs, x, t: np.tanh(outs[0])), "NumPy's tanh()"),
 }
 
 

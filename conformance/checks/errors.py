@@ -11,8 +11,10 @@ import numpy as np
 from conformance._registry import check, named_by_keys
 from spec import (
     SGD,
+    Adam,
     Backend,
     BackendMismatchError,
+    CaptureError,
     DivisionByZeroError,
     DomainError,
     NonFiniteError,
@@ -21,6 +23,7 @@ from spec import (
     ShapeError,
     ValueBase,
     binary_cross_entropy,
+    compile_step,
     cross_entropy,
     l2_penalty,
     linear_decay,
@@ -163,10 +166,59 @@ ERROR_CASES: dict[str, tuple[BadInput, type[Exception]]] = {
     "cross_entropy_scalar_logits": (lambda b: cross_entropy([b.Value(1.0)], [0]), ShapeError),
     "one_hot_label_out_of_range": (lambda b: one_hot([0, 3], 3), ShapeError),
     "one_hot_no_classes": (lambda b: one_hot([0], 0), ShapeError),
+    # --- losses given something that is not a sequence: a generator has no length, a 0-d
+    # array is one number; either is a ShapeError, whichever argument it is
+    "mse_generator_predictions": (lambda b: mse_loss((b.Value(x) for x in [1.0]), [1.0]), ShapeError),
+    "mse_generator_targets": (lambda b: mse_loss([b.Value(1.0)], (t for t in [1.0])), ShapeError),
+    "mse_0d_array_targets": (lambda b: mse_loss([b.Value(1.0)], np.array(1.0)), ShapeError),
+    "mse_set_targets": (lambda b: mse_loss([b.Value(1.0)], {1.0}), ShapeError),
+    "mse_none_targets": (lambda b: mse_loss([b.Value(1.0)], None), ShapeError),
+    "svm_generator_labels": (lambda b: svm_loss([b.Value(1.0)], (y for y in [1.0])), ShapeError),
+    "svm_0d_array_labels": (lambda b: svm_loss([b.Value(1.0)], np.array(1.0)), ShapeError),
+    "bce_generator_targets": (lambda b: binary_cross_entropy([b.Value(0.5)], (t for t in [1.0])), ShapeError),
+    "bce_0d_array_probabilities": (
+        lambda b: binary_cross_entropy(np.array(b.Value(0.5), dtype=object), [1.0]),
+        ShapeError,
+    ),
+    "l2_none_parameters": (lambda b: l2_penalty(None, 1e-4), ShapeError),
+    "l2_0d_array_parameters": (lambda b: l2_penalty(np.array(1.0), 1e-4), ShapeError),
+    "logsumexp_generator": (lambda b: logsumexp(b.Value(z) for z in [1.0, 2.0]), ShapeError),
+    "logsumexp_0d_array": (lambda b: logsumexp(np.array(b.Value(1.0), dtype=object)), ShapeError),
+    "softmax_generator": (lambda b: softmax(b.Value(z) for z in [1.0, 2.0]), ShapeError),
+    "softmax_0d_array": (lambda b: softmax(np.array(b.Value(1.0), dtype=object)), ShapeError),
+    "cross_entropy_generator_labels": (
+        lambda b: cross_entropy(_logits(b, [1.0, 2.0], [0.5, 0.1]), (i for i in [0, 1])),
+        ShapeError,
+    ),
+    "cross_entropy_0d_array_labels": (
+        lambda b: cross_entropy(_logits(b, [1.0, 2.0]), np.array(1)),
+        ShapeError,
+    ),
+    "cross_entropy_none_labels": (lambda b: cross_entropy(_logits(b, [1.0, 2.0]), None), ShapeError),
+    "cross_entropy_generator_logits": (
+        lambda b: cross_entropy((row for row in _logits(b, [1.0, 2.0])), [0]),
+        ShapeError,
+    ),
+    # one label that is a 0-d array is an entry that is not an integer
+    "cross_entropy_0d_array_label": (
+        lambda b: cross_entropy(_logits(b, [1.0, 2.0]), [np.array(1)]),
+        OperandTypeError,
+    ),
+    "one_hot_none_labels": (lambda b: one_hot(None, 3), ShapeError),
+    "one_hot_number_labels": (lambda b: one_hot(5, 3), ShapeError),
+    "one_hot_generator_labels": (lambda b: one_hot((i for i in [0, 1]), 3), ShapeError),
+    "one_hot_0d_array_labels": (lambda b: one_hot(np.array(1), 3), ShapeError),
+    "one_hot_0d_array_label": (lambda b: one_hot([np.array(1)], 3), OperandTypeError),
+    # k is a class count: at most 2**31 - 1, and rows that cannot be allocated are refused too
+    "one_hot_huge_k": (lambda b: one_hot([0], 2**70), ShapeError),
+    "one_hot_k_over_int32": (lambda b: one_hot([0], 2**31), ShapeError),
+    "one_hot_string_k": (lambda b: one_hot([0], "3"), ShapeError),
+    # 2**18 rows of 2**31 - 1 float64 are 4 PiB: beyond any address space, refused at once
+    "one_hot_rows_too_large_to_allocate": (lambda b: one_hot([0] * 2**18, 2**31 - 1), ShapeError),
     # --- optimizer ------------------------------------------------------------------------
     "sgd_string_lr": (lambda b: SGD([b.Value(1.0)], lr="0.1"), OperandTypeError),
     "sgd_nan_lr": (lambda b: SGD([b.Value(1.0)], lr=float("nan")), NonFiniteError),
-    "sgd_negative_lr": (lambda b: SGD([b.Value(1.0)], lr=-0.1), ValueError),
+    "sgd_negative_lr": (lambda b: SGD([b.Value(1.0)], lr=-0.1), DomainError),
     "sgd_huge_int_lr": (lambda b: SGD([b.Value(1.0)], lr=10**400), NonFiniteError),
     "linear_decay_zero_steps": (lambda b: linear_decay(1.0, 0.1, 0), ValueError),
     "linear_decay_fractional_steps": (lambda b: linear_decay(1.0, 0.1, 2.5), ValueError),
@@ -176,7 +228,39 @@ ERROR_CASES: dict[str, tuple[BadInput, type[Exception]]] = {
         lambda b: SGD([b.Value(1.0)], lr=lambda k: "fast").step(),
         OperandTypeError,
     ),
+    "sgd_momentum_one": (lambda b: SGD([b.Value(1.0)], lr=0.1, momentum=1.0), DomainError),
+    "sgd_momentum_string": (lambda b: SGD([b.Value(1.0)], lr=0.1, momentum="0.9"), OperandTypeError),
+    "adam_one_beta": (lambda b: Adam([b.Value(1.0)], betas=(0.9,)), OperandTypeError),
+    "adam_betas_none": (lambda b: Adam([b.Value(1.0)], betas=None), OperandTypeError),  # type: ignore[arg-type]
+    "adam_beta_one": (lambda b: Adam([b.Value(1.0)], betas=(1.0, 0.999)), DomainError),
+    "adam_zero_eps": (lambda b: Adam([b.Value(1.0)], eps=0.0), DomainError),
+    "assigned_lr_none": (lambda b: setattr(SGD([b.Value(1.0)], lr=0.1), "lr", None), OperandTypeError),
+    "assigned_steps_negative": (lambda b: setattr(SGD([b.Value(1.0)], lr=0.1), "steps", -1), DomainError),
+    "assigned_steps_bool": (lambda b: setattr(SGD([b.Value(1.0)], lr=0.1), "steps", True), OperandTypeError),
+    "velocity_of_bools": (lambda b: _step_with_velocity(b, [True]), OperandTypeError),
+    "velocity_too_long": (lambda b: _step_with_velocity(b, [0.0, 0.0]), ShapeError),
+    "velocity_nan": (lambda b: _step_with_velocity(b, [float("nan")]), NonFiniteError),
+    # --- compile_step's arguments ------------------------------------------------------
+    "compile_step_of_none": (lambda b: compile_step(None, _mse, [[1.0]], [1.0], SGD([], 0.1)), CaptureError),
+    "compile_step_loss_fn_none": (lambda b: _compile_with(b, loss_fn=None), CaptureError),
+    "compile_step_optimizer_none": (lambda b: _compile_with(b, optimizer=None), CaptureError),
 }
+
+
+def _mse(m: Any, x: Any, t: Any) -> Any:
+    return mse_loss([m(row) for row in x], t)
+
+
+def _compile_with(backend: Backend, **changed: Any) -> Any:
+    model = backend.MLP(1, [1], seed=0)
+    arguments = {"loss_fn": _mse, "optimizer": SGD(model.parameters(), 0.1), **changed}
+    return compile_step(model, arguments["loss_fn"], [[1.0]], [1.0], arguments["optimizer"], backend=backend)
+
+
+def _step_with_velocity(backend: Backend, velocity: list[Any]) -> None:
+    optimizer = SGD([backend.Value(1.0)], lr=0.1, momentum=0.5)
+    optimizer.velocity = velocity
+    optimizer.step()
 
 
 @check(params=named_by_keys(ERROR_CASES))
@@ -192,6 +276,53 @@ def check_error_contract(backend: Backend, case: str) -> None:
             f"{case}: expected {expected.__name__}, got {type(error).__name__}: {error}"
         ) from error
     raise AssertionError(f"{case}: expected {expected.__name__}, but it returned {result!r}")
+
+
+# id -> (the call that must fail, words its message must contain)
+NOT_A_SEQUENCE_MESSAGES: dict[str, tuple[BadInput, tuple[str, ...]]] = {
+    "mse_generator": (
+        lambda b: mse_loss([b.Value(1.0)], (t for t in [1.0])),
+        ("mse_loss: targets must be a sequence", "generator, which has no length", "list(...)"),
+    ),
+    "svm_0d_array": (
+        lambda b: svm_loss([b.Value(1.0)], np.array(1.0)),
+        ("svm_loss: targets must be a sequence", "0-d ndarray"),
+    ),
+    "cross_entropy_generator": (
+        lambda b: cross_entropy(_logits(b, [1.0, 2.0]), (i for i in [0])),
+        ("cross_entropy: labels must be a sequence", "generator"),
+    ),
+    "cross_entropy_0d_array": (
+        lambda b: cross_entropy(_logits(b, [1.0, 2.0]), np.array(1)),
+        ("cross_entropy: labels must be a sequence", "0-d ndarray", "array(1)"),
+    ),
+    "softmax_generator": (
+        lambda b: softmax(b.Value(z) for z in [1.0]),
+        ("softmax: expected a non-empty sequence of Values", "generator"),
+    ),
+    "one_hot_none": (lambda b: one_hot(None, 3), ("one_hot: labels must be a sequence", "NoneType: None")),
+    "one_hot_number": (lambda b: one_hot(5, 3), ("one_hot: labels must be a sequence", "int: 5")),
+    "one_hot_huge_k": (
+        lambda b: one_hot([0], 2**70),
+        ("one_hot: k, the number of classes, must be an integer from 1 to 2,147,483,647", str(2**70)),
+    ),
+    "one_hot_rows_too_large": (
+        lambda b: one_hot([0] * 2**18, 2**31 - 1),
+        ("one_hot: 262,144 rows of 2,147,483,647 classes take", "more than could be allocated"),
+    ),
+}
+
+
+@check(params=named_by_keys(NOT_A_SEQUENCE_MESSAGES))
+def check_error_messages_say_what_was_given(backend: Backend, case: str) -> None:
+    bad_input, words = NOT_A_SEQUENCE_MESSAGES[case]
+    try:
+        bad_input(backend)
+    except ShapeError as error:
+        missing = [w for w in words if w not in str(error)]
+        assert not missing, f"{case}: the message {str(error)!r} lacks {missing}"
+        return
+    raise AssertionError(f"{case}: expected ShapeError")
 
 
 @check

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+import spec.nn
 from conformance._registry import check, named_by_keys
 from spec import ACTIVATIONS, Backend, Layer
 
@@ -170,7 +172,13 @@ EDITS: dict[str, Callable[[Backend, Any], None]] = {
     "data_changed": lambda b, m: setattr(m.layers[0].neurons[2].w[1], "data", 7.0),
     "garbage_collected": lambda b, m: _make_garbage(b),
     "neuron_call_overridden": lambda b, m: _override_call(m.layers[0].neurons[1]),
+    "layer_made_unhashable": lambda b, m: _unhashable(m.layers[0]),
 }
+
+
+def _unhashable(layer: Any) -> None:
+    # A class that defines __eq__ and no __hash__ cannot be a dict key: a fused path must not need one.
+    layer.__class__ = type("Compared", (type(layer),), {"__eq__": lambda self, other: self is other})
 
 
 def _override_call(neuron: Any) -> None:
@@ -198,6 +206,80 @@ def check_fused_calls_follow_model_edits(backend: Backend, edit: str) -> None:
     _compare(backend, model, x, rng)
     for layer in model.layers:
         _compare(backend, layer, [backend.Value(rng.uniform(-1, 1)) for _ in layer.neurons[0].w], rng)
+
+
+def _scaled_neuron_call(neuron: Any, x: Any) -> Any:
+    return _NEURON_CALL(neuron, x) * 0.5
+
+
+def _doubled_outputs(layer: Any, x: Any) -> list[Any]:
+    return [neuron(x) * 2.0 for neuron in layer.neurons]
+
+
+def _doubled_mlp_outputs(mlp: Any, x: Any) -> list[Any]:
+    return [out * 2.0 for out in _MLP_GENERIC(mlp, x)]
+
+
+_NEURON_CALL, _MLP_GENERIC = spec.nn.Neuron.__call__, spec.nn.MLP.generic_outputs
+
+#: a class attribute replaced after a first call (owner, name, new value): the fused path must
+#: follow the generic code through the patch, or decline
+PATCHES: dict[str, tuple[Callable[[Backend], type], str, Callable[[Backend], Any]]] = {
+    "value_relu": (lambda b: b.Value, "relu", lambda b: lambda self: self.tanh()),
+    "neuron_call": (lambda b: b.Neuron, "__call__", lambda b: _scaled_neuron_call),
+    "spec_neuron_call": (lambda b: spec.nn.Neuron, "__call__", lambda b: _scaled_neuron_call),
+    "layer_generic_outputs": (lambda b: b.Layer, "generic_outputs", lambda b: _doubled_outputs),
+    "spec_layer_generic_outputs": (lambda b: spec.nn.Layer, "generic_outputs", lambda b: _doubled_outputs),
+    "spec_layer_outputs": (lambda b: spec.nn.Layer, "outputs", lambda b: _doubled_outputs),
+    "spec_mlp_generic_outputs": (lambda b: spec.nn.MLP, "generic_outputs", lambda b: _doubled_mlp_outputs),
+}
+
+
+@check(params=named_by_keys(PATCHES))
+def check_fused_calls_follow_class_patches(backend: Backend, patch: str) -> None:
+    owner_of, name, value_of = PATCHES[patch]
+    model = backend.MLP(2, [3, 2], activation="relu", output_activation="sigmoid", seed=5)
+    rng = random.Random(9)
+    x = [backend.Value(0.75), backend.Value(-1.25)]
+    for module in (model, model.layers[0]):
+        module.outputs(x)  # a first call: a fused path plans it
+    owner = owner_of(backend)
+    saved = owner.__dict__.get(name, _MISSING)
+    setattr(owner, name, value_of(backend))
+    try:
+        for module in (model, model.layers[0]):
+            fused = module.outputs(x)
+            with _generic_calls(backend):
+                generic = module.outputs(x)
+            shared = [v for v in [*module.parameters(), *x] if isinstance(v, backend.Value)]
+            assert_same_graph(fused, generic, shared)
+            assert_same_gradients(backend, fused, generic, shared, rng)
+    finally:
+        _restore(owner, name, saved)
+
+
+@contextmanager
+def _generic_calls(backend: Backend) -> Iterator[None]:
+    """The backend's modules with no fused lowering: their calls are spec.nn's generic code."""
+    saved = [(cls, cls.__dict__.get("fused_outputs", _MISSING)) for cls in (backend.Layer, backend.MLP)]
+    for cls, _ in saved:
+        cls.fused_outputs = None
+    try:
+        yield
+    finally:
+        for cls, fused in saved:
+            _restore(cls, "fused_outputs", fused)
+
+
+_MISSING = object()
+
+
+def _restore(owner: type, name: str, saved: Any) -> None:
+    """Put back a class attribute as ``owner.__dict__.get(name, _MISSING)`` found it."""
+    if saved is _MISSING:
+        delattr(owner, name)
+    else:
+        setattr(owner, name, saved)
 
 
 #: calls the generic code refuses: the fused path must raise the same error, word for word

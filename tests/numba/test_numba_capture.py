@@ -92,6 +92,22 @@ def test_values_made_outside_loss_fn_that_are_not_parameters_are_refused() -> No
     assert EagerStep(model, uses_outside_value, X, Y, SGD(model.parameters(), 0.1))(X, Y) > 0.0
 
 
+def test_values_computed_from_parameters_before_capture_are_refused() -> None:
+    # The eager loop keeps such a Value's number and backpropagates through it as it is; a
+    # replay would recompute it from the parameters at every step.
+    model = numba_backend.MLP(2, [3, 1], seed=1)
+    p = model.parameters()
+    cached = (p[0] * p[1]).tanh()
+
+    def uses_cached_value(m: Any, x: Any, t: Any) -> Any:
+        return mse(m, x, t) + cached
+
+    with pytest.raises(
+        CaptureError, match=r"made before compile_step .*2 of them computed; the first computed"
+    ):
+        compile_step(model, uses_cached_value, X, Y, SGD(model.parameters(), 0.1))
+
+
 def test_a_node_of_an_op_the_replay_does_not_lower_is_refused() -> None:
     model = numba_backend.MLP(2, [3, 1], activation="tanh", seed=1)
     captured = capture_graph(model, mse, X, Y, SGD(model.parameters(), 0.1), extract)

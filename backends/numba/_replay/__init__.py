@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from typing import Any
 
 import numba
@@ -51,6 +52,7 @@ __all__ = [
     "Program",
     "backward_order_is_eager",
     "build_program",
+    "capture_program",
     "compile_step",
     "extract",
 ]
@@ -179,6 +181,37 @@ def _check_threads(threads: Any) -> None:
         )
 
 
+def capture_program(
+    model: Any,
+    loss_fn: Any,
+    inputs: Any,
+    targets: Any,
+    optimizer: Any,
+    *,
+    allow_unused_parameters: bool = False,
+    fusion: bool = True,
+    grouping: bool = True,
+    template: bool = True,
+) -> tuple[Program, dict[str, Any]]:
+    """Trace ``loss_fn`` on this batch (spec.capture.capture_graph) and compile its program."""
+    tape = current_tape()
+    start = len(tape)
+    try:
+        with tape.holding_nodes():  # a node loss_fn made but the loss does not use still checks
+            captured = capture_graph(
+                model,
+                loss_fn,
+                inputs,
+                targets,
+                optimizer,
+                extract,
+                allow_unused_parameters=allow_unused_parameters,
+            )
+    finally:
+        tape.drop_from(start)  # the trace is garbage now: give its memory back before the passes run
+    return build_program(captured, fusion=fusion, grouping=grouping, template=template)
+
+
 def compile_step(
     model: Any,
     loss_fn: Any,
@@ -198,20 +231,15 @@ def compile_step(
     ``numba.config.NUMBA_NUM_THREADS``); the results are bit-identical to one thread's.
     """
     _check_threads(threads)
-    tape = current_tape()
-    start = len(tape)
-    try:
-        with tape.holding_nodes():  # a node loss_fn made but the loss does not use still checks
-            captured = capture_graph(
-                model,
-                loss_fn,
-                inputs,
-                targets,
-                optimizer,
-                extract,
-                allow_unused_parameters=allow_unused_parameters,
-            )
-    finally:
-        tape.drop_from(start)  # the trace is garbage now: give its memory back before the passes run
-    program, info = build_program(captured, fusion=fusion, grouping=grouping, template=template)
-    return NumbaStep(model, loss_fn, optimizer, captured.shape, captured.target_shape, program, info, threads)
+
+    capture = partial(
+        capture_program,
+        model,
+        loss_fn,
+        optimizer=optimizer,
+        allow_unused_parameters=allow_unused_parameters,
+        fusion=fusion,
+        grouping=grouping,
+        template=template,
+    )
+    return NumbaStep(model, loss_fn, inputs, targets, optimizer, capture, threads)

@@ -89,7 +89,7 @@ def extract(root: Any, leaves: Any, since: Any) -> TracedGraph:
         return j if j < k and older[j] == i else -1
 
     given = np.array([node(v._i) if v._t is tape else -1 for v in leaves], np.int64)
-    older_leaves = np.flatnonzero(g_op[:k] == LEAF)
+    older_nodes = np.arange(k)
     return TracedGraph(
         op=g_op,
         a=g_a,
@@ -98,5 +98,5 @@ def extract(root: Any, leaves: Any, since: Any) -> TracedGraph:
         data=g_data,
         root=node(root._i),
         leaves=given,
-        outside=older_leaves[~np.isin(older_leaves, given)],
+        outside=older_nodes[~np.isin(older_nodes, given)],
     )

@@ -9,6 +9,7 @@ thread count, so the results are bit-identical to one thread's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numba
@@ -23,6 +24,10 @@ from spec.errors import CaptureError
 __all__ = ["NumbaStep"]
 
 
+#: ``capture(inputs, targets) -> (program, info)``: trace the step on a batch and compile it
+Capture = Callable[[np.ndarray, np.ndarray], tuple[Program, dict[str, Any]]]
+
+
 class NumbaStep(ReplayStep):
     """A training step replayed by one Numba kernel call (see the module docstring)."""
 
@@ -30,23 +35,26 @@ class NumbaStep(ReplayStep):
         self,
         model: Any,
         loss_fn: Any,
+        inputs: Any,
+        targets: Any,
         optimizer: Any,
-        shape: tuple[int, int],
-        target_shape: tuple[int, ...],
-        program: Program,
-        info: dict[str, Any],
+        capture: Capture,
         threads: int = 1,
     ):
-        super().__init__(model, loss_fn, optimizer, shape, target_shape)
-        self.program = program
+        self._capture_program = capture
         self.threads = threads
-        self._factors = program.factors_scratch(threads)
-        self.info.update(info, threads=threads)
-        self._tape = self.parameters[0]._t
-        if any(p._t is not self._tape for p in self.parameters):
+        super().__init__(model, loss_fn, inputs, targets, optimizer)
+
+    def _capture(self, inputs: np.ndarray, targets: np.ndarray) -> None:
+        program, info = self._capture_program(inputs, targets)
+        tape = self.optimizer.params[0]._t
+        if any(p._t is not tape for p in self.optimizer.params):
             raise CaptureError(
                 "the parameters live on the tapes of different threads; build the model in one"
             )
+        self.program, self._tape = program, tape
+        self._factors = program.factors_scratch(self.threads)
+        self.info.update(info, threads=self.threads)
         self._compactions = -1
         self._nodes = np.empty(0, np.int64)
 

@@ -25,7 +25,6 @@ class Value(ValueBase):
     """A float64 scalar in a computation graph, with its gradient."""
 
     backend_name = "template"
-    __array_ufunc__ = None  # NumPy scalars defer to our reflected operators (np.float64(2) * v)
 
     def __init__(self, data: object, label: str = "") -> None:
         self._data = as_finite_float(data)
