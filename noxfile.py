@@ -17,7 +17,7 @@ nox.options.sessions = ["tests", "lint"]
 BACKENDS = ["python", "numba"]
 SUITES = [*BACKENDS, "project"]
 #: the numba replay's optional passes (backends.numba._replay.SWITCHES), each forced off in turn
-REPLAY_SWITCHES = ["fusion", "template", "grouping"]
+REPLAY_SWITCHES = ["fusion", "template", "grouping", "plan"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 

@@ -19,12 +19,20 @@ inputs exactly on domain boundaries (0.0, -0.0) and relu at its kink, arithmetic
 targets, neuron-like chains of products whose factors need gradients in different ways,
 and batches of up to nine samples, so that every position of a 4-wide kernel loop holds
 a sample.
+
+*Near-template* programs (:func:`near_template_cases`, :func:`near_template_layers`) reach
+the decisions a compiler takes once for many units: which samples share one template,
+which units run side by side, which push into parameters. A random program's steps differ,
+for some samples or in a copy beside them in every sample, in exactly one thing; or one
+unit of a layer-shaped program does. A decision judged by the first unit alone, or by
+ops but not constants, then computes another number, which the comparison with the eager
+loop shows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import count
 from typing import Any
 
@@ -58,8 +66,13 @@ __all__ = [
     "assert_trains_like_eager",
     "compiled_cases",
     "eager_step",
+    "layer_program",
     "loss_programs",
+    "near_template_cases",
+    "near_template_layers",
+    "places",
     "state_of",
+    "with_sibling",
 ]
 
 Arg = str | float
@@ -88,24 +101,30 @@ class LossProgram:
     parameters: tuple[float, ...]
     steps: tuple[Step, ...]
     combine: str
+    #: the samples (by index) that run ``other_steps`` instead: a near-template program
+    others: tuple[int, ...] = ()
+    other_steps: tuple[Step, ...] = ()
 
     def model(self, backend: Backend) -> ProgramModel:
         return ProgramModel(backend, self.parameters, self.n_inputs)
 
-    def sample(self, params: Sequence[Any], row: Sequence[Any], target: Any) -> Any:
-        """The program's output for one sample."""
+    def sample(self, params: Sequence[Any], row: Sequence[Any], target: Any, s: int = 0) -> Any:
+        """The output of sample ``s``."""
         env: dict[str, Any] = {f"p{i}": p for i, p in enumerate(params)}
         env.update((f"x{j}", x) for j, x in enumerate(row))
         env["t"] = target
-        for dest, op, args in self.steps:
+        steps = self.other_steps if s in self.others else self.steps
+        for dest, op, args in steps:
             operands = [env[a] if isinstance(a, str) else a for a in args]
             env[dest] = BINARY_OPS[op](*operands) if op in BINARY_OPS else UNARY_OPS[op](*operands)
-        return env[self.steps[-1][0]]
+        return env[steps[-1][0]]
 
     def loss_fn(self, model: Any, inputs: Sequence[Sequence[Any]], targets: Sequence[Any]) -> Any:
         """``loss_fn(model, inputs, targets)`` for spec.compile_step and the eager loop alike."""
         params = model.parameters()
-        outs = [self.sample(params, row, t) for row, t in zip(inputs, targets, strict=True)]
+        outs = [
+            self.sample(params, row, t, s) for s, (row, t) in enumerate(zip(inputs, targets, strict=True))
+        ]
         if self.combine == "sum":
             return sum(outs)
         if self.combine == "pairwise" and len(outs) > 1:
@@ -218,7 +237,11 @@ def loss_programs(draw: st.DrawFn, max_steps: int = 8) -> LossProgram:
 def compiled_cases(draw: st.DrawFn) -> CompiledCase:
     """A random program with an optimizer, an example batch and three fresh batches."""
     program = draw(loss_programs(), label="program")
-    n = draw(st.integers(1, 9), label="samples")
+    return _case(draw, program, draw(st.integers(1, 9), label="samples"))
+
+
+def _case(draw: st.DrawFn, program: LossProgram, n: int) -> CompiledCase:
+    """``program`` with a random optimizer, an example batch and three fresh batches of ``n`` samples."""
 
     def batch(label: str) -> Batch:
         inputs = [
@@ -231,6 +254,148 @@ def compiled_cases(draw: st.DrawFn) -> CompiledCase:
     return CompiledCase(
         program, OptimizerChoice(kind, lr), batch("example"), tuple(batch(f"b{k}") for k in range(3))
     )
+
+
+# --- near-template programs ------------------------------------------------------------------------
+#: batch sizes that leave partial blocks of the 4- and 8-wide loops a kernel may run samples in
+NEAR_TEMPLATE_SAMPLES = (5, 6, 7, 9, 11, 13)
+#: which samples differ: one of them (the first, the middle one, the fourth, the last), or every
+#: other; or none, every sample computing the program and its near copy side by side ("sibling")
+PLACES = ("first", "middle", "fourth", "last", "alternate", "sibling")
+#: the one thing in which the other samples' steps differ
+DIFFERENCES = ("constant", "operand_order", "parameter", "touches_a_parameter", "extra_op")
+
+
+def places(where: str, n: int) -> tuple[int, ...]:
+    """The indices of the samples that differ, for a batch of ``n``."""
+    return {
+        "first": (0,),
+        "middle": (n // 2,),
+        "fourth": (3,),
+        "last": (n - 1,),
+        "alternate": tuple(range(1, n, 2)),
+        "sibling": (),
+    }[where]
+
+
+def with_sibling(steps: tuple[Step, ...], other: tuple[Step, ...]) -> tuple[Step, ...]:
+    """``steps``, then ``other`` with its nodes renamed, then the sum of their outputs: two units
+    of one sample that differ in one thing, for a compiler to group (or not) side by side."""
+    made = {dest for dest, _, _ in other}
+    renamed = tuple(
+        (f"s_{dest}", op, tuple(f"s_{a}" if a in made else a for a in args)) for dest, op, args in other
+    )
+    return (*steps, *renamed, ("sibling_sum", "add", (steps[-1][0], renamed[-1][0])))
+
+
+@st.composite
+def near_template_cases(draw: st.DrawFn) -> CompiledCase:
+    """A random program whose chosen samples differ from the rest in exactly one thing, or
+    whose every sample computes the program and a copy that differs in one thing.
+
+    What a compiler's template, grouping and plan decisions get wrong when they judge many
+    units by the first one: the other steps differ in one constant or exponent, the order of
+    one op's operands, which parameter one op reads, whether one op reads a parameter at
+    all, or one extra op at the end.
+    """
+    program = draw(loss_programs(), label="program")
+    other = _one_difference(draw, program, draw(st.sampled_from(DIFFERENCES), label="difference"))
+    n = draw(st.sampled_from(NEAR_TEMPLATE_SAMPLES), label="samples")
+    where = draw(st.sampled_from(PLACES), label="place")
+    if where == "sibling":
+        return _case(draw, replace(program, steps=with_sibling(program.steps, other)), n)
+    return _case(draw, replace(program, others=places(where, n), other_steps=other), n)
+
+
+#: how one unit of a layer-shaped program differs from the others (:func:`layer_program`)
+UNIT_DIFFERENCES = ("operand_order", "constant", "no_parameters", "extra_op")
+
+
+def layer_program(units: int, terms: int, difference: str | None = None, unit: int = 0) -> LossProgram:
+    """A sample's program shaped like two layers, one unit of the second different.
+
+    ``h_j = tanh(p_j * x0)`` for ``j < terms``: per-sample values all units read; unit ``k``
+    is ``tanh(w_k0 * h_0 + w_k1 * h_1 + ...)`` with weights of its own; the output is the
+    units' sum. Unit ``unit`` differs in one thing: it reads ``h_0`` and ``h_1`` the other way
+    round (``operand_order``), one weight is the constant 0.5 (``constant``), it reads no
+    parameter (``h_j * h_j``, ``no_parameters``), or its sum goes through one more op
+    (``extra_op``). These are the units a compiler runs side by side, four at a time.
+    """
+    steps: list[Step] = []
+    for j in range(terms):
+        steps += [(f"z{j}", "mul", (f"p{j}", "x0")), (f"h{j}", "tanh", (f"z{j}",))]
+    outputs = []
+    for k in range(units):
+        differs = k == unit and difference
+        order = list(range(terms))
+        if differs == "operand_order":
+            order[0], order[1] = order[1], order[0]
+        total = ""
+        for position, j in enumerate(order):
+            weight: Arg = f"p{terms + k * terms + position}"
+            if differs == "constant" and position == terms // 2:
+                weight = 0.5
+            elif differs == "no_parameters":
+                weight = f"h{j}"
+            product = f"u{k}m{position}"
+            steps.append((product, "mul", (weight, f"h{j}")))
+            if total:
+                steps.append((f"u{k}s{position}", "add", (total, product)))
+                product = f"u{k}s{position}"
+            total = product
+        if differs == "extra_op":
+            steps.append((f"u{k}e", "mul", (total, 2.0)))
+            total = f"u{k}e"
+        steps.append((f"a{k}", "tanh", (total,)))
+        outputs.append(f"a{k}")
+    for k, output in enumerate(outputs[1:]):
+        steps.append((f"o{k}", "add", (f"o{k - 1}" if k else outputs[0], output)))
+    parameters = tuple(0.1 * ((i * 7) % 11 - 5) + 0.05 for i in range(terms + units * terms))
+    return LossProgram(1, parameters, tuple(steps), "mse")
+
+
+@st.composite
+def near_template_layers(draw: st.DrawFn) -> CompiledCase:
+    """A :func:`layer_program` of four or five units of four or five terms, one unit (the first,
+    second, fourth or last) different, on a batch that leaves partial blocks."""
+    units, terms = draw(st.integers(4, 5), label="units"), draw(st.integers(4, 5), label="terms")
+    unit = draw(st.sampled_from([0, 1, 3, units - 1]), label="unit")
+    difference = draw(st.sampled_from(UNIT_DIFFERENCES), label="difference")
+    program = layer_program(units, terms, difference, unit)
+    return _case(draw, program, draw(st.sampled_from(NEAR_TEMPLATE_SAMPLES), label="samples"))
+
+
+def _one_difference(draw: st.DrawFn, program: LossProgram, kind: str) -> tuple[Step, ...]:
+    """``program``'s steps with one ``kind`` of change; an extra op where no other change fits."""
+    steps = list(program.steps)
+    params = [f"p{i}" for i in range(len(program.parameters))]
+    inputs = [f"x{j}" for j in range(program.n_inputs)] + ["t"]
+    # (step, argument) positions where the change applies, and what may replace the argument
+    spots: list[tuple[int, int, list[Arg]]] = []
+    for i, (_, op, args) in enumerate(steps):
+        for k, arg in enumerate(args):
+            if kind == "constant" and not isinstance(arg, str):
+                pool = (EXPONENTS if k else BASES) if op == "pow" else SPECIAL
+                spots.append((i, k, [c for c in pool if c != arg]))
+            elif kind == "parameter" and arg in params:
+                spots.append((i, k, [p for p in params if p != arg]))
+            elif kind == "touches_a_parameter" and isinstance(arg, str) and arg in params + inputs:
+                spots.append((i, k, inputs if arg in params else params))
+        if kind == "operand_order" and len(args) == 2 and args[0] != args[1]:
+            spots.append((i, -1, []))
+    spots = [spot for spot in spots if spot[1] < 0 or spot[2]]
+    if not spots:
+        last = steps[-1][0]
+        return (*steps, ("extra", draw(st.sampled_from(sorted(UNARY_OPS)), label="extra op"), (last,)))
+    i, k, pool = draw(st.sampled_from(spots), label="spot")
+    dest, op, args = steps[i]
+    if k < 0:
+        steps[i] = (dest, op, args[::-1])
+    else:
+        changed = list(args)
+        changed[k] = draw(st.sampled_from(pool), label="replacement")
+        steps[i] = (dest, op, tuple(changed))
+    return tuple(steps)
 
 
 # --- the comparison ------------------------------------------------------------------------------

@@ -194,8 +194,10 @@ class Neuron(Module):
         return self.activation != "linear"
 
     def __call__(self, x: Sequence[Any]) -> Any:
-        if len(x) != self.nin:
-            raise ShapeError(f"this neuron takes {self.nin} inputs, got {len(x)}")
+        if len(x) != self.nin or len(self.w) != self.nin:
+            raise ShapeError(
+                f"this neuron takes {self.nin} inputs with {len(self.w)} weights, got {len(x)} inputs"
+            )
         # sum(..., self.b): b + w0*x0 + w1*x1 + ..., micrograd's order of additions.
         act = sum((wi * xi for wi, xi in zip(self.w, x, strict=True)), self.b)
         return _activate(act, self.activation)

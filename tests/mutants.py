@@ -64,6 +64,8 @@ _guards_capture = _in("guards", "spec/capture.py")
 _guards_tracing = _in("guards", "spec/tracing.py")
 _guards_extract = _in("guards", "backends/numba/_replay/_extract.py")
 _guards_fused = _in("guards", "backends/numba/_fused.py")
+_losses = _in("spec-nn", "spec/losses.py")
+_state = _in("spec-nn", "spec/state.py")
 
 PYTHON = [
     _python(
@@ -736,8 +738,34 @@ FUSED = [
         "row.method: LOWERINGS[code].code + 1",
     ),
     _fused("failed_call_leaves_nodes", "        t.truncate(start)\n", ""),
-    _fused("plan_kept_across_compaction", "        or entry.compactions != t.compactions\n", ""),
-    _fused("plan_kept_across_neuron_edits", "        or entry.neurons != neurons\n", ""),
+    _fused(
+        "plan_kept_across_compaction",
+        "    if entry is None or entry.compactions != t.compactions or entry.neurons != neurons:",
+        "    if entry is None or entry.neurons != neurons:",
+    ),
+    _fused(
+        "plan_kept_across_neuron_edits",
+        "    if entry is None or entry.compactions != t.compactions or entry.neurons != neurons:",
+        "    if entry is None or entry.compactions != t.compactions:",
+    ),
+    _fused(
+        "plan_takes_a_number_bias",
+        "            if p.__class__ is not Value or p._t is not t:",
+        "            if (p.__class__ is not Value and p is not b) or p._t is not t:",
+    ),
+    _fused(
+        "plan_takes_another_tapes_bias",
+        "            if p.__class__ is not Value or p._t is not t:",
+        "            if p.__class__ is not Value or (p._t is not t and p is not b):",
+    ),
+    _fused(
+        "plan_ignores_the_weight_count", "        if n_in != nin or len(w) != nin:", "        if n_in != nin:"
+    ),
+    _fused(
+        "linear_neurons_counted_as_activated",
+        "nodes=len(neurons) * 2 * nin + sum(code != LINEAR for code in codes),",
+        "nodes=len(neurons) * 2 * nin + len(codes),",
+    ),
     _fused(
         "plan_snapshot_shares_weight_lists",
         "snapshot = [(list(w), *rest) for w, *rest in neurons]",
@@ -858,6 +886,53 @@ GUARDS = [
     ),
 ]
 
+# decisions taken once, that near-template programs and small contract tests reach
+DECISIONS = [
+    _lanes_template(
+        "template_ignores_exponent_constants",
+        " or n_terms[f] != n_terms[r] or fconst[f] != fconst[r]:",
+        " or n_terms[f] != n_terms[r]:",
+    ),
+    _lanes_template(
+        "template_takes_any_constant_for_another",
+        "is_constant[x] and is_constant[y] and bits[x] == bits[y]",
+        "is_constant[x] and is_constant[y]",
+    ),
+    _plan(
+        "shared_pushes_read_off_the_first_unit",
+        "places = terms[t : t + (hi - lo) // width * n]",
+        "places = terms[t : t + n]",
+    ),
+    _plan(
+        "four_unit_fold_skips_the_fourth_unit", "    for u in range(1, 4):\n", "    for u in range(1, 3):\n"
+    ),
+    _plan(
+        "aligned_pushes_check_two_units",
+        "        for i in range(1, count):\n",
+        "        for i in range(1, min(count, 2)):\n",
+    ),
+    _losses(
+        "composite_sums_right_to_left",
+        "    return reduce(operator.add, terms)\n",
+        "    return reduce(lambda a, b: b + a, terms)\n",
+    ),
+    _state(
+        "orphans_of_other_users_removed",
+        '        if hasattr(os, "getuid") and info.st_uid != os.getuid():\n            return False\n',
+        "",
+    ),
+    _tape(
+        "compaction_waits_for_a_sweep",
+        "            self.compact()\n        self.limit = min(len(self.data) + SWEEP_INTERVAL, self.compact_at)",
+        "            self.compact()\n        self.limit = len(self.data) + SWEEP_INTERVAL",
+    ),
+    _replay_step(
+        "threaded_step_keeps_its_thread_count",
+        "                numba.set_num_threads(outer_threads)\n",
+        "                pass\n",
+    ),
+]
+
 MUTANTS = [
     *PYTHON,
     *LOWERING,
@@ -871,4 +946,5 @@ MUTANTS = [
     *NN,
     *FUSED,
     *GUARDS,
+    *DECISIONS,
 ]

@@ -48,6 +48,8 @@ SUITES: dict[str, list[str]] = {
     "tests/numba": ["tests/numba", "--backend", "numba"],
     "tests/spec": [
         "tests/test_compile.py",
+        "tests/test_guards.py",
+        "tests/test_state.py",
         "tests/test_tracing.py",
         "tests/test_micrograd_compat.py",
         "tests/test_spec.py",

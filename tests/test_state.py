@@ -627,6 +627,19 @@ def test_orphans_of_killed_saves_are_removed_by_the_next_save(tmp_path: Path) ->
     assert (tmp_path / "elsewhere").read_text() == "keep me"
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root can give a file away")
+def test_an_old_temporary_file_of_another_user_is_not_an_orphan(tmp_path: Path) -> None:
+    # Root may delete anyone's files: the cleanup must still leave other users' alone.
+    theirs, ours = tmp_path / ".gradspec-00c0ffee.tmp", tmp_path / ".gradspec-0000beef.tmp"
+    for path in (theirs, ours):
+        path.write_text("partial")
+    os.chown(theirs, 12345, 12345)
+    for path in (theirs, ours):
+        _make_old(path)
+    PYTHON.MLP(2, [3, 1], seed=0).save(tmp_path / "model.json")
+    assert _only(tmp_path) == [theirs.name, "model.json"]
+
+
 @pytest.mark.skipif(fcntl is None, reason="needs flock")
 def test_an_old_temporary_file_that_is_locked_is_not_an_orphan(tmp_path: Path) -> None:
     live = tmp_path / ".gradspec-fedcba98.tmp"

@@ -78,7 +78,6 @@ class Plan(NamedTuple):
 
 class _LayerEntry(NamedTuple):
     compactions: int
-    cls: type
     #: _neuron_state of every neuron when the plan was made (weight lists copied)
     neurons: list[tuple[Any, ...]]
     plan: Plan | None
@@ -88,7 +87,6 @@ class _LayerEntry(NamedTuple):
 
 class _MLPEntry(NamedTuple):
     compactions: int
-    cls: type
     layers: list[Any]
     layer_plans: list[Plan | None]
     plan: Plan | None
@@ -218,15 +216,10 @@ def _layer_plan(layer: Layer, t: Tape) -> Plan | None:
         return entry.plan if plannable else None
     seen = changes()
     neurons = list(map(_neuron_state, layer.neurons))
-    if (
-        entry is None
-        or entry.compactions != t.compactions
-        or entry.cls is not layer.__class__
-        or entry.neurons != neurons
-    ):
+    if entry is None or entry.compactions != t.compactions or entry.neurons != neurons:
         snapshot = [(list(w), *rest) for w, *rest in neurons]
         plan = _make_layer_plan(layer.__class__, neurons, t)
-        entry = _LayerEntry(t.compactions, layer.__class__, snapshot, plan, -1)
+        entry = _LayerEntry(t.compactions, snapshot, plan, -1)
     if entry.plan is not None and not _methods_intact(layer.__class__, neurons):
         return None
     t.plans[layer] = entry._replace(changes=seen)
@@ -275,12 +268,11 @@ def _mlp_plan(mlp: MLP, t: Tape) -> Plan | None:
     layer_plans = [_layer_plan(layer, t) for layer in layers]
     if (
         entry is None
-        or entry.cls is not mlp.__class__
         or entry.layers != layers
         or list(map(id, entry.layer_plans)) != list(map(id, layer_plans))
     ):
         plan = _join(mlp.__class__, layers, layer_plans)
-        entry = _MLPEntry(t.compactions, mlp.__class__, list(layers), layer_plans, plan, -1)
+        entry = _MLPEntry(t.compactions, list(layers), layer_plans, plan, -1)
     if entry.plan is not None and not _mlp_methods_intact(mlp.__class__, layers):
         return None
     t.plans[mlp] = entry._replace(compactions=t.compactions, changes=seen)

@@ -9,6 +9,8 @@ several nodes at once is caught skipping one.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import example, given
 
 from conformance._registry import check, named_by_keys
@@ -18,6 +20,11 @@ from conformance.loss_programs import (
     OptimizerChoice,
     assert_compiled_equals_eager,
     compiled_cases,
+    layer_program,
+    near_template_cases,
+    near_template_layers,
+    places,
+    with_sibling,
 )
 from spec import Backend
 
@@ -86,16 +93,96 @@ EXAMPLES = [
 ]
 
 
-def _with_examples(test):  # type: ignore[no-untyped-def]
-    for case in EXAMPLES:
-        test = example(case=case)(test)
-    return test
+def _with(cases: list[CompiledCase]):  # type: ignore[no-untyped-def]
+    """Hypothesis tries these cases first, on every backend."""
+
+    def decorate(test):  # type: ignore[no-untyped-def]
+        for case in cases:
+            test = example(case=case)(test)
+        return test
+
+    return decorate
 
 
 @check
 def check_compiled_random_programs_equal_the_eager_loop(backend: Backend) -> None:
     @given(case=compiled_cases())
-    @_with_examples
+    @_with(EXAMPLES)
+    def prop(case: CompiledCase) -> None:
+        assert_compiled_equals_eager(backend, case)
+
+    prop()
+
+
+# --- near-template programs: samples that differ from their neighbours in one thing ------------------
+SQUARE = (("v0", "mul", ("p0", "x0")), ("v1", "sub", ("v0", "t")), ("v2", "pow", ("v1", 2.0)))
+PUSHES = (  # x0*h + x1*h, where other samples have x0*h + p1*h: one unit pushes into a parameter
+    ("h", "mul", ("p0", "x0")),
+    ("h2", "tanh", ("h",)),
+    ("a", "mul", ("x0", "h2")),
+    ("b", "mul", ("x1", "h2")),
+    ("v", "add", ("a", "b")),
+)
+DIFFERENCE = (("v0", "mul", ("p0", "x0")), ("v1", "sub", ("v0", "x1")), ("v2", "mul", ("v1", "p1")))
+
+
+def _near(steps: tuple[Any, ...], other: tuple[Any, ...], where: str, n: int, n_inputs: int) -> CompiledCase:
+    parameters = (0.75, -1.25)
+    if where == "sibling":
+        program = LossProgram(n_inputs, parameters, with_sibling(steps, other), "mean")
+    else:
+        program = LossProgram(n_inputs, parameters, steps, "mean", places(where, n), other)
+    batches = tuple(
+        ([[0.25 * (s + k) - 1.0 + 0.5 * j for j in range(n_inputs)] for s in range(n)], [0.5] * n)
+        for k in range(4)
+    )
+    return CompiledCase(program, OptimizerChoice("sgd", 0.05), batches[0], batches[1:])
+
+
+NEAR_TEMPLATE_EXAMPLES = [
+    # (p - t) ** 2 for even samples, (p - t) ** 4 for odd ones: not one template with sample 0's exponent
+    _near(SQUARE, (*SQUARE[:2], ("v2", "pow", ("v1", 4.0))), "alternate", 7, 1),
+    _near(PUSHES, (*PUSHES[:3], ("b", "mul", ("p1", "h2")), PUSHES[4]), "alternate", 9, 2),
+    _near(PUSHES, (*PUSHES[:3], ("b", "mul", ("p1", "h2")), PUSHES[4]), "middle", 9, 2),
+    # a group of two units side by side, the first pushing into no parameter, the second into p1
+    _near(PUSHES, (*PUSHES[:3], ("b", "mul", ("p1", "h2")), PUSHES[4]), "sibling", 9, 2),
+    _near(SQUARE, (*SQUARE[:2], ("v2", "pow", ("v1", 4.0))), "sibling", 5, 1),
+    # the fourth sample reads its inputs the other way round
+    _near(DIFFERENCE, (DIFFERENCE[0], ("v1", "sub", ("x1", "v0")), DIFFERENCE[2]), "fourth", 6, 2),
+    _near(DIFFERENCE, (*DIFFERENCE, ("extra", "tanh", ("v2",))), "last", 11, 2),
+]
+
+
+@check
+def check_compiled_near_template_programs_equal_the_eager_loop(backend: Backend) -> None:
+    @given(case=near_template_cases())
+    @_with(NEAR_TEMPLATE_EXAMPLES)
+    def prop(case: CompiledCase) -> None:
+        assert_compiled_equals_eager(backend, case)
+
+    prop()
+
+
+def _layer_case(difference: str, unit: int, units: int = 4, n: int = 9) -> CompiledCase:
+    program = layer_program(units, 4, difference, unit)
+    batches = tuple(([[0.3 * s - 1.0 + 0.1 * k] for s in range(n)], [0.5] * n) for k in range(4))
+    return CompiledCase(program, OptimizerChoice("sgd", 0.05), batches[0], batches[1:])
+
+
+#: a layer's units, one of them different: where the units run four at a time it is the fourth;
+#: where a group's pushes into parameters are decided, the first pushes into none
+LAYER_EXAMPLES = [
+    _layer_case("operand_order", 3),
+    _layer_case("no_parameters", 0, units=5),
+    _layer_case("no_parameters", 0),
+    _layer_case("constant", 3),
+]
+
+
+@check
+def check_compiled_near_template_layers_equal_the_eager_loop(backend: Backend) -> None:
+    @given(case=near_template_layers())
+    @_with(LAYER_EXAMPLES)
     def prop(case: CompiledCase) -> None:
         assert_compiled_equals_eager(backend, case)
 

@@ -15,9 +15,10 @@ calls *are* the generic code.
 from __future__ import annotations
 
 import random
-import struct
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,48 +27,20 @@ from hypothesis import strategies as st
 
 import spec.nn
 from conformance._registry import check, named_by_keys
-from spec import ACTIVATIONS, Backend, Layer
+from conformance.gradcheck import float_bits
+from conformance.graphs import assert_same_graph
+from spec import ACTIVATIONS, Backend
 
 #: How an input row is given: every kind the generic code accepts.
 INPUT_KINDS = ("values", "floats", "mixed", "numpy", "ints")
 
 
-def generic_outputs(module: Any, x: Sequence[Any]) -> list[Any]:
-    """``module.outputs(x)`` by the generic code alone, every layer through its neurons' calls."""
-    layers = [module] if isinstance(module, Layer) else module.layers
-    for layer in layers:
-        x = Layer.generic_outputs(layer, x)
-    return list(x)
-
-
-def _bits(x: float) -> bytes:
-    return struct.pack("<d", x)
-
-
-def assert_same_graph(fused: Sequence[Any], generic: Sequence[Any], shared: Sequence[Any]) -> None:
-    """``fused`` and ``generic`` are the same graphs over the Values ``shared`` (module docstring)."""
-    assert len(fused) == len(generic), f"{len(fused)} outputs, the generic code gives {len(generic)}"
-    known = {id(v) for v in shared}
-    pairs: dict[int, Any] = {}  # fused node -> its generic twin
-    taken: set[int] = set()
-    todo = list(zip(fused, generic, strict=True))
-    while todo:
-        f, g = todo.pop()
-        if id(f) in known or id(g) in known:
-            assert f is g, "an operand that existed before the call must be that very Value"
-            continue
-        if id(f) in pairs:
-            assert pairs[id(f)] is g, "a node shared in the fused graph is not shared so in the generic one"
-            continue
-        assert id(g) not in taken, "two fused nodes stand for one generic node"
-        pairs[id(f)] = g
-        taken.add(id(g))
-        assert (f.op, _bits(f.data), len(f.children)) == (g.op, _bits(g.data), len(g.children)), (
-            f"fused node {f.op!r} = {f.data!r} with {len(f.children)} operands; "
-            f"the generic code built {g.op!r} = {g.data!r} with {len(g.children)}"
-        )
-        assert f.label == g.label and f.grad == g.grad
-        todo.extend(zip(f.children, g.children, strict=True))
+def generic_outputs(backend: Backend, module: Any, x: Sequence[Any]) -> list[Any]:
+    """``module.outputs(x)`` by the generic code alone: the backend's fused lowering switched
+    off, so every layer runs spec.nn's code (or what the module's classes override) neuron by
+    neuron."""
+    with _generic_calls(backend):
+        return list(type(module).outputs(module, x))
 
 
 def assert_same_gradients(
@@ -81,7 +54,7 @@ def assert_same_gradients(
             leaf.grad = 0.0
         root = sum((w * out for w, out in zip(weights, outputs, strict=True)), backend.Value(0.0))
         root.backward()
-        grads.append([_bits(leaf.grad) for leaf in leaves])
+        grads.append([float_bits(leaf.grad) for leaf in leaves])
     assert grads[0] == grads[1], "backward through the fused graph accumulates in another order"
 
 
@@ -141,7 +114,7 @@ def _compare(
 ) -> None:
     """Build ``module`` on ``x`` by ``call`` (``module.outputs``) and by the generic code; compare."""
     fused = (call or type(module).outputs)(module, x)
-    generic = generic_outputs(module, x)
+    generic = generic_outputs(backend, module, x)
     shared = [v for v in [*module.parameters(), *x] if isinstance(v, backend.Value)]
     assert_same_graph(fused, generic, shared)
     assert_same_gradients(backend, fused, generic, shared, rng)
@@ -173,7 +146,17 @@ EDITS: dict[str, Callable[[Backend, Any], None]] = {
     "garbage_collected": lambda b, m: _make_garbage(b),
     "neuron_call_overridden": lambda b, m: _override_call(m.layers[0].neurons[1]),
     "layer_made_unhashable": lambda b, m: _unhashable(m.layers[0]),
+    "bias_made_a_number": lambda b, m: setattr(m.layers[0].neurons[0], "b", 0.5),
+    "weights_list_reassigned": lambda b, m: setattr(
+        m.layers[1].neurons[0], "w", m.layers[1].neurons[0].w[::-1]
+    ),
+    "neuron_made_linear": lambda b, m: setattr(m.layers[0].neurons[2], "activation", "linear"),
+    "layer_class_changed": lambda b, m: _doubling_class(m.layers[0]),
 }
+
+
+def _doubling_class(layer: Any) -> None:
+    layer.__class__ = type("Doubling", (type(layer),), {"generic_outputs": _doubled_outputs})
 
 
 def _unhashable(layer: Any) -> None:
@@ -249,8 +232,7 @@ def check_fused_calls_follow_class_patches(backend: Backend, patch: str) -> None
     try:
         for module in (model, model.layers[0]):
             fused = module.outputs(x)
-            with _generic_calls(backend):
-                generic = module.outputs(x)
+            generic = generic_outputs(backend, module, x)
             shared = [v for v in [*module.parameters(), *x] if isinstance(v, backend.Value)]
             assert_same_graph(fused, generic, shared)
             assert_same_gradients(backend, fused, generic, shared, rng)
@@ -295,7 +277,28 @@ FAILURES: dict[str, Callable[[Backend], tuple[Any, list[Any]]]] = {
     "too_long": lambda b: (b.MLP(2, [2, 1], seed=1).layers[0], [1.0, 2.0, 3.0]),
     "too_short": lambda b: (b.MLP(2, [2, 1], seed=1).layers[0], [1.0]),
     "bad_chain": lambda b: (_bad_chain(b), [1.0, 2.0]),
+    # edits after a first call, where the plan made then no longer holds
+    "bias_of_another_thread": lambda b: _after_a_call(b, _bias_of_another_thread),
+    "weights_longer_than_nin": lambda b: _after_a_call(b, lambda n: n.w.append(type(n.b)(0.5))),
+    "weights_shorter_than_nin": lambda b: _after_a_call(b, lambda n: n.w.pop()),
 }
+
+
+def _after_a_call(backend: Backend, edit: Callable[[Any], None]) -> tuple[Any, list[Any]]:
+    """An MLP(2, [2, 1]) called once, then its first neuron edited."""
+    model = backend.MLP(2, [2, 1], seed=1)
+    x = [backend.Value(0.5), backend.Value(-1.5)]
+    model.outputs(x)
+    edit(model.layers[0].neurons[0])
+    return model, x
+
+
+def _bias_of_another_thread(neuron: Any) -> None:
+    made: list[Any] = []
+    worker = threading.Thread(target=lambda: made.append(type(neuron.b)(0.25)))
+    worker.start()
+    worker.join()
+    neuron.b = made[0]
 
 
 def _scaled(backend: Backend, weight: float, bias: float = 0.0, layers: Sequence[int] = (0,)) -> Any:
@@ -328,7 +331,7 @@ def _bad_chain(backend: Backend) -> Any:
 @check(params=named_by_keys(FAILURES))
 def check_fused_calls_raise_the_generic_errors(backend: Backend, failure: str) -> None:
     errors = []
-    for build in (lambda m, x: m.outputs(x), generic_outputs):
+    for build in (lambda m, x: m.outputs(x), partial(generic_outputs, backend)):
         module, x = FAILURES[failure](backend)
         try:
             build(module, x)
@@ -337,5 +340,11 @@ def check_fused_calls_raise_the_generic_errors(backend: Backend, failure: str) -
         else:
             errors.append(None)
     fused, generic = errors
-    assert generic is not None, f"{failure}: the generic code was expected to raise"
+    # a Value of another thread is another tape's node where there are tapes, a Value elsewhere
+    assert generic is not None or failure == "bias_of_another_thread", (
+        f"{failure}: the generic code was expected to raise"
+    )
     assert fused == generic, f"{failure}: the fused call raised {fused}; the generic code raises {generic}"
+    v = backend.Value(1.5)
+    (v * v).backward()  # after a failed call the engine still works
+    assert v.grad == 3.0, f"{failure}: after the failed call, d(v*v)/dv at 1.5 is {v.grad}, not 3.0"

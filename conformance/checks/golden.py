@@ -7,6 +7,7 @@ from typing import Any
 from conformance._registry import check
 from conformance._training import model_loss, train
 from conformance.gradcheck import Tolerance, assert_close
+from conformance.graphs import assert_same_graph
 from spec import Backend, cross_entropy, logsumexp, one_hot, softmax
 from spec.fixtures import CompositeCase, ExpressionCase, MLPCase, composite_cases, expression_cases, mlp_cases
 from spec.programs import run_program
@@ -96,3 +97,51 @@ def check_golden_composite(backend: Backend, case: CompositeCase) -> None:
             got = [z.grad for row in logits for z in row]
             for j, (g, want) in enumerate(zip(got, want_grads, strict=True)):
                 assert_close(g, want, GOLDEN, f"{case.name}{spelled}: d output {i} / d logit {j}")
+
+
+# --- the composites' graphs, as their docstrings spell them ---------------------------------------
+def _documented_logsumexp(z: list[Any]) -> tuple[Any, list[Any], Any]:
+    """``m + log(e_0 + e_1 + ...)``, ``e_i = exp(z_i + (-m))``, ``m = z_0.max(z_1).max(z_2)...``,
+    the sum left to right; also the ``e_i`` and their sum."""
+    largest = z[0]
+    for zi in z[1:]:
+        largest = largest.max(zi)
+    shift = -largest
+    exps = [(zi + shift).exp() for zi in z]
+    total = exps[0]
+    for e in exps[1:]:
+        total = total + e
+    return largest + total.log(), exps, total
+
+
+def _documented_outputs(case: CompositeCase, logits: list[list[Any]], labels: Any) -> list[Any]:
+    if case.function == "logsumexp":
+        return [_documented_logsumexp(logits[0])[0]]
+    if case.function == "softmax":
+        _, exps, total = _documented_logsumexp(logits[0])
+        return [e / total for e in exps]
+    terms = []
+    for z, label in zip(logits, labels, strict=True):
+        if isinstance(label, int):
+            picked = z[label]
+        else:  # a row of target probabilities: z . t, left to right
+            products = [zj * tj for zj, tj in zip(z, label, strict=True)]
+            picked = products[0]
+            for product in products[1:]:
+                picked = picked + product
+        terms.append(_documented_logsumexp(z)[0] - picked)
+    return [sum(terms) * (1.0 / len(terms))]
+
+
+@check(params=_composite_params)
+def check_composites_build_their_documented_graphs(backend: Backend, case: CompositeCase) -> None:
+    """logsumexp, softmax and cross_entropy make exactly the primitive ops their docstrings
+    spell, in that order: the same nodes, the same float64 bits, the sums in the same order."""
+    label_forms: list[Any] = [None]
+    if case.labels is not None:
+        label_forms = [list(case.labels), one_hot(case.labels, len(case.logits[0])).tolist()]
+    for labels in label_forms:
+        logits = [[backend.Value(z) for z in row] for row in case.logits]
+        built = _composite_outputs(case, logits, labels)
+        documented = _documented_outputs(case, logits, labels)
+        assert_same_graph(built, documented, [z for row in logits for z in row])

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends.numba import MLP, Layer, Value
+from backends.numba import BACKEND, MLP, Layer, Value
 from backends.numba._fused import fused_outputs
 from backends.numba._tape import Tape, current_tape
 from conformance.checks.fused import generic_outputs
@@ -47,8 +47,8 @@ def assert_same_nodes(
         assert rebased == [p - start_two if p >= start_two else p for p in two[parent]], parent
 
 
-def model_and_row(seed: int, kind: str) -> tuple[MLP, list[Any]]:
-    model = MLP(3, [4, 5, 2], activation="tanh", output_activation="sigmoid", seed=seed)
+def model_and_row(seed: int, kind: str, activation: str = "tanh") -> tuple[MLP, list[Any]]:
+    model = MLP(3, [4, 5, 2], activation=activation, output_activation="sigmoid", seed=seed)
     rng = random.Random(seed)
     for p in model.parameters():
         p.data = rng.uniform(-2, 2)
@@ -59,12 +59,13 @@ def model_and_row(seed: int, kind: str) -> tuple[MLP, list[Any]]:
 
 @pytest.mark.parametrize("kind", ["values", "floats", "mixed"])
 @pytest.mark.parametrize("whole", [True, False])
-def test_fused_call_appends_the_generic_nodes(kind: str, whole: bool) -> None:
+@pytest.mark.parametrize("activation", ["tanh", "linear"])  # a linear neuron makes no activation node
+def test_fused_call_appends_the_generic_nodes(kind: str, whole: bool, activation: str) -> None:
     tape = current_tape()
-    model, x = model_and_row(3, kind)
+    model, x = model_and_row(3, kind, activation)
     module = model if whole else model.layers[0]
     with tape.holding_nodes():
-        generic = appended(tape, lambda: generic_outputs(module, x))
+        generic = appended(tape, lambda: generic_outputs(BACKEND, module, x))
         fused = appended(tape, lambda: fused_outputs(module, x))
     assert fused[0] is not None, "the fused path declined a call it handles"
     assert_same_nodes(fused, generic)
@@ -94,7 +95,7 @@ def test_a_failing_call_leaves_what_the_generic_code_leaves(
             p.data = weight
     x = [Value(v) for v in row]
     with tape.holding_nodes():
-        generic = appended(tape, lambda: generic_outputs(model, x))
+        generic = appended(tape, lambda: generic_outputs(BACKEND, model, x))
         assert fused_outputs(model, x) is None, "the fused path must decline a call that raises"
         fused = appended(tape, lambda: model(x))
     assert isinstance(generic[0], OverflowError)
@@ -138,7 +139,7 @@ def test_plans_follow_compaction() -> None:
     del v
     assert tape.compactions > compactions
     with tape.holding_nodes():
-        generic = appended(tape, lambda: generic_outputs(model, x))
+        generic = appended(tape, lambda: generic_outputs(BACKEND, model, x))
         fused = appended(tape, lambda: fused_outputs(model, x))
     assert_same_nodes(fused, generic)
     assert [o.data for o in before] == [o.data for o in model(x)]

@@ -156,6 +156,16 @@ def test_compaction_runs_by_itself_and_keeps_interior_nodes_of_live_graphs() -> 
     assert (chain.data, x.grad) == (ref_chain.data, ref.grad)
 
 
+def test_the_tape_compacts_as_soon_as_it_reaches_compact_at() -> None:
+    tape = current_tape()
+    runs, beyond = tape.compactions, 0
+    for _ in range(60_000):
+        Value(1.0) + 1.0  # three nodes of garbage
+        beyond = max(beyond, len(tape) - tape.compact_at)
+    assert tape.compactions > runs
+    assert beyond <= 3, f"the tape grew {beyond} nodes past compact_at before compacting"
+
+
 def test_live_handle_keeps_node_its_dead_parents_and_labels() -> None:
     tape = current_tape()
     a = Value(3.0, label="kept")

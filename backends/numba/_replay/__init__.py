@@ -5,7 +5,7 @@ passes of :data:`PIPELINE` over the graph, and returns a :class:`NumbaStep`, who
 call is one kernel (:func:`~._kernels.run`). Every pass keeps every float64 operation, and
 the order of every sum, of the eager loop, so results are bit-identical (spec.interface,
 step 5); each pass's module says why. A pass switched off (a ``compile_step`` option, or
-``GRADSPEC_REPLAY_OFF=fusion,template,grouping`` for a whole test run) leaves the simpler program
+``GRADSPEC_REPLAY_OFF=fusion,template,grouping,plan`` for a whole test run) leaves the simpler program
 that is still correct: with every pass off, replay is the eager loop's own order.
 ``GRADSPEC_REPLAY_DEBUG=1`` prints which passes a compiled step ran with.
 """
@@ -26,7 +26,7 @@ from backends.numba._replay._extract import extract
 from backends.numba._replay._fusion import absorbed_nodes, fuse, product_modes
 from backends.numba._replay._layout import Units, lay_out, leaf_slots
 from backends.numba._replay._order_check import backward_order_is_eager
-from backends.numba._replay._plan import plan_lanes
+from backends.numba._replay._plan import one_by_one, plan_lanes
 from backends.numba._replay._program import DOT, DOT_PLAIN, HI, KIND, LO, MODE, SUM, WIDTH, N, Program
 from backends.numba._replay._requires_grad import consumers_and_needs
 from backends.numba._replay._schedule import heights, schedule
@@ -69,7 +69,7 @@ PIPELINE = (
     ("plan", "which units the lane kernels run at once, decided once"),
 )
 #: the passes a caller may switch off
-SWITCHES = ("fusion", "template", "grouping")
+SWITCHES = ("fusion", "template", "grouping", "plan")
 
 
 def passes_switched_off() -> frozenset[str]:
@@ -138,7 +138,10 @@ def build_program(
         if backward_order_is_eager(
             program.groups, program.terms, term_pusher, pusher_at, program.needs, int(program.meta[3])
         ):
-            program = program._replace(plan=plan_lanes(program.groups, program.terms, program.needs))
+            plan = plan_lanes(program.groups, program.terms, program.needs)
+            if "plan" in off:
+                plan = one_by_one(plan, program.groups)
+            program = program._replace(plan=plan)
             info = {
                 "traced_nodes": int(m),
                 "fused_nodes": len(tops),

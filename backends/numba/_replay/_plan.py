@@ -46,7 +46,7 @@ from backends.numba._replay._program import (
     N,
 )
 
-__all__ = ["ALIKE", "plan_lanes"]
+__all__ = ["ALIKE", "one_by_one", "plan_lanes"]
 
 #: the fewest positions at which four units must read alike for :func:`._lanes._four_units_fold`
 ALIKE = 4
@@ -167,3 +167,12 @@ def plan_lanes(groups: np.ndarray, terms: np.ndarray, needs: np.ndarray) -> np.n
             _plan_folds(terms, lo, hi, n, t, width, plan)
             _plan_pushes(terms, lo, hi, n, t, width, plan)
     return plan
+
+
+def one_by_one(plan: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``plan`` with every decision at its reference: each unit folds and pushes alone, and every
+    lane group runs its shared pass (``GRADSPEC_REPLAY_OFF=plan``). The same numbers, slower."""
+    alone = np.zeros_like(plan)
+    lanes = groups[groups[:, WIDTH] > 1]
+    alone[lanes[:, TERM], SHARED] = 1
+    return alone

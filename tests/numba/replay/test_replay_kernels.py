@@ -305,6 +305,20 @@ def test_a_failing_sample_on_a_thread_refuses_the_step_and_changes_nothing() -> 
     assert state(model) == before
 
 
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="Numba's thread pool has one thread")
+def test_a_threaded_step_gives_the_caller_its_thread_count_back() -> None:
+    X, y = np.ones((16, 2)), np.ones(16)
+    model = mlp([2, 4, 1])
+    step = numba_backend.compile_step(model, mlp_loss, X, y, SGD(model.parameters(), 0.05), threads=2)
+    outer = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        step(X, y)
+        assert numba.get_num_threads() == 1, "the step left its own thread count behind"
+    finally:
+        numba.set_num_threads(outer)
+
+
 @pytest.mark.parametrize("threads", [0, -1, 2.0, True, 10**6])
 def test_a_thread_count_that_is_not_a_whole_number_in_range_is_refused(threads: Any) -> None:
     model = mlp([2, 4, 1])
