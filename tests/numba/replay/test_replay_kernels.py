@@ -3,6 +3,7 @@ and distinct groups' sums side by side, bit-identical to the eager loop and to o
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 import random
@@ -11,11 +12,20 @@ from typing import Any
 import numba
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import backends.numba as numba_backend
 from backends.numba._replay._layout import distinct_shared_pushes
 from backends.numba._replay._plan import ALIKE, _four_units_read_alike, _four_units_run
 from backends.numba._replay._program import DISTINCT, DOT, DOT_PLAIN, HI, KIND, LANE, LO, SUM, TERM, WIDTH, N
+from conformance.checks.compiled_programs import LAYER_EXAMPLES, NEAR_TEMPLATE_EXAMPLES
+from conformance.loss_programs import (
+    CompiledCase,
+    assert_compiled_equals_eager,
+    near_template_cases,
+    near_template_layers,
+)
 from spec import SGD, OpCode, ResultOverflowError, l2_penalty, svm_loss
 
 STEPS = 3
@@ -339,3 +349,24 @@ def test_distinct_groups_are_lane_groups_whose_shared_slots_each_hear_from_one_p
     assert distinct_shared_pushes(groups, terms, needs).tolist() == [1, 0, 0]
     needs[0] = False  # a slot that needs no grad hears nothing
     assert distinct_shared_pushes(groups, terms, needs).tolist() == [1, 1, 0]
+
+
+#: the Numba backend, its compiled steps on two threads
+TWO_THREADS = dataclasses.replace(
+    numba_backend.BACKEND, compile_step=functools.partial(numba_backend.compile_step, threads=2)
+)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="Numba's thread pool has one thread")
+@pytest.mark.parametrize(
+    "case", NEAR_TEMPLATE_EXAMPLES + LAYER_EXAMPLES, ids=lambda case: f"{len(case.example[0])}-samples"
+)
+def test_near_template_programs_on_two_threads_equal_the_eager_loop(case: CompiledCase) -> None:
+    assert_compiled_equals_eager(TWO_THREADS, case)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="Numba's thread pool has one thread")
+@settings(max_examples=40, deadline=None)
+@given(case=st.one_of(near_template_cases(), near_template_layers()))
+def test_random_near_template_programs_on_two_threads_equal_the_eager_loop(case: CompiledCase) -> None:
+    assert_compiled_equals_eager(TWO_THREADS, case)
