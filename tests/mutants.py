@@ -894,9 +894,19 @@ DECISIONS = [
         " or n_terms[f] != n_terms[r]:",
     ),
     _lanes_template(
-        "template_takes_any_constant_for_another",
-        "is_constant[x] and is_constant[y] and bits[x] == bits[y]",
-        "is_constant[x] and is_constant[y]",
+        "template_ignores_the_kind",
+        "if kind[f] != kind[r] or n_terms[f]",
+        "if n_terms[f]",
+    ),
+    _lanes_template(
+        "template_reads_other_samples_nodes",
+        "                elif sample[x] != s or sample[y] != 0:\n",
+        "                elif sample[x] < 0 or sample[y] < 0:\n",
+    ),
+    _lanes_template(
+        "template_ignores_which_node_of_the_sample",
+        "elif rank_of_node[x] != rank_of_node[y] or rank_of_node[x] < 0:",
+        "elif rank_of_node[x] < 0:",
     ),
     _plan(
         "shared_pushes_read_off_the_first_unit",

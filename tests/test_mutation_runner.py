@@ -12,6 +12,13 @@ def test_mutant_applies_exactly_once(mutant):
     compile(mutated, mutant.name, "exec")
 
 
+def test_no_two_mutants_make_the_same_source():
+    made = {}
+    for mutant in MUTANTS:
+        twin = made.setdefault((mutant.path, source_of(mutant)), mutant.name)
+        assert twin == mutant.name, f"{mutant.name} makes the same source as {twin}"
+
+
 def test_every_area_has_mutants_and_suites():
     names = [m.name for m in MUTANTS]
     assert len(names) == len(set(names)) >= 60

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from replay_graphs import Graph
 
 import backends.numba as numba_backend
@@ -192,3 +194,207 @@ def test_a_shared_node_each_sample_makes_for_itself_is_that_samples_copy() -> No
     )
     assert info["template"], info
     assert losses == expected and state == eager_state
+
+
+# --- the match decision against its definition, on random near-alike samples --------------------
+# A sample is a list of fused nodes ``(kind, fconst, needs, terms)``; a term is two references,
+# each ``("shared", i)`` (a parameter, or node 3, a fused node of parameters only), ``("constant",
+# value)`` (a constant leaf of the sample's own), ``("column", c)``, ``("rank", r)`` (the sample's
+# own r-th node), ``("other", r)`` (another sample's r-th node) or ``("none",)``.
+SHARED_NODES = 4
+NIN = 3
+CONSTANTS = [-1.0, 2.0, 0.0, -0.0]
+
+
+@st.composite
+def _template(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+    nodes = []
+    for k in range(draw(st.integers(1, 4))):
+        refs = [("shared", i) for i in range(SHARED_NODES)] + [("column", c) for c in range(NIN)]
+        refs += [("constant", v) for v in CONSTANTS] + [("rank", r) for r in range(k)]
+        ref = st.sampled_from(refs)
+        terms = [
+            (draw(ref), draw(st.one_of(ref, st.just(("none",))))) for _ in range(draw(st.integers(1, 2)))
+        ]
+        nodes.append(
+            (draw(st.sampled_from([101, 102])), draw(st.sampled_from([0.0, 1.0])), draw(st.booleans()), terms)
+        )
+    return nodes
+
+
+#: what one sample's changed reference may become, by the kind of reference
+_ALTERNATIVES = {
+    "shared": [("shared", i) for i in range(SHARED_NODES)],
+    "column": [("column", c) for c in range(NIN)],
+    "constant": [("constant", v) for v in CONSTANTS],
+}
+
+
+@st.composite
+def _near_alike(draw: st.DrawFn) -> list[list[tuple[Any, ...]]]:
+    """n copies of one template, then perhaps one place of one sample (first, middle or last)
+    changed: its kind, constant, need of a grad, a term's operand order, one reference (another
+    parameter, column, constant, own node, or another sample's node), one term more, a node more
+    or less."""
+    template = draw(_template())
+    n = draw(st.integers(2, 5))
+    samples = [[(kind, c, needs, list(terms)) for kind, c, needs, terms in template] for _ in range(n)]
+    if not draw(st.booleans()):
+        return samples
+    nodes = samples[draw(st.sampled_from([0, n // 2, n - 1]))]
+    change = draw(
+        st.sampled_from(
+            [
+                "kind",
+                "fconst",
+                "needs",
+                "swap",
+                "shared",
+                "column",
+                "constant",
+                "rank",
+                "other",
+                "term",
+                "extra",
+                "drop",
+            ]
+        )
+    )
+    if change == "extra":
+        nodes.append((101, 0.0, True, [(("shared", 1), ("column", 1))]))
+        return samples
+    if change == "drop":
+        nodes.pop()
+        return samples
+    k = draw(st.integers(0, len(nodes) - 1))
+    kind, c, needs, terms = nodes[k]
+    if change == "kind":
+        kind = 203 - kind
+    elif change == "fconst":
+        c = 1.0 - c
+    elif change == "needs":
+        needs = not needs
+    elif change == "swap":
+        j = draw(st.integers(0, len(terms) - 1))
+        terms[j] = terms[j][::-1]
+    elif change == "term":
+        terms = [*terms, (("shared", 0), ("column", 0))]
+    else:  # one reference of that kind (an own node's, for "other") becomes another
+        wanted = "rank" if change == "other" else change
+        places = [(j, side) for j, pair in enumerate(terms) for side in (0, 1) if pair[side][0] == wanted]
+        if places:
+            j, side = draw(st.sampled_from(places))
+            old = terms[j][side]
+            if change == "other":
+                new = ("other", old[1])
+            elif change == "rank":
+                new = ("rank", draw(st.integers(0, k - 1)))
+            else:
+                new = draw(st.sampled_from(_ALTERNATIVES[change]))
+            terms[j] = (new, terms[j][1]) if side == 0 else (terms[j][0], new)
+    nodes[k] = (kind, c, needs, terms)
+    return samples
+
+
+def _encode(samples: list[list[tuple[Any, ...]]], interleave: bool) -> tuple[Any, ...]:
+    """``match_samples``' arguments for the samples, plus each fused node's sample and index in it."""
+    n = len(samples)
+    data: list[float] = [0.0] * SHARED_NODES  # nodes 0-2 parameters, 3 the shared fused node
+    sample = [SHARED] * SHARED_NODES
+    column = [-1] * SHARED_NODES
+    is_constant = [False] * SHARED_NODES
+    needs = [True] * SHARED_NODES
+
+    def leaf(s: int, c: int, value: float) -> int:
+        data.append(value)
+        sample.append(s)
+        column.append(c)
+        is_constant.append(c < 0)
+        needs.append(False)
+        return len(data) - 1
+
+    inputs = [[leaf(s, c, 0.0) for c in range(NIN)] for s in range(n)]
+    order = [(s, k) for s in range(n) for k in range(len(samples[s]))]
+    if interleave:
+        order.sort(key=lambda sk: (sk[1], sk[0]))
+    top_of: dict[tuple[int, int], int] = {}
+    next_top = len(data) + sum(2 * len(t) for nodes in samples for *_, t in nodes)  # after the constants
+    for f, (s, k) in enumerate(order):
+        top_of[s, k] = next_top + f
+    tops, kind, n_terms, first, ta, tc, fconst = [3], [101], [1], [0], [0], [1], [0.0]  # node 3 = w0 * w1
+    for s, k in order:
+        node_kind, c, _, terms = samples[s][k]
+        tops.append(top_of[s, k])
+        kind.append(node_kind)
+        fconst.append(c)
+        n_terms.append(len(terms))
+        first.append(len(ta))
+        for pair in terms:
+            for ref, out in zip(pair, (ta, tc), strict=True):
+                if ref[0] == "shared":
+                    out.append(ref[1])
+                elif ref[0] == "constant":
+                    out.append(leaf(SHARED, -1, ref[1]))
+                elif ref[0] == "column":
+                    out.append(inputs[s][ref[1]])
+                elif ref[0] == "rank":
+                    out.append(top_of[s, ref[1]])
+                elif ref[0] == "other":
+                    out.append(top_of[(s + 1) % n, ref[1]])
+                else:
+                    out.append(-1)
+    m = next_top + len(order)
+    data += [0.0] * (m - len(data))
+    sample += [SHARED] * (next_top - len(sample)) + [s for s, _ in order]
+    column += [-1] * (m - len(column))
+    is_constant += [False] * (m - len(is_constant))
+    needs += [False] * (next_top - len(needs)) + [samples[s][k][2] for s, k in order]
+    arrays = (
+        np.array(tops, np.int64),
+        np.array(kind, np.int64),
+        np.array(n_terms, np.int64),
+        np.array(first, np.int64),
+        np.array(ta, np.int32),
+        np.array(tc, np.int32),
+        np.array(fconst),
+        np.array(sample, np.int32),
+        np.array(column, np.int32),
+        np.array(needs),
+        np.array(is_constant),
+        np.array(data).view(np.int64),
+        n,
+    )
+    return arrays, [(-1, -1)] + order
+
+
+def _copies(samples: list[list[tuple[Any, ...]]]) -> bool:
+    """Definition: every sample's nodes are sample 0's, one for one, constants by their bits, and
+    none reads another sample's node."""
+
+    def described(nodes: list[tuple[Any, ...]]) -> list[Any]:
+        def reference(ref: tuple[Any, ...]) -> Any:
+            return ("constant", np.float64(ref[1]).view(np.int64)) if ref[0] == "constant" else ref
+
+        return [
+            (kind, c, needs, [tuple(map(reference, pair)) for pair in terms])
+            for kind, c, needs, terms in nodes
+        ]
+
+    reads_another = any(
+        ref[0] == "other" for nodes in samples for *_, terms in nodes for pair in terms for ref in pair
+    )
+    return not reads_another and all(described(nodes) == described(samples[0]) for nodes in samples)
+
+
+@settings(max_examples=1000)  # a thousand cases take a second
+@given(samples=_near_alike(), interleave=st.booleans())
+def test_samples_match_exactly_when_they_are_copies_of_sample_0(
+    samples: list[list[tuple[Any, ...]]], interleave: bool
+) -> None:
+    arrays, owner = _encode(samples, interleave)
+    rank, T = match_samples(*arrays)
+    if not _copies(samples):
+        assert T == 0
+        return
+    assert T == len(samples[0])
+    assert rank.tolist() == [k for _, k in owner]
