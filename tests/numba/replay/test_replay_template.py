@@ -213,8 +213,11 @@ def _template(draw: st.DrawFn) -> list[tuple[Any, ...]]:
         refs = [("shared", i) for i in range(SHARED_NODES)] + [("column", c) for c in range(NIN)]
         refs += [("constant", v) for v in CONSTANTS] + [("rank", r) for r in range(k)]
         ref = st.sampled_from(refs)
+        own = st.sampled_from([("rank", r) for r in range(k)]) if k else ref
+        # a node reads an earlier one of its sample half the time, as graphs chain their nodes
         terms = [
-            (draw(ref), draw(st.one_of(ref, st.just(("none",))))) for _ in range(draw(st.integers(1, 2)))
+            (draw(st.one_of(own, ref)), draw(st.one_of(ref, st.just(("none",)))))
+            for _ in range(draw(st.integers(1, 2)))
         ]
         nodes.append(
             (draw(st.sampled_from([101, 102])), draw(st.sampled_from([0.0, 1.0])), draw(st.booleans()), terms)
@@ -287,8 +290,8 @@ def _near_alike(draw: st.DrawFn) -> list[list[tuple[Any, ...]]]:
             old = terms[j][side]
             if change == "other":
                 new = ("other", old[1])
-            elif change == "rank":
-                new = ("rank", draw(st.integers(0, k - 1)))
+            elif change == "rank":  # another of its own earlier nodes, where it has one
+                new = ("rank", draw(st.sampled_from([r for r in range(k) if r != old[1]] or [old[1]])))
             else:
                 new = draw(st.sampled_from(_ALTERNATIVES[change]))
             terms[j] = (new, terms[j][1]) if side == 0 else (terms[j][0], new)
