@@ -72,7 +72,9 @@ def tests(session: nox.Session, suite: str) -> None:
         session.run("pytest", "tests", *ignored, *session.posargs)
         return
     session.env["NUMBA_BOUNDSCHECK"] = "1"
-    session.run("pytest", "--pyargs", "conformance", "--backend", suite, *session.posargs)
+    # the differential checks compare with python; python's own, with numba
+    reference = ["--compare-with", "numba"] if suite == "python" else []
+    session.run("pytest", "--pyargs", "conformance", "--backend", suite, *reference, *session.posargs)
     if suite == "numba":  # the compiled checks again with each optional replay pass forced off
         for switched_off in REPLAY_SWITCHES:
             session.run(

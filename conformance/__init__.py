@@ -14,8 +14,10 @@ or from an out-of-tree backend's own tests::
         check()
 
 Each check is a plain function ``check_<property>(backend)`` (see
-:mod:`conformance.checks`); a backend lists the checks it is known to fail,
-with reasons, in ``Backend.expected_failures``.
+:mod:`conformance.checks`) with one or more :data:`CATEGORIES`, which
+``pytest -m`` selects by (``-m "not precision"``). A backend lists the checks it
+is known to fail in ``Backend.expected_failures``: by id, by pattern or by
+category, each with its reason (see :class:`spec.ExpectedFailure`).
 """
 
 import pytest
@@ -26,7 +28,7 @@ pytest.register_assert_rewrite(
     "conformance.checks", "conformance.gradcheck", "conformance.loss_programs", "conformance._training"
 )
 
-from conformance._registry import check_params, iter_checks, parametrize_with_checks  # noqa: E402
+from conformance._registry import CATEGORIES, check_params, iter_checks, parametrize_with_checks  # noqa: E402
 from conformance.gradcheck import (  # noqa: E402
     FINITE_DIFFERENCE,
     Tolerance,
@@ -36,6 +38,7 @@ from conformance.gradcheck import (  # noqa: E402
 )
 
 __all__ = [
+    "CATEGORIES",
     "FINITE_DIFFERENCE",
     "Tolerance",
     "assert_close",

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -70,11 +71,45 @@ def float_bits(x: float) -> int:
     return bits
 
 
+def ulps_apart(a: float, b: float) -> float:
+    """How many float64 steps lie from ``a`` to ``b``: 0 for the same bits, 1 from 0.0 to -0.0
+    or to the next float; inf where one is a NaN and the other is not."""
+    if math.isnan(a) or math.isnan(b):
+        return 0.0 if math.isnan(a) and math.isnan(b) else math.inf
+
+    def position(x: float) -> int:  # the float64s in order, -0.0 just below 0.0
+        bits = float_bits(x)
+        return bits if bits >= 0 else -(bits & 0x7FFF_FFFF_FFFF_FFFF) - 1
+
+    return float(abs(position(a) - position(b)))
+
+
+@dataclass(frozen=True, eq=False)
+class Exact:
+    """A float compared bit for bit (-0.0 is not 0.0; a NaN equals itself), shown as the float."""
+
+    value: float
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Exact) and float_bits(self.value) == float_bits(other.value)
+
+    def __hash__(self) -> int:
+        return float_bits(self.value)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+def float_difference(got: float, want: float) -> str:
+    """``got`` against ``want``, as a failure message shows them: both numbers and their ulp distance."""
+    return f"{got!r}, expected {want!r} ({ulps_apart(got, want):g} ulps apart)"
+
+
 def assert_same_bits(actual: float, expected: float, what: str) -> None:
     """Raise AssertionError naming both numbers unless they are the same float64, sign of zero included."""
     if float_bits(actual) != float_bits(expected):
         raise AssertionError(
-            f"{what}: expected {expected!r}, got {actual!r}; they must be the same float64, bit for bit"
+            f"{what}: got {float_difference(actual, expected)}; they must be the same float64, bit for bit"
         )
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conformance.gradcheck import float_bits
+from conformance.gradcheck import Exact, float_bits, float_difference
 from conformance.strategies import sample_floats
 from spec import (
     SGD,
@@ -422,24 +422,32 @@ def eager_step(backend: Backend, model: Any, optimizer: Optimizer, loss_fn: Any,
 
 
 def state_of(model: Any, optimizer: Optimizer) -> dict[str, Any]:
-    """Everything a step may change, as bit patterns: parameters, grads, optimizer state, steps."""
+    """Everything a step may change, floats compared bit for bit: parameters, grads, optimizer state, steps."""
     state: dict[str, Any] = {
-        "parameter data": [float_bits(p.data) for p in model.parameters()],
-        "parameter grads": [float_bits(p.grad) for p in model.parameters()],
+        "parameter data": [Exact(p.data) for p in model.parameters()],
+        "parameter grads": [Exact(p.grad) for p in model.parameters()],
         "optimizer.steps": optimizer.steps,
     }
     for name in ("velocity", "m", "v"):
         if hasattr(optimizer, name):
-            state[f"optimizer.{name}"] = [float_bits(x) for x in getattr(optimizer, name)]
+            state[f"optimizer.{name}"] = [Exact(x) for x in getattr(optimizer, name)]
     return state
 
 
 def assert_same_state(got: dict[str, Any], want: dict[str, Any], what: str) -> None:
     """Two :func:`state_of` results are equal; else name the first entry that differs."""
     for key, value in want.items():
-        if got[key] != value:
-            where = next((i for i, (a, b) in enumerate(zip(got[key], value, strict=True)) if a != b), None)
-            raise AssertionError(f"{what}: {key} differ (first at index {where}): {got[key]} vs {value}")
+        if got[key] == value:
+            continue
+        if not isinstance(value, list) or len(got[key]) != len(value):
+            raise AssertionError(f"{what}: {key} is {got[key]!r}, expected {value!r}")
+        i, a, b = next((i, a, b) for i, (a, b) in enumerate(zip(got[key], value, strict=True)) if a != b)
+        shown = (
+            float_difference(a.value, b.value)
+            if isinstance(a, Exact) and isinstance(b, Exact)
+            else f"{a!r}, expected {b!r}"
+        )
+        raise AssertionError(f"{what}: {key} differ, first at index {i}: {shown}")
 
 
 def assert_same_outcome(got: Outcome, want: Outcome, what: str) -> None:
@@ -448,7 +456,9 @@ def assert_same_outcome(got: Outcome, want: Outcome, what: str) -> None:
         same = type(got) is type(want) and str(got) == str(want)
         assert same, f"{what}: the eager loop gives {want!r}, the compiled step {got!r}"
     else:
-        assert float_bits(got) == float_bits(want), f"{what}: loss {got!r}, the eager loop's {want!r}"
+        assert float_bits(got) == float_bits(want), (
+            f"{what}: loss {float_difference(got, want)} (the eager loop's)"
+        )
 
 
 def assert_trains_like_eager(

@@ -6,7 +6,7 @@ Backend authors start here: subclass :class:`ValueBase` and lower every op of
 binds the models), register it, and run the conformance suite.
 """
 
-from spec.backend import ENTRY_POINT_GROUP, Backend, available_backends, load_backend
+from spec.backend import ENTRY_POINT_GROUP, Backend, ExpectedFailure, available_backends, load_backend
 from spec.compile import TrainingStep, compile_step
 from spec.errors import (
     BackendMismatchError,
@@ -52,6 +52,7 @@ __all__ = [
     "CaptureError",
     "DivisionByZeroError",
     "DomainError",
+    "ExpectedFailure",
     "GradspecError",
     "Layer",
     "LearningRate",

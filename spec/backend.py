@@ -13,6 +13,7 @@ unregistered code such as test-only variants, an import path
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,9 +24,26 @@ from spec.nn import bind_nn
 from spec.ops import OPS, OpCode
 from spec.value import ValueBase
 
-__all__ = ["ENTRY_POINT_GROUP", "Backend", "available_backends", "load_backend"]
+__all__ = ["ENTRY_POINT_GROUP", "Backend", "ExpectedFailure", "available_backends", "load_backend"]
 
 ENTRY_POINT_GROUP = "gradspec.backends"
+
+
+@dataclass(frozen=True)
+class ExpectedFailure:
+    """A conformance check a backend is known to fail, and why (the convention it differs in).
+
+    Strict by default: a declared check that passes fails the run, so a declaration cannot
+    outlive its reason. ``strict=False`` is for a check that fails only sometimes (flaky).
+    """
+
+    reason: str
+    strict: bool = True
+
+    @classmethod
+    def of(cls, declared: str | ExpectedFailure) -> ExpectedFailure:
+        """A declaration as ``Backend.expected_failures`` holds it: a reason alone is strict."""
+        return declared if isinstance(declared, ExpectedFailure) else cls(declared)
 
 
 @dataclass(frozen=True)
@@ -53,8 +71,10 @@ class Backend:
     #: ``outputs`` (a :data:`spec.nn.ModuleLowering`, listed as ``"fused_call"`` in
     #: capabilities); ``None``: models are built by the generic code alone
     fused_call: Callable[..., Any] | None = None
-    #: conformance check id -> reason, for checks this backend is known to fail
-    expected_failures: Mapping[str, str] = field(default_factory=dict)
+    #: checks this backend is known to fail: a check id, a pattern of ids (``*`` and ``?``:
+    #: ``"check_op_lowering[t*]"``, ``"check_compiled_*"``) or ``"category:NAME"``
+    #: (:data:`conformance.CATEGORIES`), each with its reason or an :class:`ExpectedFailure`
+    expected_failures: Mapping[str, str | ExpectedFailure] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -96,9 +116,12 @@ def load_backend(name: str) -> Backend:
     else:
         matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
         if not matches:
-            known = ", ".join(available_backends()) or "none"
+            known = available_backends()
+            close = difflib.get_close_matches(name, known, n=1)
             raise LookupError(
-                f"no gradspec backend named {name!r} is installed (registered: {known}); "
+                f"no gradspec backend named {name!r} is installed"
+                + (f"; did you mean {close[0]!r}?" if close else "")
+                + f" (registered: {', '.join(known) or 'none'}); "
                 "install it, or pass an import path like 'package.module:BACKEND'"
             )
         backend = matches[0].load()

@@ -92,6 +92,10 @@ class OpSpec:
     #: the error for inputs outside the domain (DomainError or DivisionByZeroError), or None
     domain: Callable[[Floats, float], DomainError | None]
     domain_text: str  #: the domain, in words, for documentation
+    #: the conventions a lowering must follow beyond the mathematics, in words: how the
+    #: derivative is computed (bit-identity needs the formula, not only the value), kinks,
+    #: ties and signed zeros; failure messages and the README quote it
+    rule: str
     #: where property tests sample each input (and the constant): well inside the domain
     sample_ranges: tuple[tuple[float, float], ...]
     #: how far ``inputs`` lie from a point where the derivative jumps (inf where there is none)
@@ -208,6 +212,7 @@ _ROWS = [
            forward=lambda i, c: i[0] + i[1],
            partials=lambda i, c, out: (1.0, 1.0),
            domain=_no_domain, domain_text="all finite x, y",
+           rule="d/dx = d/dy = 1; IEEE addition, so -0.0 + -0.0 is -0.0",
            sample_ranges=(_SAMPLE, _SAMPLE), kink_distance=_smooth,
            edge_points=(((0.0, -0.0), 0.0), ((-0.0, -0.0), 0.0), ((1e300, 1e300), 0.0)),
            symbolic=lambda sp, x, y: x + y),
@@ -215,6 +220,7 @@ _ROWS = [
            forward=lambda i, c: i[0] * i[1],
            partials=lambda i, c, out: (i[1], i[0]),
            domain=_no_domain, domain_text="all finite x, y",
+           rule="d/dx = y, d/dy = x",
            sample_ranges=(_SAMPLE, _SAMPLE), kink_distance=_smooth,
            edge_points=(((0.0, 5.0), 0.0), ((-0.0, 5.0), 0.0), ((-1e-300, 1e-300), 0.0)),
            symbolic=lambda sp, x, y: x * y),
@@ -222,6 +228,7 @@ _ROWS = [
            forward=lambda i, c: i[0] ** i[1],
            partials=lambda i, c, out: (i[1] * ieee_pow(i[0], i[1] - 1.0), out * math.log(i[0])),
            domain=_pow_domain, domain_text="x > 0 (the partial in y is out * log x)",
+           rule="d/dx = y * x ** (y - 1), d/dy = out * log(x), with out the rounded x ** y",
            sample_ranges=(_POSITIVE, _SAMPLE), kink_distance=_smooth,
            edge_points=(((2.0, 0.0), 0.0), ((0.5, -2.0), 0.0), ((1.0, 7.5), 0.0)),
            symbolic=lambda sp, x, y: x**y),
@@ -231,6 +238,7 @@ _ROWS = [
            forward=lambda i, c: i[0] / i[1],
            partials=lambda i, c, out: (1.0 / i[1], -out / i[1]),
            domain=_div_domain, domain_text="y != 0",
+           rule="x / y rounded once (not x * y ** -1); d/dx = 1 / y, d/dy = -out / y",
            sample_ranges=(_SAMPLE, _POSITIVE), kink_distance=lambda i: abs(i[1]),
            edge_points=(((6.0, 3.0), 0.0), ((1.0, 3.0), 0.0), ((0.0, -3.0), 0.0), ((-0.0, 2.0), 0.0),
                         ((1e-10, 1e-310), 0.0), ((-1e-300, 5e-324), 0.0), ((5e-324, 1e-309), 0.0),
@@ -241,6 +249,8 @@ _ROWS = [
            forward=lambda i, c: i[1] if i[1] > i[0] else i[0],
            partials=lambda i, c, out: _max_partials(i),
            domain=_no_domain, domain_text="all finite x, y; a tie splits the gradient 0.5 / 0.5",
+           rule="y if y > x else x, so max(0.0, -0.0) is 0.0 and max(-0.0, 0.0) is -0.0; "
+                "a tie splits the gradient 0.5 / 0.5",
            sample_ranges=(_SAMPLE, _SAMPLE), kink_distance=lambda i: abs(i[0] - i[1]),
            edge_points=(((1.5, 1.5), 0.0), ((0.0, -0.0), 0.0), ((-0.0, 0.0), 0.0), ((3.0, -2.0), 0.0),
                         ((-2.0, 3.0), 0.0), ((-800.0, 800.0), 0.0), ((1e300, -1e300), 0.0)),
@@ -251,6 +261,8 @@ _ROWS = [
            partials=lambda i, c, out: (_pow_const_partial(i[0], c),),
            domain=_pow_const_domain,
            domain_text="x > 0; x = 0 with c = 0 or c >= 1; x < 0 with integer c",
+           rule="d/dx = c * x ** (c - 1), and 0 where c = 0 (x ** 0 is flat, 0 ** 0 included); "
+                "a partial that overflows is an infinity",
            sample_ranges=(_POSITIVE, _SAMPLE), kink_distance=_smooth,
            edge_points=(((0.0,), 0.0), ((0.0,), 1.0), ((0.0,), 2.0), ((-2.0,), 3.0), ((-0.0,), 3.0),
                         ((-2.0,), -2.0), ((4.0,), 0.5), ((5.0,), 0.0)),
@@ -260,6 +272,7 @@ _ROWS = [
            forward=lambda i, c: math.exp(i[0]),
            partials=lambda i, c, out: (out,),
            domain=_no_domain, domain_text="x <= log(max float64) ~ 709.78, else overflow",
+           rule="d/dx = out, the rounded exp(x)",
            sample_ranges=((-4.0, 4.0),), kink_distance=_smooth,
            edge_points=(((0.0,), 0.0), ((700.0,), 0.0), ((-800.0,), 0.0)),
            symbolic=lambda sp, x: sp.exp(x)),
@@ -267,6 +280,7 @@ _ROWS = [
            forward=lambda i, c: math.log(i[0]),
            partials=lambda i, c, out: (1.0 / i[0],),
            domain=_log_domain, domain_text="x > 0",
+           rule="d/dx = 1 / x",
            sample_ranges=((0.05, 10.0),), kink_distance=_smooth,
            edge_points=(((1.0,), 0.0), ((1e-300,), 0.0), ((1e300,), 0.0)),
            symbolic=lambda sp, x: sp.log(x)),
@@ -274,6 +288,8 @@ _ROWS = [
            forward=lambda i, c: math.tanh(i[0]),
            partials=lambda i, c, out: (_tanh_partial(i[0]),),
            domain=_no_domain, domain_text="all finite x",
+           rule="d/dx = 4e / (1 + e)**2 with e = exp(-2|x|), not 1 - tanh(x)**2 "
+                "(which rounds to 0 once |x| > ~10)",
            sample_ranges=((-4.0, 4.0),), kink_distance=_smooth,
            edge_points=(((0.0,), 0.0), ((-0.0,), 0.0), ((20.0,), 0.0), ((-20.0,), 0.0)),
            symbolic=lambda sp, x: sp.tanh(x)),
@@ -283,6 +299,7 @@ _ROWS = [
            # The derivative at 0 is 0, as in micrograd and PyTorch.
            partials=lambda i, c, out: (1.0 if out > 0.0 else 0.0,),
            domain=_no_domain, domain_text="all finite x; relu'(0) = 0",
+           rule="0.0 if x < 0 else x, so relu(-0.0) is -0.0; d/dx = 1 if out > 0 else 0, so relu'(0) = 0",
            sample_ranges=(_SAMPLE,), kink_distance=lambda i: abs(i[0]),
            edge_points=(((0.0,), 0.0), ((-0.0,), 0.0), ((-1.0,), 0.0), ((1e-300,), 0.0)),
            symbolic=lambda sp, x: sp.Piecewise((x, x > 0), (0, True))),
@@ -290,6 +307,8 @@ _ROWS = [
            forward=lambda i, c: _sigmoid(i[0]),
            partials=lambda i, c, out: (_sigmoid_partial(i[0]),),
            domain=_no_domain, domain_text="all finite x",
+           rule="1 / (1 + exp(-x)) for x >= 0, e / (1 + e) with e = exp(x) below; "
+                "d/dx = e / (1 + e)**2 with e = exp(-|x|), not s * (1 - s)",
            sample_ranges=((-6.0, 6.0),), kink_distance=_smooth,
            edge_points=(((0.0,), 0.0), ((30.0,), 0.0), ((-30.0,), 0.0), ((-800.0,), 0.0), ((800.0,), 0.0)),
            symbolic=lambda sp, x: 1 / (1 + sp.exp(-x))),

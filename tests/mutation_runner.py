@@ -40,7 +40,7 @@ _COMPILED = "compiled or every_path"
 
 #: suite -> its pytest arguments
 SUITES: dict[str, list[str]] = {
-    "conformance[python]": ["--pyargs", "conformance", "--backend", "python"],
+    "conformance[python]": ["--pyargs", "conformance", "--backend", "python", "--compare-with", "numba"],
     "conformance[numba]": ["--pyargs", "conformance", "--backend", "numba"],
     # the checks of the eager path alone, and those of the compiled path
     "conformance[numba] eager": ["--pyargs", "conformance", "--backend", "numba", "-k", f"not ({_COMPILED})"],

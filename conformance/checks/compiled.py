@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conformance._registry import check, named_by_keys
+from conformance._registry import checks_in, named_by_keys
 from conformance._training import model_loss
 from conformance.gradcheck import assert_same_bits
 from conformance.loss_programs import (
@@ -42,6 +42,8 @@ from spec import (
     mse_loss,
     one_hot,
 )
+
+check = checks_in("compiled", ordered=True)
 
 
 @dataclass(frozen=True)

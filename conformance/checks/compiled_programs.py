@@ -13,7 +13,7 @@ from typing import Any
 
 from hypothesis import example, given
 
-from conformance._registry import check, named_by_keys
+from conformance._registry import checks_in, named_by_keys
 from conformance.loss_programs import (
     CompiledCase,
     LossProgram,
@@ -27,6 +27,8 @@ from conformance.loss_programs import (
     with_sibling,
 )
 from spec import Backend
+
+check = checks_in("compiled", ordered=True)
 
 SGD_SMALL = OptimizerChoice("sgd", 0.01)
 

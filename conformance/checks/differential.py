@@ -1,4 +1,6 @@
-"""Differential checks: the backend under test against every other installed backend.
+"""Differential checks: the backend under test against one reference backend, the python
+backend unless ``--compare-with NAME`` names another (so installing a third backend never
+changes the verdict on the first).
 
 Same float64 operations in the same order give bit-identical results; the
 tolerance below only admits libm differences (see spec.ops).
@@ -12,23 +14,25 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given
 
-from conformance._registry import check
+from conformance._registry import REFERENCE, checks_in
 from conformance._training import train
 from conformance.gradcheck import Tolerance, assert_close, leaf_grads
 from conformance.strategies import programs
-from spec import Backend, available_backends, load_backend
+from spec import Backend, load_backend
 from spec.programs import Program, run_program
+
+check = checks_in("precision")
 
 DIFFERENTIAL = Tolerance(rtol=1e-12, atol=1e-300)
 TRAJECTORY = Tolerance(rtol=1e-9, atol=1e-300)
 
 
 def _others(backend: Backend) -> Iterator[Backend]:
-    names = [name for name in available_backends() if name != backend.name]
-    if not names:
-        pytest.skip("only one backend is installed: nothing to compare against")
-    for name in names:
-        yield load_backend(name)
+    """The reference backend (``--compare-with``); the check is skipped where it is the backend under test."""
+    name = REFERENCE["name"]
+    if name == backend.name:
+        pytest.skip(f"{name} is the reference itself: choose another with --compare-with NAME")
+    yield load_backend(name)
 
 
 def _toy_classification(n: int) -> tuple[list[list[float]], list[float]]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance._registry import check
+from conformance._registry import checks_in
 from conformance._training import model_loss, train
 from conformance.gradcheck import Tolerance, assert_close
 from conformance.graphs import assert_same_graph
 from spec import Backend, cross_entropy, logsumexp, one_hot, softmax
 from spec.fixtures import CompositeCase, ExpressionCase, MLPCase, composite_cases, expression_cases, mlp_cases
 from spec.programs import run_program
+
+check = checks_in("ops")
 
 #: float64 evaluation vs the oracle's exact value rounded once: rounding error
 #: grows with graph depth, never to anywhere near this.
@@ -38,7 +40,7 @@ def check_golden_expression(backend: Backend, case: ExpressionCase) -> None:
         assert_close(leaves[name].grad, expected, GOLDEN, f"{case.name}: d out / d {name}", case.program)
 
 
-@check(params=_mlp_params)
+@check(params=_mlp_params, also=("models",))
 def check_golden_mlp(backend: Backend, case: MLPCase) -> None:
     expected = case.expected
     model = backend.MLP(

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 import spec.nn
-from conformance._registry import check, named_by_keys
-from conformance.gradcheck import float_bits
+from conformance._registry import checks_in, named_by_keys
+from conformance.gradcheck import Exact, float_bits, float_difference
 from conformance.loss_programs import assert_same_state, eager_step
 from spec import (
     SGD,
@@ -39,6 +39,8 @@ from spec import (
     mse_loss,
 )
 from spec.compile import EagerStep
+
+check = checks_in("compiled", ordered=True)
 
 Edit = Callable[[Backend, Any, Any], None]
 Loss = Callable[[Any, Any, Any], Any]
@@ -300,10 +302,10 @@ class _Twin:
         return None
 
     def state(self) -> dict[str, Any]:
-        """Parameters, grads, step count and state lists, floats as bit patterns, anything else by repr."""
+        """Parameters, grads, step count and state lists, floats compared bit for bit, anything else by repr."""
 
         def shown(values: Any) -> list[Any]:
-            return [float_bits(x) if isinstance(x, float) else repr(x) for x in values]
+            return [Exact(x) if isinstance(x, float) else repr(x) for x in values]
 
         model, optimizer = self.model, self.optimizer
         state = {
@@ -320,7 +322,7 @@ class _Twin:
 def _assert_same(got: Exception | float | None, want: Exception | float | None, what: str) -> None:
     """The same float, bit for bit, or the same exception type and message (or both None)."""
     if isinstance(got, float) and isinstance(want, float):
-        assert float_bits(got) == float_bits(want), f"{what}: {got!r}, where EagerStep gives {want!r}"
+        assert float_bits(got) == float_bits(want), f"{what}: {float_difference(got, want)} (EagerStep's)"
     else:
         same = type(got) is type(want) and str(got) == str(want)
         assert same, f"{what}: {got!r}, where EagerStep gives {want!r}"

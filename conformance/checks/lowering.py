@@ -24,10 +24,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance._registry import check
+from conformance._registry import checks_in
+from conformance.gradcheck import float_difference
 from conformance.loss_programs import OptimizerChoice, ProgramModel, assert_trains_like_eager
 from conformance.strategies import sample_floats
 from spec import OPS, Backend, OpCode, OpSpec, compile_step
+
+check = checks_in("ops")
 
 
 def _ops() -> list[tuple[str, OpCode]]:
@@ -41,20 +44,33 @@ def _same(actual: float, expected: float) -> bool:
 
 
 def _assert_lowering(backend: Backend, row: OpSpec, inputs: tuple[float, ...], constant: float) -> None:
-    leaves = [backend.Value(x) for x in inputs[: row.arity]]
-    out = row.apply(*leaves, constant) if row.has_constant else row.apply(*leaves)
     where = f"{row.name}{tuple(inputs[: row.arity])}" + (
         f" with constant {constant!r}" if row.has_constant else ""
     )
+    try:
+        _compare_lowering(backend, row, inputs, constant, where)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\nthe table's rule for {row.name}: {row.rule}") from None
+    except Exception as error:
+        raise AssertionError(
+            f"{where} raised {type(error).__name__}: {error}\nthe table's rule for {row.name}: {row.rule}"
+        ) from error
+
+
+def _compare_lowering(
+    backend: Backend, row: OpSpec, inputs: tuple[float, ...], constant: float, where: str
+) -> None:
+    leaves = [backend.Value(x) for x in inputs[: row.arity]]
+    out = row.apply(*leaves, constant) if row.has_constant else row.apply(*leaves)
     assert out.op.startswith(row.symbol), f"{where}: op is {out.op!r}, expected {row.symbol!r}"
     expected = row.forward(tuple(inputs[: row.arity]), constant)
-    assert _same(out.data, expected), f"{where}: value {out.data!r}, table says {expected!r}"
+    assert _same(out.data, expected), f"{where}: value {float_difference(out.data, expected)}"
     out.backward()
     partials = row.partials(tuple(inputs[: row.arity]), constant, expected)
     for i, (leaf, partial) in enumerate(zip(leaves, partials, strict=True)):
         accumulated = 0.0 + partial * 1.0  # a leaf's grad starts at 0.0 and accumulates (spec.interface)
         assert _same(leaf.grad, accumulated), (
-            f"{where}: d out/d input {i} is {leaf.grad!r}, table says {accumulated!r}"
+            f"{where}: d out/d input {i} is {float_difference(leaf.grad, accumulated)}"
         )
 
 
@@ -181,7 +197,7 @@ def _reference(
     return total, grads
 
 
-@check(params=_ops)
+@check(params=_ops, also=("compiled", "precision"), ordered=True)
 def check_op_through_every_path(backend: Backend, code: OpCode) -> None:
     row = OPS[code]
     constants = sorted({c for _, c in row.edge_points}) if row.has_constant else [0.0]

@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from conformance._registry import check
-from conformance.gradcheck import float_bits
+from conformance._registry import checks_in
+from conformance.gradcheck import Exact
 from spec import Backend
+
+check = checks_in("memory", ordered=True)
 
 #: nodes of garbage made and dropped per round; enough for a tape to compact in most rounds
 GARBAGE_PER_ROUND = 70_000
@@ -31,9 +33,7 @@ def _describe(root: Any) -> list[tuple[str, int, int, tuple[int, ...]]]:
         order[id(node)] = len(nodes)
         nodes.append(node)
         stack.extend(reversed(node.children))
-    return [
-        (n.op, float_bits(n.data), float_bits(n.grad), tuple(order[id(c)] for c in n.children)) for n in nodes
-    ]
+    return [(n.op, Exact(n.data), Exact(n.grad), tuple(order[id(c)] for c in n.children)) for n in nodes]
 
 
 def _kept_graph_survives(backend: Backend) -> None:

@@ -6,8 +6,10 @@ import random
 
 import numpy as np
 
-from conformance._registry import check
+from conformance._registry import checks_in
 from spec import Backend, initial_parameters
+
+check = checks_in("models")
 
 
 @check

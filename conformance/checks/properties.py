@@ -7,11 +7,13 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance._registry import check
+from conformance._registry import checks_in
 from conformance.gradcheck import Tolerance, assert_close, check_program_gradients, leaf_grads, repro
 from conformance.strategies import programs, sample_floats
 from spec import Backend
 from spec.programs import Program, run_program
+
+check = checks_in("ops")
 
 #: Identities that hold mathematically but round differently in float64.
 IDENTITY = Tolerance(rtol=1e-12, atol=1e-12)
@@ -47,7 +49,7 @@ def check_gradients_match_oracle(backend: Backend) -> None:
     prop()
 
 
-@check
+@check(also=("precision",), ordered=True)
 def check_building_twice_is_bit_identical(backend: Backend) -> None:
     @given(program=programs())
     def prop(program: Program) -> None:
@@ -59,7 +61,7 @@ def check_building_twice_is_bit_identical(backend: Backend) -> None:
     prop()
 
 
-@check
+@check(also=("backward",), ordered=True)
 def check_second_backward_doubles_every_leaf_grad(backend: Backend) -> None:
     @given(program=programs())
     def prop(program: Program) -> None:
@@ -75,7 +77,7 @@ def check_second_backward_doubles_every_leaf_grad(backend: Backend) -> None:
     prop()
 
 
-@check
+@check(also=("backward",), ordered=True)
 def check_zero_grad_then_backward_is_fresh(backend: Backend) -> None:
     @given(program=programs())
     def prop(program: Program) -> None:
@@ -90,7 +92,7 @@ def check_zero_grad_then_backward_is_fresh(backend: Backend) -> None:
     prop()
 
 
-@check
+@check(also=("precision",))
 def check_add_and_mul_commute_exactly(backend: Backend) -> None:
     @given(x=sample_floats(-1e3, 1e3), y=sample_floats(-1e3, 1e3))
     def prop(x: float, y: float) -> None:
@@ -106,7 +108,7 @@ def check_add_and_mul_commute_exactly(backend: Backend) -> None:
     prop()
 
 
-@check
+@check(also=("precision",))
 def check_self_subtraction_is_zero(backend: Backend) -> None:
     @given(x=sample_floats(-1e6, 1e6))
     def prop(x: float) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from conformance._registry import check
+from conformance._registry import checks_in
 from spec import Backend
+
+check = checks_in("backward")
 
 
 @check
@@ -70,7 +72,7 @@ def check_zero_grad_resets_the_whole_graph(backend: Backend) -> None:
     assert (a.grad, h.grad) == (fresh.children[0].grad, fresh.grad), "after zero_grad, backward is fresh"
 
 
-@check
+@check(also=("precision",), ordered=True)
 def check_accumulation_follows_reverse_creation_order(backend: Backend) -> None:
     # Three consumers push 1.0, 1e16 and -1e16 into x. The spec's order (the last
     # consumer created goes first) sums (-1e16 + 1e16) + 1.0 = 1.0; creation order
@@ -120,7 +122,7 @@ def check_backward_overflow_gives_infinity(backend: Backend) -> None:
     assert v.grad == float("-inf"), f"d(1/v)/dv at 1e-200 overflows to -inf, got {v.grad!r}"
 
 
-@check
+@check(also=("ops",))
 def check_division_is_the_quotient(backend: Backend) -> None:
     """``a / b`` is one float64 division (spec.ops DIV), whether ``a`` or ``b`` is a number:
     1e-10 / 1e-310 is 1e300 although 1 / 1e-310 overflows, and 1 / 3 is rounded once."""

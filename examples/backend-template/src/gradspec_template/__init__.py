@@ -23,7 +23,9 @@ BACKEND = Backend.build(
     Value,
     LOWERINGS,
     version=__version__,
-    # conformance check id -> reason, for checks this backend is known to fail
+    # checks this backend is known to fail, each with the convention it differs in: a check id,
+    # a pattern ("check_op_lowering[ta*]") or "category:precision" -> reason or
+    # spec.ExpectedFailure(reason, strict=False) for a flaky one
     expected_failures={},
 )
 Neuron, Layer, MLP = BACKEND.Neuron, BACKEND.Layer, BACKEND.MLP
