@@ -21,7 +21,7 @@ REPLAY_SWITCHES = ["fusion", "template", "grouping", "plan"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
-def install(session: nox.Session, *groups: str, extras: str = "") -> None:
+def install(session: nox.Session, *groups: str, extras: str = "[numba]") -> None:
     """The project (editable, so entry points point at this checkout) and dependency groups.
 
     A reused venv (``reuse_venv=True``, or ``nox -r``) skips the install while pyproject.toml
@@ -97,7 +97,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def fixtures(session: nox.Session) -> None:
     """Check the golden fixtures against the oracle (`-- --write` regenerates them)."""
-    install(session, "fixtures")
+    install(session, "fixtures", extras="")
     session.run("python", "-m", "spec.fixtures", *(session.posargs or ["--check"]))
 
 
@@ -118,11 +118,35 @@ def demo(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.demo", *session.posargs)
 
 
+#: engine -> what its adapter (examples/engines/<engine>_adapter.py) needs installed
+ENGINES = {"micrograd": "micrograd==0.1.0", "torch": "torch==2.13.0", "autograd": "autograd==1.9.1"}
+
+
+@nox.session(default=False, venv_backend="virtualenv")
+@nox.parametrize("engine", list(ENGINES), ids=list(ENGINES))
+def engines(session: nox.Session, engine: str) -> None:
+    """The conformance suite against micrograd, PyTorch and autograd (examples/engines), each in a
+    venv of its own, then their matrix (out/engines/matrix.md)."""
+    # pip, not uv, for the CPU build of torch (see bench); no Numba: the light conformance install
+    install(session, extras="[conformance]")
+    session.install(ENGINES[engine])
+    out = Path("out/engines")
+    session.env["PYTHONPATH"] = str(Path("examples/engines").resolve())
+    session.run(
+        "pytest", "--pyargs", "conformance", "--backend", f"{engine}_adapter:BACKEND", "-q",
+        f"--gradspec-report={out / engine}.json", *session.posargs,
+    )  # fmt: skip
+    reports = sorted(str(p) for p in out.glob("*.json"))
+    with (out / "matrix.md").open("w") as matrix:
+        session.run("python", "examples/engines/matrix.py", *reports, stdout=matrix)
+    session.log((out / "matrix.md").read_text())
+
+
 @nox.session(default=False, venv_backend="virtualenv")
 def bench(session: nox.Session) -> None:
     """Benchmarks against micrograd, PyTorch, NumPy, CasADi (and JAX if installed); `-- --quick` < 1 min."""
     # pip, not uv: pip takes the CPU build of torch==2.13.0 where one is configured (find-links),
     # where uv would fetch the multi-GB CUDA build.
-    install(session, "bench", extras="[bench]")
+    install(session, "bench", extras="[numba,bench]")
     numba_env(session)
     session.run("python", "-m", "benchmarks.bench", *session.posargs)

@@ -124,8 +124,11 @@ def _run(spec: _Check, check_id: str, backend: Backend, *args: Any) -> None:
         found = nondeterminism(backend)
         if found:
             pytest.skip(f"backward is not deterministic (check_backward_is_deterministic): {found}")
+    from conformance.strategies import drawing_ops_of
+
     try:
-        spec.function(backend, *args)
+        with drawing_ops_of(backend):
+            spec.function(backend, *args)
     except AssertionError:
         raise
     except Exception as error:

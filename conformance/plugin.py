@@ -17,7 +17,9 @@ Hypothesis profiles: ``ci`` (the default: few, derandomized examples) and
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,6 +74,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="gradspec backend to run the conformance suite against (required): a registered name "
         f"({', '.join(available_backends()) or 'none registered'}) or 'module:BACKEND' "
         "(default: $GRADSPEC_BACKEND)",
+    )
+    group.addoption(
+        "--gradspec-report",
+        metavar="PATH",
+        help="also write the results per category to PATH, as JSON (nox -s engines builds its matrix from them)",
     )
     group.addoption(
         "--compare-with",
@@ -152,3 +159,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_line(f"{'category':<14}" + "".join(f"{o:>10}" for o in _OUTCOMES))
     for category, counts in results.items():
         terminalreporter.write_line(f"{category:<14}" + "".join(f"{counts[o]:>10}" for o in _OUTCOMES))
+    path = config.getoption("--gradspec-report")
+    if path:
+        backends = [{"name": b.name, "version": b.version} for b in BACKENDS_UNDER_TEST.values()]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps({"backends": backends, "categories": results}, indent=1) + "\n")

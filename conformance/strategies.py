@@ -13,8 +13,14 @@ the outside. A new op joins the programs by its row alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
 from hypothesis import strategies as st
 
+from spec import Backend
 from spec.ops import OPS, OpCode, OpSpec
 from spec.programs import BINARY_OPS, UNARY_OPS, Program
 
@@ -67,6 +73,38 @@ def _forward(row: OpSpec, inputs: tuple[float, ...], constant: float) -> tuple[f
         return 0.0, False
 
 
+#: the op names the strategies draw: all of spec.programs', unless a check runs for a backend
+#: of an older contract, which lacks some (:func:`drawing_ops_of`)
+_IN_PLAY: ContextVar[frozenset[str] | None] = ContextVar("gradspec_ops_in_play", default=None)
+
+
+@contextmanager
+def drawing_ops_of(backend: Backend) -> Iterator[None]:
+    """Within: the strategies draw only the ops ``backend`` has (see :mod:`spec.contract`)."""
+    from conformance.checks.contract import lowered
+
+    token = _IN_PLAY.set(frozenset(lowered(backend, [*BINARY_OPS, *UNARY_OPS])))
+    try:
+        yield
+    finally:
+        _IN_PLAY.reset(token)
+
+
+def _in_play(ops: Mapping[str, Any]) -> list[str]:
+    allowed = _IN_PLAY.get()
+    return sorted(op for op in ops if allowed is None or op in allowed)
+
+
+def binary_ops() -> list[str]:
+    """The binary op names a program may use, sorted."""
+    return _in_play(BINARY_OPS)
+
+
+def unary_ops() -> list[str]:
+    """The unary op names a program may use, sorted."""
+    return _in_play(UNARY_OPS)
+
+
 @st.composite
 def programs(draw: st.DrawFn, max_inputs: int = 3, max_steps: int = 10) -> Program:
     """A random program over 1..max_inputs inputs with 1..max_steps steps.
@@ -83,7 +121,7 @@ def programs(draw: st.DrawFn, max_inputs: int = 3, max_steps: int = 10) -> Progr
     for i in range(draw(st.integers(1, max_steps), label="n_steps")):
         dest = f"v{i}"
         names = list(values)
-        op = draw(st.sampled_from(sorted(BINARY_OPS) + sorted(UNARY_OPS)), label=f"{dest}.op")
+        op = draw(st.sampled_from(binary_ops() + unary_ops()), label=f"{dest}.op")
         if op in UNARY_OPS:
             arg = draw(st.sampled_from(names), label=f"{dest}.arg")
             args: tuple[str | float, ...] = (arg,)

@@ -8,6 +8,7 @@ binds the models), register it, and run the conformance suite.
 
 from spec.backend import ENTRY_POINT_GROUP, Backend, ExpectedFailure, available_backends, load_backend
 from spec.compile import TrainingStep, compile_step
+from spec.contract import SPEC_VERSION
 from spec.errors import (
     BackendMismatchError,
     CaptureError,
@@ -31,6 +32,7 @@ from spec.losses import (
     svm_loss,
 )
 from spec.nn import ACTIVATIONS, INITS, MLP, Activation, Layer, Module, Neuron, bind_nn, initial_parameters
+from spec.operands import as_finite_float, as_float
 from spec.ops import COMPOSITES, OPS, OpCode, OpSpec, check_domain, ieee_pow, op_symbol, overflow_error
 from spec.optim import SGD, Adam, LearningRate, Optimizer, linear_decay
 from spec.value import ValueBase
@@ -45,6 +47,7 @@ __all__ = [
     "MLP",
     "OPS",
     "SGD",
+    "SPEC_VERSION",
     "Activation",
     "Adam",
     "Backend",
@@ -70,6 +73,8 @@ __all__ = [
     "TrainingStep",
     "ValueBase",
     "ValueProtocol",
+    "as_finite_float",
+    "as_float",
     "available_backends",
     "binary_cross_entropy",
     "bind_nn",

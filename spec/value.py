@@ -65,9 +65,27 @@ class ValueBase(metaclass=Watched):
         float, which becomes a leaf (made before the node, only if the op succeeds). The backend
         checks the inputs and the result first (``spec.check_domain``,
         ``spec.overflow_error``), so a failed op creates nothing.
+
+        A Value written for contract version 1 has no ``_apply``: it spells the first
+        contract's primitives itself. For it, division stays that contract's composite,
+        ``a * b ** -1``; any other op this base class spells says which version added it.
         """
+        if code == OpCode.DIV:  # contract version 1's composite
+            if isinstance(other, ValueBase):
+                return self * other**-1.0  # type: ignore[no-any-return]
+            divisor = as_finite_float(other)
+            with untraced():
+                check_domain(OpCode.DIV, (self.data, divisor))
+            return self * (1.0 / divisor)  # type: ignore[no-any-return]
+        from spec.contract import change_named, op_change
+
+        needed = change_named("Value._apply")
+        added = op_change(OpCode(code))
         raise NotImplementedError(
-            f"{type(self).__name__} must implement _apply, the lowering of the op table"
+            f"{OPS[OpCode(code)].name} on {type(self).__name__}, which has no _apply: "
+            f"{needed.name} was added in contract version {needed.version} ({needed.date})"
+            + (f", and {added.name} in version {added.version}" if added else "")
+            + "; see spec.contract.CHANGES"
         )
 
     def _is_mine(self, other: object) -> TypeGuard[ValueBase]:

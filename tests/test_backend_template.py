@@ -4,7 +4,8 @@ backend, and passes the conformance suite both ways an author would run it.
 The environment is built with the README's commands ("Add a backend"), in a fresh virtual
 environment that sees nothing of this one: ``pip install -e "<repo>[conformance]"``, then
 ``pip install -e "<template>[test]"``. uv runs them where it is installed (about 6 s with
-its cache warm), pip otherwise (about a minute: it downloads NumPy, Numba, sympy, ...).
+its cache warm), pip otherwise (about a minute: it downloads NumPy, sympy, ...; Numba is the
+numba extra's, which an adapter never needs).
 These tests take about 40 s in all; deselect them with ``-k "not template"``.
 """
 
@@ -123,6 +124,15 @@ def test_template_own_tests_pass(template_python: Path, tmp_path: Path) -> None:
     command = [template_python, "-m", "pytest", TEMPLATE / "tests", "-q", "-p", "no:cacheprovider"]
     result = _run(command, tmp_path, "the template's own tests (@parametrize_with_checks)")
     assert " passed" in result.stdout
+
+
+def test_the_conformance_extra_brings_no_numba(template_python: Path, tmp_path: Path) -> None:
+    probe = (
+        "import importlib.util; assert importlib.util.find_spec('numba') is None, 'numba is installed'\n"
+        "try:\n    import backends.numba\nexcept ImportError as error:\n    print(error)"
+    )
+    result = _run([template_python, "-c", probe], tmp_path, "importing backends.numba without Numba")
+    assert 'pip install "gradspec[numba]"' in result.stdout, result.stdout
 
 
 def test_the_suite_names_what_it_misses(template_python: Path, tmp_path: Path) -> None:

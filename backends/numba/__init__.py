@@ -16,12 +16,19 @@ Training steps compile (``spec.compile_step``): the step's graph is captured onc
 replayed by Numba kernels (see :mod:`backends.numba._replay`, imported on first use).
 """
 
+import importlib.util
 from typing import Any
+
+if importlib.util.find_spec("numba") is None:
+    raise ImportError(
+        "the Numba backend needs Numba, which gradspec installs only with its numba extra: "
+        'pip install "gradspec[numba]"'
+    )
 
 from backends.numba._fused import fused_outputs
 from backends.numba._lowering import LOWERINGS
 from backends.numba._value import Value
-from spec import Backend, common
+from spec import SPEC_VERSION, Backend, common
 from spec.common import *  # noqa: F403  (the losses and optimizers every backend re-exports)
 
 
@@ -39,6 +46,7 @@ BACKEND = Backend.build(
     capabilities=frozenset({"compile_step", "fused_call"}),
     compile_step=compile_step,
     fused_call=fused_outputs,
+    spec_version=SPEC_VERSION,
 )
 Neuron, Layer, MLP = BACKEND.Neuron, BACKEND.Layer, BACKEND.MLP
 

@@ -7,10 +7,10 @@
 """
 
 from backends.python._value import LOWERINGS, Value
-from spec import Backend, common
+from spec import SPEC_VERSION, Backend, common
 from spec.common import *  # noqa: F403  (the losses and optimizers every backend re-exports)
 
-BACKEND = Backend.build("python", Value, LOWERINGS)
+BACKEND = Backend.build("python", Value, LOWERINGS, spec_version=SPEC_VERSION)
 Neuron, Layer, MLP = BACKEND.Neuron, BACKEND.Layer, BACKEND.MLP
 
 __all__ = ["BACKEND", "MLP", "Layer", "Neuron", "Value", *common.__all__]

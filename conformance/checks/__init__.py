@@ -6,6 +6,7 @@ backend fails fast and on the most telling check (``pytest -x``).
 # isort: skip_file
 
 from conformance.checks import api  # noqa: F401  (imported to register its checks)
+from conformance.checks import contract  # noqa: F401
 from conformance.checks import determinism  # noqa: F401
 from conformance.checks import lowering  # noqa: F401
 from conformance.checks import errors  # noqa: F401

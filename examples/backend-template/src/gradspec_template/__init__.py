@@ -23,6 +23,8 @@ BACKEND = Backend.build(
     Value,
     LOWERINGS,
     version=__version__,
+    # the contract version this backend is written for (spec.contract's changelog, README)
+    spec_version=3,
     # checks this backend is known to fail, each with the convention it differs in: a check id,
     # a pattern ("check_op_lowering[ta*]") or "category:precision" -> reason or
     # spec.ExpectedFailure(reason, strict=False) for a flaky one

@@ -15,8 +15,7 @@ from __future__ import annotations
 import math
 from itertools import count
 
-from spec import OPS, OpCode, ValueBase, check_domain, op_symbol, overflow_error
-from spec.operands import as_finite_float, as_float
+from spec import OPS, OpCode, ValueBase, as_finite_float, as_float, check_domain, op_symbol, overflow_error
 
 _next_order = count().__next__
 
