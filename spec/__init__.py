@@ -35,7 +35,7 @@ from spec.nn import ACTIVATIONS, INITS, MLP, Activation, Layer, Module, Neuron, 
 from spec.operands import as_finite_float, as_float
 from spec.ops import COMPOSITES, OPS, OpCode, OpSpec, check_domain, ieee_pow, op_symbol, overflow_error
 from spec.optim import SGD, Adam, LearningRate, Optimizer, linear_decay
-from spec.value import ValueBase
+from spec.value import StoredValue, ValueBase
 
 __version__ = "0.1.0"
 
@@ -70,6 +70,7 @@ __all__ = [
     "Optimizer",
     "ResultOverflowError",
     "ShapeError",
+    "StoredValue",
     "TrainingStep",
     "ValueBase",
     "ValueProtocol",

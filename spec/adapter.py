@@ -26,16 +26,16 @@ from collections.abc import Iterable, Sequence
 from itertools import count
 from typing import Any
 
-from spec.operands import as_finite_float, as_float
-from spec.ops import OpCode, check_domain, op_symbol, overflow_error
-from spec.value import ValueBase
+from spec.operands import as_finite_float
+from spec.ops import OpCode, check_domain, overflow_error
+from spec.value import StoredValue
 
 __all__ = ["EngineValue"]
 
 _next_order = count().__next__
 
 
-class EngineValue(ValueBase):
+class EngineValue(StoredValue):
     """A float64 scalar of another engine's graph: its node, and gradspec's view of it."""
 
     def __init__(self, data: object, label: str = "") -> None:
@@ -61,7 +61,7 @@ class EngineValue(ValueBase):
         """The value an engine node holds, as a Python float."""
         return float(node)
 
-    # --- spec.ValueProtocol -------------------------------------------------------------------
+    # --- spec.ValueProtocol: grad, op and repr are StoredValue's ---------------------------------
     @property
     def data(self) -> float:
         return self._data
@@ -73,23 +73,8 @@ class EngineValue(ValueBase):
             self._node = self._engine_leaf(self._data)
 
     @property
-    def grad(self) -> float:
-        return self._grad
-
-    @grad.setter
-    def grad(self, value: object) -> None:
-        self._grad = as_float(value, "grad")
-
-    @property
-    def op(self) -> str:
-        return op_symbol(self._code, self._constant)
-
-    @property
     def children(self) -> tuple[EngineValue, ...]:
         return self._children
-
-    def __repr__(self) -> str:
-        return f"Value(data={self._data}, grad={self._grad})"
 
     def zero_grad(self) -> None:
         """Set the grad of every node of this graph, leaves included, to 0."""

@@ -29,11 +29,11 @@ import numpy as np
 
 from spec.errors import OperandTypeError
 from spec.guards import Watched
-from spec.operands import as_finite_float, echo, foreign_value_error
-from spec.ops import OPS, OpCode, OpSpec, check_domain
+from spec.operands import as_finite_float, as_float, echo, foreign_value_error
+from spec.ops import OPS, OpCode, OpSpec, check_domain, op_symbol
 from spec.tracing import refuse_if_traced, untraced
 
-__all__ = ["ValueBase"]
+__all__ = ["StoredValue", "ValueBase"]
 
 
 class ValueBase(metaclass=Watched):
@@ -212,6 +212,44 @@ _NUMPY_OPERATORS = {
     np.true_divide: operator.truediv,
     np.power: operator.pow,
 }
+
+
+class StoredValue(ValueBase):
+    """A Value whose node keeps its number and grad as floats (``_data``, ``_grad``) and its op as
+    a code and a constant (``_code``, ``_constant``): the attributes of
+    :class:`spec.ValueProtocol` over them, and micrograd's repr, written once for the backends
+    that store them so (the python backend, the backend template, :mod:`spec.adapter`).
+    A subclass adds ``children`` and its own storage (``__slots__``)."""
+
+    __slots__ = ()
+    _data: float
+    _grad: float
+    _code: OpCode
+    _constant: float
+
+    @property
+    def data(self) -> float:
+        return self._data
+
+    # (the slots are the subclass's: mypy sees only this class's empty __slots__)
+    @data.setter
+    def data(self, value: object) -> None:
+        self._data = as_finite_float(value)  # type: ignore[misc]
+
+    @property
+    def grad(self) -> float:
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: object) -> None:
+        self._grad = as_float(value, "grad")  # type: ignore[misc]
+
+    @property
+    def op(self) -> str:
+        return op_symbol(self._code, self._constant)
+
+    def __repr__(self) -> str:
+        return f"Value(data={self._data}, grad={self._grad})"
 
 
 # --- the public methods of the op table ---------------------------------------------------------

@@ -80,9 +80,10 @@ def test_expected_failures_by_pattern_and_category_strict_or_not(tmp_path: Path)
     assert "[XPASS(strict)] tanh' differs" in strict and "1 failed" in strict, strict  # tanh, by the pattern
     assert "did you mean 'check_op_lowering[relu]'" in strict, strict
     flaky = _pytest(tmp_path, "--pyargs", "conformance", "--backend", "declared:CATEGORY", "-m", "api")
-    assert "deselected, 6 xpassed in" in flaky, flaky  # non-strict: a pass is no failure
+    xpassed = re.search(r"deselected, (\d+) xpassed in", flaky)  # non-strict: a pass fails nothing
+    assert xpassed, flaky
     row = next(line for line in flaky.splitlines() if line.startswith("api "))
-    assert row.split() == ["api", "0", "6", "0", "0"], flaky  # passed, declared, skipped, failed
+    assert row.split() == ["api", "0", xpassed[1], "0", "0"], flaky  # passed, declared, skipped, failed
 
 
 def test_the_backend_must_be_named_and_a_misspelt_one_gets_a_suggestion(tmp_path: Path) -> None:
@@ -183,7 +184,7 @@ def test_an_exception_escaping_a_check_names_the_op_its_inputs_and_the_rule(tmp_
 
 
 def test_checks_of_an_undeclared_capability_are_skipped_saying_so(tmp_path: Path) -> None:
-    report = _pytest(tmp_path, "--pyargs", "conformance", "--backend", "python", "-k", "fused", "-rs")
+    report = _pytest(tmp_path, "--pyargs", "conformance", "--backend", "python", "-k", "check_fused", "-rs")
     assert "python does not declare fused_call" in report, report
     assert re.search(r"=+ \d+ skipped, \d+ deselected in", report), report  # nothing passed or failed
 

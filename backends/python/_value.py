@@ -19,9 +19,9 @@ from itertools import count
 from operator import attrgetter
 from typing import NamedTuple
 
-from spec.operands import as_finite_float, as_float
-from spec.ops import OpCode, check_domain, ieee_pow, op_symbol, overflow_error
-from spec.value import ValueBase
+from spec.operands import as_finite_float
+from spec.ops import OpCode, check_domain, ieee_pow, overflow_error
+from spec.value import StoredValue
 
 _INF = math.inf
 _exp, _log = math.exp, math.log
@@ -32,7 +32,7 @@ ForwardRule = Callable[[float, float, float], float]
 BackwardRule = Callable[["Value", float], None]
 
 
-class Value(ValueBase):
+class Value(StoredValue):
     """A float64 scalar in a computation graph, with its gradient."""
 
     __slots__ = ("_data", "_grad", "label", "_a", "_b", "_backward", "_code", "_constant", "_order")
@@ -49,35 +49,12 @@ class Value(ValueBase):
         self._constant = 0.0
         self._order = _next_order()
 
-    # --- graph inspection --------------------------------------------------------
-    @property
-    def data(self) -> float:
-        return self._data
-
-    @data.setter
-    def data(self, value: object) -> None:
-        self._data = as_finite_float(value)
-
-    @property
-    def grad(self) -> float:
-        return self._grad
-
-    @grad.setter
-    def grad(self, value: object) -> None:
-        self._grad = as_float(value, "grad")
-
-    @property
-    def op(self) -> str:
-        return op_symbol(self._code, self._constant)
-
+    # --- graph inspection (data, grad, op and repr: spec.StoredValue's) -----------------
     @property
     def children(self) -> tuple[Value, ...]:
         if self._a is None:
             return ()
         return (self._a,) if self._b is None else (self._a, self._b)
-
-    def __repr__(self) -> str:
-        return f"Value(data={self._data}, grad={self._grad})"
 
     # --- primitives: forward here, backward in the rules below ---------------------
     def __add__(self, other: object) -> Value:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from itertools import count
 
-from spec import OPS, OpCode, ValueBase, as_finite_float, as_float, check_domain, op_symbol, overflow_error
+from spec import OPS, OpCode, StoredValue, as_finite_float, check_domain, overflow_error
 
 _next_order = count().__next__
 
 
-class Value(ValueBase):
+class Value(StoredValue):
     """A float64 scalar in a computation graph, with its gradient."""
 
     backend_name = "template"
@@ -34,33 +34,10 @@ class Value(ValueBase):
         self._constant = 0.0
         self._order = _next_order()  # creation order: backward runs in reverse of it
 
-    # --- the attributes of spec.ValueProtocol ---------------------------------------
-    @property
-    def data(self) -> float:
-        return self._data
-
-    @data.setter
-    def data(self, value: object) -> None:
-        self._data = as_finite_float(value)
-
-    @property
-    def grad(self) -> float:
-        return self._grad
-
-    @grad.setter
-    def grad(self, value: object) -> None:
-        self._grad = as_float(value, "grad")
-
-    @property
-    def op(self) -> str:
-        return op_symbol(self._code, self._constant)
-
+    # --- the attributes of spec.ValueProtocol: data, grad, op and repr are StoredValue's ---
     @property
     def children(self) -> tuple[Value, ...]:
         return self._children
-
-    def __repr__(self) -> str:
-        return f"Value(data={self._data}, grad={self._grad})"
 
     # --- the primitives: spec.ValueBase spells every op of the table and calls this ------
     def _apply(self, code: OpCode, other: object = None, constant: float = 0.0) -> Value:
