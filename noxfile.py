@@ -45,6 +45,12 @@ def numba_env(session: nox.Session) -> None:
     session.env["NUMBA_CACHE_DIR"] = str(Path(session.virtualenv.location) / "numba-cache")
 
 
+def warm_up(session: nox.Session) -> None:
+    """Compile the Numba backend's kernels into the session's cache first, a line per phase, so
+    that nothing after it (a test's time, the demo's train_seconds) pays for compiling."""
+    session.run("python", "-m", "backends.numba", "warmup")
+
+
 def ensure_graphviz(session: nox.Session) -> None:
     """Graphviz's `dot` renders draw_dot pictures (tests/test_viz.py); install the system package
     where we may, saying so first."""
@@ -68,10 +74,13 @@ def tests(session: nox.Session, suite: str) -> None:
     numba_env(session)
     if suite == "project":
         ensure_graphviz(session)
+        warm_up(session)
         ignored = [f"--ignore=tests/{backend}" for backend in BACKENDS]
         session.run("pytest", "tests", *ignored, *session.posargs)
         return
     session.env["NUMBA_BOUNDSCHECK"] = "1"
+    if suite == "numba":
+        warm_up(session)
     # the differential checks compare with python; python's own, with numba
     reference = ["--compare-with", "numba"] if suite == "python" else []
     session.run("pytest", "--pyargs", "conformance", "--backend", suite, *reference, *session.posargs)
@@ -115,6 +124,7 @@ def demo(session: nox.Session) -> None:
     classes); pictures go to out/demo or out/digits."""
     install(session, "demo")
     numba_env(session)
+    warm_up(session)
     session.run("python", "-m", "benchmarks.demo", *session.posargs)
 
 

@@ -25,18 +25,22 @@ if importlib.util.find_spec("numba") is None:
         'pip install "gradspec[numba]"'
     )
 
-from backends.numba._fused import fused_outputs
-from backends.numba._lowering import LOWERINGS
-from backends.numba._value import Value
+from backends.numba._compiling import announced
+
+with announced("the eager kernels"):
+    from backends.numba._fused import fused_outputs
+    from backends.numba._lowering import LOWERINGS
+    from backends.numba._value import Value
 from spec import SPEC_VERSION, Backend, common
 from spec.common import *  # noqa: F403  (the losses and optimizers every backend re-exports)
 
 
 def compile_step(model: Any, loss_fn: Any, inputs: Any, targets: Any, optimizer: Any, **options: Any) -> Any:
     """Capture one training step and replay it with Numba kernels (``spec.compile_step``)."""
-    from backends.numba import _replay  # compiles the replay kernels on first use
+    with announced("the compiled step's kernels"):
+        from backends.numba import _replay  # compiles the replay kernels on first use
 
-    return _replay.compile_step(model, loss_fn, inputs, targets, optimizer, **options)
+        return _replay.compile_step(model, loss_fn, inputs, targets, optimizer, **options)
 
 
 BACKEND = Backend.build(

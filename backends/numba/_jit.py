@@ -32,6 +32,7 @@ class _BackendCacheLocator(caching._CacheLocator):  # type: ignore[misc]
     """Numba's cache locator for this backend's files, stamped with every one of them."""
 
     def __init__(self, py_func: Any, py_file: str) -> None:
+        self._py_file = py_file  # Numba's "cannot cache" warning reads it
         self._lineno = py_func.__code__.co_firstlineno
         base = numba.config.CACHE_DIR or str(_HERE / "__pycache__")
         self._cache_path = os.path.join(base, self.get_suitable_cache_subpath(py_file))
