@@ -20,7 +20,7 @@ from numba.core import caching
 
 import spec.ops
 
-__all__ = ["jit", "jit_inline", "jit_threaded"]
+__all__ = ["jit", "jit_inline", "jit_lazy", "jit_threaded"]
 
 _HERE = Path(__file__).resolve().parent
 _SOURCES = hashlib.sha256(
@@ -70,6 +70,12 @@ def jit(signature: str) -> Any:
     as the spec asks of backward passes (gradients are plain IEEE floats).
     """
     return numba.njit(signature, cache=True, error_model="numpy", nogil=True)
+
+
+def jit_lazy(function: Any) -> Any:
+    """:func:`jit`'s options, compiled (or loaded from the cache) at its first call, for the
+    types of that call: for a kernel only some runs need, called with one set of types."""
+    return numba.njit(cache=True, error_model="numpy", nogil=True)(function)
 
 
 def jit_threaded(signature: str) -> Any:

@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from backends.numba._kernels import LEAF
-from backends.numba._lowering import LOWERINGS
+from backends.numba._lowering import LOWERINGS, check_lane_lowerings
 from backends.numba._replay._extract import extract
 from backends.numba._replay._fusion import absorbed_nodes, fuse, product_modes
 from backends.numba._replay._layout import Units, lay_out, leaf_slots
@@ -246,3 +246,6 @@ def compile_step(
         template=template,
     )
     return NumbaStep(model, loss_fn, inputs, targets, optimizer, capture, threads)
+
+
+check_lane_lowerings()  # compiles the lane dispatchers, which only the replay runs
