@@ -3,9 +3,12 @@
 Each probe runs ``python -m benchmarks._probes KIND ...`` and reads one JSON line back.
 
 - ``compile``: import the Numba backend, then ``compile_step`` on the moons demo (import of
-  the replay kernels, the trace, the passes) and the first step, each timed. Run twice
-  with one empty ``NUMBA_CACHE_DIR``: the first run compiles every kernel (*cold*), the
-  second loads them from the cache (*cached*).
+  the replay kernels, the trace, the passes) and the first step, each timed, and the CPU
+  seconds (user + sys, interpreter start-up included) to the import and to the first step,
+  and Numba's compilation count. Run twice with one empty ``NUMBA_CACHE_DIR``: the first
+  run compiles every kernel (*cold*), the second loads them from the cache (*cached*).
+- ``jax_first_jit``: CPU seconds of a fresh process to JAX's first jitted moons step, the
+  cold probe's reference (an error where JAX is not installed).
 - ``memory WORKLOAD SYSTEM``: the resident set's peak over setting the system up (capture
   included) and three steps, above the resident set after the imports. The peak is reset
   through ``/proc/self/clear_refs`` (Linux); elsewhere it is the peak since start.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -59,8 +63,9 @@ def compile_probe(cold: bool = True) -> dict[str, Any]:
     if not cold:
         return {"cached": _run(["compile"])}
     with tempfile.TemporaryDirectory(prefix="gradspec-numba-cache-") as cache:
-        env = {"NUMBA_CACHE_DIR": cache}
-        return {"cold": _run(["compile"], env), "cached": _run(["compile"], env)}
+        env = {"NUMBA_CACHE_DIR": cache, "GRADSPEC_QUIET": "1"}
+        cold_run, cached_run = _run(["compile"], env), _run(["compile"], env)
+    return {"cold": cold_run, "cached": cached_run, "jax": _run(["jax_first_jit"])}
 
 
 def memory_probe(workload: str, system: str, quick: bool) -> dict[str, Any]:
@@ -101,26 +106,54 @@ def _reset_peak() -> bool:
         return False
 
 
+def _cpu_s() -> float:
+    """CPU seconds (user + sys) this process has used since it started, interpreter start-up included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _child_compile() -> dict[str, Any]:
     start = time.perf_counter()
-    import backends.numba as numba_backend
-    from benchmarks._workloads import workload
-    from spec import SGD, compile_step
+    from numba.core import event
 
-    imported = time.perf_counter()
-    w = workload("moons")
-    model = numba_backend.MLP(2, [16, 16, 1], seed=w.seed)
-    optimizer = SGD(model.parameters(), w.lr)
-    before = time.perf_counter()
-    step = compile_step(model, w.loss_fn, w.X, w.y, optimizer)
-    compiled = time.perf_counter()
-    step(w.X, w.y)
-    first = time.perf_counter()
+    compilations = event.RecordingListener()
+    with event.install_listener("numba:compile", compilations):
+        import backends.numba as numba_backend
+        from benchmarks._workloads import workload
+        from spec import SGD, compile_step
+
+        imported, import_cpu = time.perf_counter(), _cpu_s()
+        w = workload("moons")
+        model = numba_backend.MLP(2, [16, 16, 1], seed=w.seed)
+        optimizer = SGD(model.parameters(), w.lr)
+        before = time.perf_counter()
+        step = compile_step(model, w.loss_fn, w.X, w.y, optimizer)
+        compiled = time.perf_counter()
+        step(w.X, w.y)
+        first, first_cpu = time.perf_counter(), _cpu_s()
     return {
         "import_backend_s": imported - start,
         "compile_step_s": compiled - before,
         "first_step_s": first - compiled,
+        # the issue's measure: CPU seconds of the whole process (start-up included), which a
+        # busy machine does not inflate as it does wall time
+        "import_cpu_s": import_cpu,
+        "to_first_step_cpu_s": first_cpu,
+        "compilations": sum(1 for _, ev in compilations.buffer if ev.is_start),
     }
+
+
+def _child_jax_first_jit() -> dict[str, Any]:
+    """JAX's first jit of the moons step (benchmarks._systems' "jax"), as the cold probe's reference."""
+    from benchmarks._systems import Unavailable, make_runner
+    from benchmarks._workloads import workload
+
+    try:
+        runner = make_runner("jax", workload("moons"))
+        runner.step(0)  # jit compiles at the first call
+    except Unavailable as error:
+        return {"error": str(error)}
+    return {"to_first_step_cpu_s": _cpu_s()}
 
 
 def _child_memory(workload_name: str, system: str, mode: str) -> dict[str, Any]:
@@ -192,6 +225,7 @@ def main(argv: list[str]) -> None:
     kind, *rest = argv
     children = {
         "compile": _child_compile,
+        "jax_first_jit": _child_jax_first_jit,
         "memory": _child_memory,
         "capture": _child_capture,
         "captures": _child_captures,

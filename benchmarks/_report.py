@@ -59,6 +59,14 @@ def table(results: dict[str, Any]) -> str:
             f"{_num(cold.get('compile_step_s'), '.2f')} s (backend import {_num(cold.get('import_backend_s'), '.2f')} s), "
             f"cached {_num(cached.get('compile_step_s'), '.2f')} s (import {_num(cached.get('import_backend_s'), '.2f')} s)"
         )
+        jax = probes.get("jax", {})
+        lines.append(
+            "cold start, CPU seconds of a fresh process (user + sys): import "
+            f"{_num(cold.get('import_cpu_s'), '.1f')} cold / {_num(cached.get('import_cpu_s'), '.1f')} cached; "
+            f"to the first compiled step {_num(cold.get('to_first_step_cpu_s'), '.1f')} cold "
+            f"({cold.get('compilations', '?')} Numba compilations) / {_num(cached.get('to_first_step_cpu_s'), '.1f')} cached; "
+            f"JAX to its first jitted step {_num(jax.get('to_first_step_cpu_s'), '.1f')}"
+        )
     micro = results.get("micro")
     if micro:
         lines.append("\nmicrobenchmarks")

@@ -88,6 +88,20 @@ def test_the_report_gives_each_workloads_capture() -> None:
     assert "failed: boom" in text
 
 
+def test_the_compile_probe_reports_cpu_seconds_and_compilations() -> None:
+    cached = _probes._run(["compile"])  # this process's cache: the project session warmed it up
+    assert 0 < cached["import_cpu_s"] <= cached["to_first_step_cpu_s"], cached
+    assert isinstance(cached["compilations"], int) and cached["compilations"] >= 0, cached
+    results = {
+        "workloads": {},
+        "targets": [],
+        "probes": {"compile": {"cold": cached, "cached": cached, "jax": {}}},
+    }
+    text = _report.table(results)
+    assert f"to the first compiled step {cached['to_first_step_cpu_s']:.1f} cold" in text, text
+    assert "JAX to its first jitted step -" in text, text  # no JAX result: a dash, not a number
+
+
 # --- CasADi: the reference scalar-graph engine ------------------------------------------------------
 @pytest.mark.parametrize("name", ["moons", "toy", "rbf", "large"])
 def test_casadi_takes_gradspecs_first_step(name: str) -> None:
