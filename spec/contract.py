@@ -24,7 +24,6 @@ __all__ = [
     "met",
     "op_change",
     "unmet",
-    "unmet_requirements",
 ]
 
 #: the version of the contract this spec defines
@@ -133,11 +132,6 @@ def unmet(backend: Backend, change: Change) -> str | None:
         f"{change.name}: added in contract version {change.version} ({change.date}): {change.what}; "
         f"backend {backend.name!r} {target}, and does not meet it"
     )
-
-
-def unmet_requirements(backend: Backend) -> list[Change]:
-    """The changes since the first contract that ``backend`` does not meet, oldest first."""
-    return [change for change in CHANGES if not met(backend, change)]
 
 
 if any(change.op is not None and change.op not in OPS for change in CHANGES):
