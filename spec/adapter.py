@@ -70,7 +70,9 @@ class EngineValue(StoredValue):
     def data(self, value: object) -> None:
         self._data = as_finite_float(value)
         if self._code == OpCode.LEAF:  # the graphs built from it from now on see the new number
+            grad = self.grad  # kept: an optimizer's step assigns data, not grad
             self._node = self._engine_leaf(self._data)
+            self.grad = grad
 
     @property
     def children(self) -> tuple[EngineValue, ...]:

@@ -22,6 +22,10 @@ def check_value_attributes(backend: Backend) -> None:
     v.data, v.grad, v.label = 1.5, -2.0, "renamed"
     assert (v.data, v.grad, v.label) == (1.5, -2.0, "renamed")
     assert repr(backend.Value(2.0)) == "Value(data=2.0, grad=0.0)", repr(backend.Value(2.0))
+    w = backend.Value(2.0)
+    (w * w).backward()
+    w.data = 3.0  # as an optimizer's step does, after backward
+    assert w.grad == 4.0, f"assigning a leaf's data must keep its grad (4.0), got {w.grad!r}"
 
 
 @check
