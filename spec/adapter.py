@@ -39,14 +39,33 @@ class EngineValue(StoredValue):
     """A float64 scalar of another engine's graph: its node, and gradspec's view of it."""
 
     def __init__(self, data: object, label: str = "") -> None:
-        self._data = as_finite_float(data)
-        self._node: Any = self._engine_leaf(self._data)
+        x = as_finite_float(data)
+        self._hold(self._engine_leaf(x), x, label=label)
+
+    def _hold(
+        self,
+        node: Any,
+        data: float,
+        code: OpCode = OpCode.LEAF,
+        constant: float = 0.0,
+        children: tuple[EngineValue, ...] = (),
+        label: str = "",
+    ) -> None:
+        self._node: Any = node
+        self._data = data
         self._grad = 0.0
         self.label = label
-        self._children: tuple[EngineValue, ...] = ()
-        self._code = OpCode.LEAF
-        self._constant = 0.0
+        self._children = children
+        self._code = code
+        self._constant = constant
         self._order = _next_order()  # creation order: the graph walk returns nodes in it
+
+    @classmethod
+    def _holding(cls, node: Any, data: float, *rest: Any) -> EngineValue:
+        """A Value of an engine node made already (``_hold``'s arguments), without a leaf of its own."""
+        value = cls.__new__(cls)
+        value._hold(node, data, *rest)
+        return value
 
     # --- the engine's side: an adapter writes these -------------------------------------------
     def _engine_leaf(self, x: float) -> Any:
@@ -104,12 +123,8 @@ class EngineValue(StoredValue):
         if not math.isfinite(value):
             raise overflow_error(code, inputs, constant)
         if number is not None:  # the number's leaf, made once the op is known to succeed
-            operand = type(self)(number)
-            operand._node = leaf
-        out = type(self)(value)
-        out._node, out._code, out._constant = node, code, constant
-        out._children = (self,) if operand is None else (self, operand)
-        return out
+            operand = self._holding(leaf, number)
+        return self._holding(node, value, code, constant, (self,) if operand is None else (self, operand))
 
     # --- the graph -----------------------------------------------------------------------------
     def graph(self) -> list[EngineValue]:
