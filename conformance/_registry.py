@@ -65,11 +65,6 @@ def checks_in(*categories: str, requires: Iterable[str] = (), ordered: bool = Fa
     ``(id, param)`` pair the source yields, with ids ``check_name[id]``; ``also=``, ``requires=``
     and ``ordered=`` add categories and change the module's defaults for one check.
     """
-    unknown = set(categories) - set(CATEGORIES)
-    if unknown:
-        raise ValueError(
-            f"no conformance category {sorted(unknown)}; the categories: {', '.join(CATEGORIES)}"
-        )
 
     def check(
         function: Callable[..., None] | None = None,
@@ -82,7 +77,10 @@ def checks_in(*categories: str, requires: Iterable[str] = (), ordered: bool = Fa
         def register(fn: Callable[..., None]) -> Callable[..., None]:
             tags = frozenset((*categories, *also))
             if not tags <= set(CATEGORIES):
-                raise ValueError(f"{fn.__name__}: no conformance category {sorted(tags - set(CATEGORIES))}")
+                raise ValueError(
+                    f"{fn.__name__}: no conformance category {sorted(tags - set(CATEGORIES))}; "
+                    f"the categories: {', '.join(CATEGORIES)}"
+                )
             _CHECKS.append(_Check(fn.__name__, fn, params, tags, frozenset(requires), ordered))
             return fn
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,16 @@ class Exact:
 def float_difference(got: float, want: float) -> str:
     """``got`` against ``want``, as a failure message shows them: both numbers and their ulp distance."""
     return f"{got!r}, expected {want!r} ({ulps_apart(got, want):g} ulps apart)"
+
+
+def bits_differ(got: Sequence[float], want: Sequence[float], what: str) -> str | None:
+    """None where ``got`` and ``want`` hold the same float64s, sign of zero included; else how many
+    differ, and the first: ``"2 of 353 grads differ; grad 6: x, expected y (1 ulps apart)"``."""
+    differ = [i for i, (a, b) in enumerate(zip(got, want, strict=True)) if float_bits(a) != float_bits(b)]
+    if not differ:
+        return None
+    i = differ[0]
+    return f"{len(differ)} of {len(got)} {what}s differ; {what} {i}: {float_difference(got[i], want[i])}"
 
 
 def assert_same_bits(actual: float, expected: float, what: str) -> None:

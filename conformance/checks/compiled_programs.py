@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import example, given
+from hypothesis import strategies as st
 
 from conformance._registry import checks_in, named_by_keys
 from conformance.loss_programs import (
@@ -95,25 +96,24 @@ EXAMPLES = [
 ]
 
 
-def _with(cases: list[CompiledCase]):  # type: ignore[no-untyped-def]
-    """Hypothesis tries these cases first, on every backend."""
+def _each_equals_eager(
+    backend: Backend, cases: st.SearchStrategy[CompiledCase], first: list[CompiledCase]
+) -> None:
+    """Every case Hypothesis draws from ``cases``, the ``first`` ones before them, compiled
+    against the eager loop (:func:`assert_compiled_equals_eager`)."""
 
-    def decorate(test):  # type: ignore[no-untyped-def]
-        for case in cases:
-            test = example(case=case)(test)
-        return test
+    @given(case=cases)
+    def prop(case: CompiledCase) -> None:
+        assert_compiled_equals_eager(backend, case)
 
-    return decorate
+    for case in first:
+        prop = example(case=case)(prop)
+    prop()
 
 
 @check
 def check_compiled_random_programs_equal_the_eager_loop(backend: Backend) -> None:
-    @given(case=compiled_cases())
-    @_with(EXAMPLES)
-    def prop(case: CompiledCase) -> None:
-        assert_compiled_equals_eager(backend, case)
-
-    prop()
+    _each_equals_eager(backend, compiled_cases(), EXAMPLES)
 
 
 # --- near-template programs: samples that differ from their neighbours in one thing ------------------
@@ -157,12 +157,7 @@ NEAR_TEMPLATE_EXAMPLES = [
 
 @check
 def check_compiled_near_template_programs_equal_the_eager_loop(backend: Backend) -> None:
-    @given(case=near_template_cases())
-    @_with(NEAR_TEMPLATE_EXAMPLES)
-    def prop(case: CompiledCase) -> None:
-        assert_compiled_equals_eager(backend, case)
-
-    prop()
+    _each_equals_eager(backend, near_template_cases(), NEAR_TEMPLATE_EXAMPLES)
 
 
 def _layer_case(difference: str, unit: int, units: int = 4, n: int = 9) -> CompiledCase:
@@ -183,12 +178,7 @@ LAYER_EXAMPLES = [
 
 @check
 def check_compiled_near_template_layers_equal_the_eager_loop(backend: Backend) -> None:
-    @given(case=near_template_layers())
-    @_with(LAYER_EXAMPLES)
-    def prop(case: CompiledCase) -> None:
-        assert_compiled_equals_eager(backend, case)
-
-    prop()
+    _each_equals_eager(backend, near_template_layers(), LAYER_EXAMPLES)
 
 
 # --- a failure at every position of a batch ---------------------------------------------------------

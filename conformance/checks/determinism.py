@@ -15,7 +15,7 @@ import random
 from typing import Any
 
 from conformance._registry import checks_in
-from conformance.gradcheck import float_bits, float_difference
+from conformance.gradcheck import bits_differ
 from spec import Backend
 
 check = checks_in("determinism")
@@ -59,16 +59,9 @@ def nondeterminism(backend: Backend) -> str | None:
         first = _gradients(backend, 5)
         _FOUND[key] = None
         for _ in range(BUILDS - 1):
-            again = _gradients(backend, 5)
-            differ = [
-                i for i, (a, b) in enumerate(zip(first, again, strict=True)) if float_bits(a) != float_bits(b)
-            ]
+            differ = bits_differ(_gradients(backend, 5), first, "parameter grad")
             if differ:
-                i = differ[0]
-                _FOUND[key] = (
-                    f"{len(differ)} of {len(first)} parameter grads of one graph built twice differ; "
-                    f"parameter {i}: {float_difference(again[i], first[i])}"
-                )
+                _FOUND[key] = f"one graph built twice: {differ}"
                 break
     return _FOUND[key]
 

@@ -140,9 +140,9 @@ def _documented_outputs(case: CompositeCase, logits: list[list[Any]], labels: An
 
 @check(params=_composite_params)
 def check_composites_build_their_documented_graphs(backend: Backend, case: CompositeCase) -> None:
-    need_ops(backend, ["max", "truediv"])
     """logsumexp, softmax and cross_entropy make exactly the primitive ops their docstrings
     spell, in that order: the same nodes, the same float64 bits, the sums in the same order."""
+    need_ops(backend, ["max", "truediv"])
     label_forms: list[Any] = [None]
     if case.labels is not None:
         label_forms = [list(case.labels), one_hot(case.labels, len(case.logits[0])).tolist()]
