@@ -27,7 +27,7 @@ if importlib.util.find_spec("numba") is None:
 
 from backends.numba._compiling import announced
 
-with announced("the eager kernels"):
+with announced("the op lowerings"):
     from backends.numba._fused import fused_outputs
     from backends.numba._lowering import LOWERINGS
     from backends.numba._value import Value

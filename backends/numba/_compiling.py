@@ -4,14 +4,16 @@ Numba compiles a kernel the first time a process needs it and finds no machine c
 in its cache (a fresh install, an edited backend source, another Numba): tens of seconds on
 a small machine, which would otherwise pass in silence. :func:`announced` writes, on the
 first compilation inside it, that Numba is compiling, and on leaving how many kernels and
-how long: one line for the import, one for the first ``compile_step``. Loading cached
-kernels prints nothing. ``GRADSPEC_QUIET=1`` silences it.
+how long: one line for the import, one for the first ``compile_step``, one for the first
+call of an eager kernel (:class:`backends.numba._jit` compiles each at its first call).
+Loading cached kernels prints nothing. ``GRADSPEC_QUIET=1`` silences it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,17 +45,23 @@ class _Compilations(event.Listener):  # type: ignore[misc]
         pass
 
 
+_announcing = threading.local()
+
+
 @contextmanager
 def announced(what: str) -> Iterator[None]:
-    """Within: say on stderr when Numba starts compiling ``what``, and how long it took."""
-    if os.environ.get("GRADSPEC_QUIET"):
+    """Within: say on stderr when Numba starts compiling ``what``, and how long it took; inside
+    another announcement (a kernel compiled on first use during ``compile_step``), nothing more."""
+    if os.environ.get("GRADSPEC_QUIET") or getattr(_announcing, "active", False):
         yield
         return
     compilations = _Compilations(what)
+    _announcing.active = True
     try:
         with event.install_listener("numba:compile", compilations):
             yield
     finally:
+        _announcing.active = False
         if compilations.started is not None:
             seconds = time.perf_counter() - compilations.started
             sys.stderr.write(f" done: {compilations.count} compilations in {seconds:.1f} s\n")

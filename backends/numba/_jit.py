@@ -1,35 +1,93 @@
 """The one way this backend compiles a kernel, and a cache that never serves stale kernels.
 
-Every ``@njit`` here shares the options of :func:`jit`. Its on-disk cache is keyed by
-*all* of this backend's source files (its subpackages' too) and by the op table (``spec/ops.py``): a kernel calls
-functions of other modules (the tape and replay kernels call the op lowering of
-:mod:`backends.numba._lowering`) and Numba freezes the op codes it reads into its machine
-code, while Numba's own cache key is only the kernel's file. So an edit to the lowering,
-or a renumbered op, recompiles every kernel rather than run the old ones.
+Every ``@njit`` here shares the options of :func:`jit`. A kernel compiles (or loads from
+Numba's cache) at its first call, so a process pays only for the kernels it runs.
+
+Numba keys its on-disk cache by the kernel's own file, but a kernel's machine code also
+holds the kernels it calls from other modules (the replay's kernels call the op lowering of
+:mod:`backends.numba._lowering`) and the constants it reads from them (Numba freezes the op
+codes of ``spec/ops.py`` into it). So a kernel's stamp here covers its module and every
+first-party module that module imports, directly or through others (:func:`source_stamp`):
+an edit recompiles the kernels that can see it, and no others.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import os
+import types
 from pathlib import Path
 from typing import Any
 
 import numba
 from numba.core import caching
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.registry import CPUDispatcher
 
-import spec.ops
+from backends.numba._compiling import announced
 
-__all__ = ["jit", "jit_inline", "jit_lazy", "jit_threaded"]
+__all__ = ["KERNELS", "jit", "jit_inline", "jit_threaded", "source_stamp", "variant"]
 
 _HERE = Path(__file__).resolve().parent
-_SOURCES = hashlib.sha256(
-    b"".join(path.read_bytes() for path in [*sorted(_HERE.rglob("*.py")), Path(spec.ops.__file__)])
-).hexdigest()
+_ROOT = _HERE.parent.parent
+#: the packages whose modules a stamp follows: this backend's and the spec its kernels read
+_FIRST_PARTY = ("backends.numba", "spec")
+
+
+def _module_file(root: Path, module: str) -> Path | None:
+    path = root.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(root: Path, path: Path, packages: tuple[str, ...]) -> set[Path]:
+    """The files of the modules of ``packages`` that ``path`` imports by name. A package's
+    ``__init__`` counts only when imported as such (``from backends.numba import _kernels``
+    names the module ``_kernels``): no kernel reads what a package's ``__init__`` imports."""
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+            names = [name if _module_file(root, name) else node.module for name in names]
+        else:
+            continue
+        for name in names:
+            if any(name == package or name.startswith(package + ".") for package in packages):
+                module_file = _module_file(root, name)
+                if module_file is not None:
+                    found.add(module_file.resolve())
+    return found
+
+
+def source_stamp(path: Path, root: Path = _ROOT, packages: tuple[str, ...] = _FIRST_PARTY) -> str:
+    """A hash of the module at ``path`` and of every module of ``packages`` it imports, directly
+    or through another (under ``root``): what a kernel defined in ``path`` can have compiled in."""
+    seen: set[Path] = set()
+    pending = [path.resolve()]
+    while pending:
+        module = pending.pop()
+        if module not in seen:
+            seen.add(module)
+            pending.extend(_imported_modules(root, module, packages) - seen)
+    digest = hashlib.sha256()
+    for module in sorted(seen):
+        digest.update(str(module.relative_to(root)).encode() + b"\0" + module.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.cache
+def _stamp_of(py_file: str) -> str:
+    return source_stamp(Path(py_file))
 
 
 class _BackendCacheLocator(caching._CacheLocator):  # type: ignore[misc]
-    """Numba's cache locator for this backend's files, stamped with every one of them."""
+    """Numba's cache locator for this backend's files, stamped by :func:`source_stamp`."""
 
     def __init__(self, py_func: Any, py_file: str) -> None:
         self._py_file = py_file  # Numba's "cannot cache" warning reads it
@@ -41,7 +99,7 @@ class _BackendCacheLocator(caching._CacheLocator):  # type: ignore[misc]
         return self._cache_path
 
     def get_source_stamp(self) -> str:
-        return _SOURCES
+        return _stamp_of(self._py_file)
 
     def get_disambiguator(self) -> str:
         return str(self._lineno)
@@ -63,27 +121,83 @@ if _BackendCacheLocator not in _LOCATORS:
     _LOCATORS.insert(0, _BackendCacheLocator)
 
 
+class _FirstUse(CPUDispatcher):  # type: ignore[misc]
+    """A dispatcher of one declared signature, compiled (or loaded from the cache) when first
+    called, from Python or from a kernel being compiled, rather than when its module is
+    imported: a process pays only for the kernels it runs. Then it compiles nothing more, as
+    an eager ``@njit(signature)`` does, so a call with other types converts or fails rather than
+    compile a second specialisation."""
+
+    _declared: str | None = None
+
+    def load(self) -> Any:
+        """Compile the declared signature, or load it from the cache, unless done already."""
+        with global_compiler_lock:  # two threads' first calls: one compiles, the other waits
+            if self._declared is not None:
+                with announced(self.py_func.__qualname__ + " and the kernels it calls"):
+                    self.compile(self._declared)
+                self._declared = None
+                self.disable_compile()
+        return self.overloads[self.signatures[0]].entry_point
+
+    def get_call_template(self, args: Any, kws: Any) -> Any:
+        self.load()
+        return super().get_call_template(args, kws)
+
+    def _compile_for_args(self, *args: Any, **kws: Any) -> Any:
+        if self._declared is None:
+            return super()._compile_for_args(*args, **kws)
+        return self.load()  # its wrapper converts the call's arguments
+
+
+#: every kernel of :func:`jit` and :func:`jit_threaded` made so far, in the order made
+KERNELS: list[_FirstUse] = []
+
+
+def _on_first_use(signature: str, **options: Any) -> Any:
+    def decorate(function: Any) -> Any:
+        dispatcher = _FirstUse(
+            function, targetoptions={"nopython": True, "error_model": "numpy", "nogil": True, **options}
+        )
+        dispatcher._declared = signature
+        dispatcher.enable_caching()
+        KERNELS.append(dispatcher)
+        return dispatcher
+
+    return decorate
+
+
 def jit(signature: str) -> Any:
-    """Compile eagerly for ``signature``: cached on disk, IEEE float semantics, GIL released.
+    """Compile for ``signature`` at the first call: cached on disk, IEEE float semantics, GIL released.
 
     ``error_model="numpy"``: a division by zero gives inf/nan instead of raising,
     as the spec asks of backward passes (gradients are plain IEEE floats).
     """
-    return numba.njit(signature, cache=True, error_model="numpy", nogil=True)
-
-
-def jit_lazy(function: Any) -> Any:
-    """:func:`jit`'s options, compiled (or loaded from the cache) at its first call, for the
-    types of that call: for a kernel only some runs need, called with one set of types."""
-    return numba.njit(cache=True, error_model="numpy", nogil=True)(function)
+    return _on_first_use(signature)
 
 
 def jit_threaded(signature: str) -> Any:
     """:func:`jit`, and its ``prange`` loops run on Numba's threads (``parallel=True``)."""
-    return numba.njit(signature, cache=True, error_model="numpy", nogil=True, parallel=True)
+    return _on_first_use(signature, parallel=True)
 
 
 def jit_inline(function: Any) -> Any:
     """:func:`jit`'s options, compiled into each caller for the types it passes (a function
     among them, so that the call inside the loop is direct and the loop vectorises)."""
     return numba.njit(error_model="numpy", inline="always")(function)
+
+
+def variant(function: Any, name: str, **names: Any) -> Any:
+    """A copy of ``function``'s Python source under another ``name`` that reads ``names`` in
+    place of its module's globals: a second kernel from one source. Numba prunes a branch on
+    a global constant before typing, so what a ``False`` switches off is never compiled.
+    The name keeps the two apart in the cache."""
+    copy = types.FunctionType(
+        function.__code__,
+        {**function.__globals__, **names},
+        name,
+        function.__defaults__,
+        function.__closure__,
+    )
+    copy.__qualname__, copy.__module__, copy.__doc__ = name, function.__module__, function.__doc__
+    return copy

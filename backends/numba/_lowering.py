@@ -29,12 +29,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from backends.numba._jit import jit, jit_inline, jit_lazy
+from backends.numba._jit import jit, jit_inline
 from spec.ops import OPS, OpCode
 
 __all__ = [
     "LOWERINGS",
     "Lowering",
+    "check_dispatchers",
     "check_lowerings",
     "fails",
     "forward",
@@ -329,8 +330,6 @@ def fails(code, x, y, c, out):  # type: ignore[no-untyped-def]
 
 
 # --- the same, over a run of samples (the replay's lane units) --------------------------------------
-# Compiled when the replay's kernels that call them first compile (jit_lazy), not at import: an
-# eager user never runs them, and they are a fifth of the import's compiling.
 
 
 @jit_inline
@@ -370,7 +369,7 @@ def _backward_lanes(partials_of, val, grad, x, sx, y, sy, c, out, s0, s1, into_x
             grad[j] += dj * gv
 
 
-@jit_lazy
+@jit("int64(int64, float64[::1], int64, int64, int64, int64, float64, int64, int64, int64)")
 def lanes_forward(code, val, x, sx, y, sy, c, out, s0, s1):  # type: ignore[no-untyped-def]
     """:func:`forward` for samples ``s0 <= s < s1``: ``val[out + s]`` from ``val[x + sx * s]``
     and ``val[y + sy * s]`` (a stride of 0: one slot for all); the first failing slot, or -1
@@ -400,7 +399,10 @@ def lanes_forward(code, val, x, sx, y, sy, c, out, s0, s1):  # type: ignore[no-u
     raise ValueError("lanes_forward: an op code this backend does not lower")
 
 
-@jit_lazy
+@jit(
+    "void(int64, float64[::1], float64[::1], int64, int64, int64, int64, float64, int64, int64, int64, boolean, "
+    "boolean)"
+)
 def lanes_backward(code, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y):  # type: ignore[no-untyped-def]
     """:func:`partials` for samples ``s0 <= s < s1``, last sample first: ``grad[x + sx * s] +=
     d/dx * grad[out + s]`` (if ``into_x``), then the same into ``y`` (if ``into_y``)."""
@@ -441,31 +443,25 @@ def _lanes_dispatch(code: int, x: float, y: float, c: float) -> tuple[float, flo
 
 
 def check_lowerings(ops: Mapping[OpCode, Any] = OPS) -> None:
-    """Raise, naming the op, unless every op of ``ops`` is lowered, under its code, in the
-    one-sample dispatchers (:func:`check_lane_lowerings`: in the lane dispatchers)."""
+    """Raise, naming the op, unless every op of ``ops`` is lowered, under its own code (at
+    import: it compiles nothing)."""
     missing = [ops[code].name for code in ops if code not in LOWERINGS]
     if missing:
         raise NotImplementedError(f"the numba backend does not lower op(s): {', '.join(missing)}")
     misfiled = [code.name for code, lowering in LOWERINGS.items() if lowering.code != code]
     if misfiled:
         raise ImportError(f"backends.numba._lowering: lowerings filed under another op's code: {misfiled}")
+
+
+def check_dispatchers() -> None:
+    """Raise, naming the op, unless the one-sample and the lane dispatchers call each op's own
+    functions. It compiles them all: the replay runs it at its import, and the tests."""
     for code, lowering in LOWERINGS.items():
         x, y, c = 0.75, 1.5, 2.0
         out = lowering.forward(x, y, c)
         dispatched = (forward(code, x, y, c), partials(code, x, y, c, out), fails(code, x, y, c, out))
         if dispatched != (out, lowering.partials(x, y, c, out), lowering.fails(x, y, c, out)):
-            raise ImportError(
-                f"backends.numba._lowering: a dispatcher does not call {ops[code].name}'s functions"
-            )
-
-
-def check_lane_lowerings() -> None:
-    """Raise, naming the op, unless the lane dispatchers call each op's own functions (run, and
-    so compiled, by the replay at its import)."""
-    x, y, c = 0.75, 1.5, 2.0
-    for code, lowering in LOWERINGS.items():
-        out = lowering.forward(x, y, c)
-        # int(code): an IntEnum member would compile a second specialisation of each dispatcher
+            raise ImportError(f"backends.numba._lowering: a dispatcher does not call {code.name}'s functions")
         if _lanes_dispatch(int(code), x, y, c) != (out, *lowering.partials(x, y, c, out)):
             raise ImportError(
                 f"backends.numba._lowering: a lane dispatcher does not call {code.name}'s functions"

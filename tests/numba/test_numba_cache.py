@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -63,3 +65,91 @@ def test_warmup_compiles_everything_and_a_warm_import_says_nothing() -> None:
         [sys.executable, "-c", "import backends.numba"], capture_output=True, text=True, env=env, cwd=ROOT
     )
     assert again.returncode == 0 and again.stderr == "", again.stderr
+
+
+def _write_package(root: Path, modules: dict[str, str]) -> None:
+    for name, source in modules.items():
+        path = root.joinpath(*name.split(".")).with_suffix(".py")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+
+
+def test_a_stamp_covers_its_module_and_the_modules_it_imports_through_others(tmp_path: Path) -> None:
+    _write_package(
+        tmp_path,
+        {
+            "pkg.__init__": "from pkg import c\n",
+            "pkg.a": "x = 1\n",
+            "pkg.b": "from pkg.a import x\n",
+            "pkg.c": "import numpy\n",
+            "pkg.d": "from pkg import b\n",
+            "pkg.e": "import pkg.d\n",
+            "pkg.sub.__init__": "",
+            "pkg.sub.f": "from pkg.c import numpy\n",
+        },
+    )
+    files = {name: tmp_path / "pkg" / f"{name}.py" for name in ["__init__", "a", "b", "c", "d", "e", "sub/f"]}
+
+    def stamps() -> dict[str, str]:
+        return {name: _jit.source_stamp(path, tmp_path, ("pkg",)) for name, path in files.items()}
+
+    before = stamps()
+    files["a"].write_text("x = 2\n")
+    after = stamps()
+    assert {name for name in files if before[name] != after[name]} == {"a", "b", "d", "e"}
+    files["c"].write_text("import math\n")
+    again = stamps()
+    assert {name for name in files if after[name] != again[name]} == {"__init__", "c", "sub/f"}
+
+
+_COMPILED_MODULES = """
+import collections, json
+from numba.core import event
+compiled = collections.Counter()
+class Count(event.Listener):
+    def on_start(self, ev):
+        compiled[ev.data["dispatcher"].py_func.__module__] += 1
+    def on_end(self, ev):
+        pass
+with event.install_listener("numba:compile", Count()):
+    from backends.numba import _lowering
+    from backends.numba._replay import _plan, _schedule
+    for kernel in (_plan._plan_folds, _schedule.heights, _lowering.lanes_forward):
+        kernel.load()
+print(json.dumps({m: n for m, n in compiled.items() if m.startswith("backends.")}))
+"""
+
+
+def test_an_edit_recompiles_exactly_the_kernels_whose_modules_import_it(tmp_path: Path) -> None:
+    for package in ("backends", "spec"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tmp_path),
+        "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+        "GRADSPEC_QUIET": "1",
+    }
+
+    def compiled_modules() -> set[str]:
+        run = subprocess.run(
+            [sys.executable, "-c", _COMPILED_MODULES], capture_output=True, text=True, env=env, cwd=tmp_path
+        )
+        assert run.returncode == 0, run.stderr
+        return set(json.loads(run.stdout.splitlines()[-1]))
+
+    plan, schedule, lowering = (
+        "backends.numba._replay._plan",
+        "backends.numba._replay._schedule",
+        "backends.numba._lowering",
+    )
+    assert {plan, schedule, lowering} <= compiled_modules()
+    assert compiled_modules() == set()
+    for edited, recompiled in [
+        ("backends/numba/_replay/_plan.py", {plan}),
+        ("backends/numba/_replay/_program.py", {plan}),  # _plan imports _program; _schedule does not
+        ("spec/ops.py", {plan, lowering}),
+        ("backends/numba/_jit.py", {plan, schedule, lowering}),
+    ]:
+        with open(tmp_path / edited, "a") as source:
+            source.write("\n# edited\n")
+        assert compiled_modules() == recompiled, edited

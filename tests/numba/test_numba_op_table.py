@@ -93,6 +93,10 @@ def test_an_op_added_to_the_spec_fails_the_import_check() -> None:
     _lowering.check_lowerings(OPS)
 
 
+def test_every_dispatcher_calls_each_ops_own_functions() -> None:
+    _lowering.check_dispatchers()
+
+
 def test_every_op_in_one_graph_matches_the_python_backend() -> None:
     def program(v: type) -> tuple[object, list[object]]:
         a, b, c = v(0.8), v(-1.3), v(2.2)

@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from backends.numba._kernels import LEAF
-from backends.numba._lowering import LOWERINGS, check_lane_lowerings
+from backends.numba._lowering import LOWERINGS, check_dispatchers
 from backends.numba._replay._extract import extract
 from backends.numba._replay._fusion import absorbed_nodes, fuse, product_modes
 from backends.numba._replay._layout import Units, lay_out, leaf_slots
@@ -248,4 +248,4 @@ def compile_step(
     return NumbaStep(model, loss_fn, inputs, targets, optimizer, capture, threads)
 
 
-check_lane_lowerings()  # compiles the lane dispatchers, which only the replay runs
+check_dispatchers()  # compiles the op dispatchers, eager and lane

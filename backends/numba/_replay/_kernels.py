@@ -7,13 +7,16 @@ Pure functions over the program's arrays (layout: :mod:`backends.numba._replay._
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import numpy as np
 from numba import prange
 
 from backends.numba._jit import jit as _jit
 from backends.numba._jit import jit_threaded as _jit_threaded
+from backends.numba._jit import variant
 from backends.numba._lowering import fails as op_fails
 from backends.numba._lowering import forward as op_forward
 from backends.numba._lowering import partials as op_partials
@@ -35,7 +38,7 @@ from backends.numba._replay._program import (
     N,
 )
 
-__all__ = ["backward", "forward", "run", "update"]
+__all__ = ["backward", "forward", "run", "run_threaded", "step_kernel", "update"]
 
 _INF = math.inf
 
@@ -45,6 +48,11 @@ _RUN_SIGNATURE = (
     "int64[::1], float64[::1], float64[:, ::1], float64[:, ::1], float64[::1], int64)"
 )
 
+
+#: Whether :func:`forward`, :func:`backward` and :func:`run` run the per-sample work on Numba's
+#: threads: False here; True in the kernels :func:`run_threaded` builds. A branch on it is
+#: pruned before typing, so a one-thread run never compiles the threaded kernels.
+THREADED = False
 
 #: the most samples a block of a lane segment holds: on this machine the per-sample passes of
 #: a layer of 64 ran about a third faster in blocks of 500 than in one of 1,000
@@ -170,7 +178,10 @@ def _segment_forward_threaded(val, groups, terms, const, plan, first, end, block
     return failed.max()
 
 
-@_jit("int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64)")
+_FORWARD_SIGNATURE = "int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64)"
+
+
+@_jit(_FORWARD_SIGNATURE)
 def forward(val, groups, terms, const, plan, threads):  # type: ignore[no-untyped-def]
     """Fill every node's slot of ``val``, group by group; a slot that fails a domain or overflow
     check (spec.ops; the failing value is not stored), or -1.
@@ -195,7 +206,7 @@ def forward(val, groups, terms, const, plan, threads):  # type: ignore[no-untype
                 failed = _nodes_forward(val, terms, const, kind, lo, hi, n, t)
                 if failed >= 0:
                     return failed
-        elif threads > 1:
+        elif THREADED:
             failed = _segment_forward_threaded(
                 val, groups, terms, const, plan, g, end, sample_blocks(width, threads)
             )
@@ -307,10 +318,13 @@ def _zeros_threaded(values, threads):  # type: ignore[no-untyped-def]
         values[first:end] = 0.0
 
 
-@_jit(
+_BACKWARD_SIGNATURE = (
     "void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64[:, ::1], "
     "int64, int64, float64[::1])"
 )
+
+
+@_jit(_BACKWARD_SIGNATURE)
 def backward(val, grad, groups, terms, const, needs, plan, root, threads, factors):  # type: ignore[no-untyped-def]
     """Fill ``grad`` (spec.interface's semantics, leaves starting from 0): groups in reverse,
     each group's nodes in reverse, each node pushing ``partial * grad`` to its terms in reverse.
@@ -321,7 +335,7 @@ def backward(val, grad, groups, terms, const, needs, plan, root, threads, factor
     sample's, and a shared slot only in the second pass (the order check replays both). A
     group with no push into a shared slot (``plan``'s SHARED, :mod:`._plan`) has no second pass.
     """
-    if threads > 1:
+    if THREADED:
         _zeros_threaded(grad, threads)
     else:
         grad[:] = 0.0
@@ -342,7 +356,7 @@ def backward(val, grad, groups, terms, const, needs, plan, root, threads, factor
                     _nodes_backward(val, grad, terms, needs, const, kind, lo, hi, n, t, groups[h, MODE])
         else:
             blocks = sample_blocks(width, threads)
-            if threads > 1:
+            if THREADED:
                 _segment_per_sample_threaded(val, grad, groups, terms, const, needs, plan, g, start, blocks)
             else:
                 for b in range(blocks):
@@ -359,7 +373,7 @@ def backward(val, grad, groups, terms, const, needs, plan, root, threads, factor
                     groups[h, TERM],
                 )
                 units = (hi - lo) // width
-                if threads > 1 and groups[h, DISTINCT]:
+                if THREADED and groups[h, DISTINCT]:
                     _units_shared_threaded(
                         val, grad, terms, const, needs, kind, lo, n, t, width, units, threads, factors
                     )
@@ -464,3 +478,22 @@ def run(
         tape_data[parameter_nodes[i]] = val[i]
         tape_grad[parameter_nodes[i]] = grad[i]
     return 0, root, loss
+
+
+def step_kernel(threads: int) -> Any:
+    """:func:`run` for one thread, else :func:`run_threaded`'s, compiled or loaded now."""
+    kernel = run if threads == 1 else run_threaded()
+    kernel.load()
+    return kernel
+
+
+@functools.cache
+def run_threaded() -> Any:
+    """:func:`run` for ``threads > 1``, compiled (or loaded) at the first call of this function,
+    with :func:`forward` and :func:`backward` calling the threaded kernels."""
+    threaded = {"THREADED": True}
+    forward_threaded = _jit(_FORWARD_SIGNATURE)(variant(forward.py_func, "forward_threaded", **threaded))
+    backward_threaded = _jit(_BACKWARD_SIGNATURE)(variant(backward.py_func, "backward_threaded", **threaded))
+    return _jit(_RUN_SIGNATURE)(
+        variant(run.py_func, "run_threaded", forward=forward_threaded, backward=backward_threaded, **threaded)
+    )

@@ -15,7 +15,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from backends.numba._replay._kernels import run
+from backends.numba._replay._kernels import step_kernel
 from backends.numba._replay._program import Program
 from backends.numba._tape import current_tape, wrong_thread_error
 from spec.compile import ReplayStep
@@ -54,6 +54,7 @@ class NumbaStep(ReplayStep):
             )
         self.program, self._tape = program, tape
         self._factors = program.factors_scratch(self.threads)
+        self._run = step_kernel(self.threads)
         self.info.update(info, threads=self.threads)
         self._compactions = -1
         self._nodes = np.empty(0, np.int64)
@@ -77,7 +78,7 @@ class NumbaStep(ReplayStep):
             outer_threads = numba.get_num_threads()
             numba.set_num_threads(self.threads)
         try:
-            status, where, value = run(
+            status, where, value = self._run(
                 *program[:7],
                 program.plan,
                 np.ascontiguousarray(inputs).reshape(-1),
