@@ -66,6 +66,8 @@ _guards_extract = _in("guards", "backends/numba/_replay/_extract.py")
 _guards_fused = _in("guards", "backends/numba/_fused.py")
 _losses = _in("spec-nn", "spec/losses.py")
 _state = _in("spec-nn", "spec/state.py")
+_jit = _in("numba-cache", "backends/numba/_jit.py")
+_threaded = _in("numba-cache", "backends/numba/_replay/_kernels.py")
 
 PYTHON = [
     _python(
@@ -943,6 +945,27 @@ DECISIONS = [
     ),
 ]
 
+#: compiled at first use, threaded only on threads, and the cache's per-module stamps
+CACHE = [
+    _jit(
+        "stamp_follows_direct_imports_only",
+        "            pending.extend(_imported_modules(root, module, packages) - seen)\n",
+        "            if module == path.resolve():\n                pending.extend(_imported_modules(root, module, packages) - seen)\n",
+    ),
+    _jit(
+        "stamp_reads_the_package_for_its_submodule",
+        "            names = [name if _module_file(root, name) else node.module for name in names]\n",
+        "            names = [node.module for name in names]\n",
+    ),
+    _jit("first_use_compiles_other_signatures", "                self.disable_compile()\n", ""),
+    _threaded("one_thread_step_runs_the_threaded_branches", "THREADED = False\n", "THREADED = True\n"),
+    _threaded(
+        "threaded_step_runs_on_one_thread",
+        "    kernel = run if threads == 1 else run_threaded()\n",
+        "    kernel = run\n",
+    ),
+]
+
 MUTANTS = [
     *PYTHON,
     *LOWERING,
@@ -957,4 +980,5 @@ MUTANTS = [
     *FUSED,
     *GUARDS,
     *DECISIONS,
+    *CACHE,
 ]

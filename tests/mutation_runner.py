@@ -72,6 +72,7 @@ AREAS: dict[str, tuple[tuple[str, ...], ...]] = {
     "spec-optim": _SPEC,
     "spec-nn": _SPEC,
     "guards": _SPEC,
+    "numba-cache": (("tests/numba",),),
 }
 
 

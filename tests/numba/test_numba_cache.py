@@ -1,4 +1,5 @@
-"""Numba's cache as the backend uses it: the locator, the visible wait, the warm-up command."""
+"""Numba's cache as the backend uses it: kernels compiled at first use, the locator and its
+stamps, the visible wait, the warm-up command."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from pathlib import Path
 import numba
 import pytest
 
-from backends.numba import _compiling, _jit
+from backends.numba import MLP, _compiling, _jit, _lowering, compile_step, svm_loss
+from backends.numba._replay import _kernels as _replay_kernels
+from spec import SGD
+from spec.ops import OpCode
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,3 +157,40 @@ def test_an_edit_recompiles_exactly_the_kernels_whose_modules_import_it(tmp_path
         with open(tmp_path / edited, "a") as source:
             source.write("\n# edited\n")
         assert compiled_modules() == recompiled, edited
+
+
+def test_a_kernel_compiles_its_declared_signature_and_no_other() -> None:
+    add = int(OpCode.ADD)
+    assert _lowering.forward(add, 1.0, 2.0, 0.0) == 3.0
+    assert _lowering.forward(add, 1, 2, 0) == 3.0  # Python ints convert to the declared float64
+    assert len(_lowering.forward.signatures) == 1
+
+
+_ONE_THREAD_STEP = """
+from backends.numba import MLP, compile_step, svm_loss
+from backends.numba._jit import KERNELS
+from spec import SGD
+
+x, y = [[0.5, -1.0], [1.5, 0.25]], [1.0, -1.0]
+model = MLP(2, [4, 1], seed=0)
+loss_fn = lambda m, x, y: svm_loss([m(row) for row in x], y)
+compile_step(model, loss_fn, x, y, SGD(model.parameters(), 0.1))(x, y)
+print(sorted(k.py_func.__qualname__ for k in KERNELS if k.signatures and k.targetoptions.get("parallel")))
+"""
+
+
+def test_a_one_thread_step_never_compiles_or_loads_a_threaded_kernel() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADSPEC_QUIET": "1"}
+    run = subprocess.run([sys.executable, "-c", _ONE_THREAD_STEP], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]", run.stdout
+
+
+def test_a_step_on_two_threads_runs_the_threaded_kernels() -> None:
+    x, y = [[0.5, -1.0], [1.5, 0.25]], [1.0, -1.0]
+    model = MLP(2, [4, 1], seed=0)
+    step = compile_step(
+        model, lambda m, x, y: svm_loss([m(r) for r in x], y), x, y, SGD(model.parameters(), 0.1), threads=2
+    )
+    step(x, y)
+    assert step._run is _replay_kernels.run_threaded() and step._run is not _replay_kernels.run
