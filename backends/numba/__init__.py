@@ -26,11 +26,9 @@ if importlib.util.find_spec("numba") is None:
     )
 
 from backends.numba._compiling import announced
-
-with announced("the op lowerings"):
-    from backends.numba._fused import fused_outputs
-    from backends.numba._lowering import LOWERINGS
-    from backends.numba._value import Value
+from backends.numba._fused import fused_outputs  # no kernel compiles at import: each at its first call
+from backends.numba._lowering import LOWERINGS
+from backends.numba._value import Value
 from spec import SPEC_VERSION, Backend, common
 from spec.common import *  # noqa: F403  (the losses and optimizers every backend re-exports)
 

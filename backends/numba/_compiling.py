@@ -4,8 +4,8 @@ Numba compiles a kernel the first time a process needs it and finds no machine c
 in its cache (a fresh install, an edited backend source, another Numba): tens of seconds on
 a small machine, which would otherwise pass in silence. :func:`announced` writes, on the
 first compilation inside it, that Numba is compiling, and on leaving how many kernels and
-how long: one line for the import, one for the first ``compile_step``, one for the first
-call of an eager kernel (:class:`backends.numba._jit` compiles each at its first call).
+how long: one line for the first ``compile_step``, one for the first call of an eager kernel
+(:mod:`backends.numba._jit` compiles each kernel at its first call).
 Loading cached kernels prints nothing. ``GRADSPEC_QUIET=1`` silences it.
 """
 
