@@ -455,7 +455,8 @@ def run(
     threads,
 ):  # type: ignore[no-untyped-def]
     """One training step: leaves, forward, backward, update, parameters and grads back to the tape,
-    on ``threads`` threads (see :func:`forward` and :func:`backward`).
+    on one thread (``threads`` 1); :func:`run_threaded`'s on ``threads`` (see :func:`forward`
+    and :func:`backward`).
 
     Returns ``(0, root slot, loss)``; ``(1, slot, 0)`` when forward failed at ``slot``;
     ``(2, i, value)`` when parameter ``i`` would become the non-finite ``value``. A failed
