@@ -20,6 +20,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from backends.numba._compiling import announced
 from backends.numba._kernels import LEAF
 from backends.numba._lowering import LOWERINGS, check_dispatchers
 from backends.numba._replay._extract import extract
@@ -248,4 +249,5 @@ def compile_step(
     return NumbaStep(model, loss_fn, inputs, targets, optimizer, capture, threads)
 
 
-check_dispatchers()  # compiles the op dispatchers, eager and lane
+with announced("the op dispatchers"):
+    check_dispatchers()  # compiles them, eager and lane, or loads them
