@@ -16,9 +16,9 @@ nox.options.sessions = ["tests", "lint"]
 
 BACKENDS = ["python", "numba"]
 SUITES = [*BACKENDS, "project"]
-#: the numba replay's optional passes (backends.numba._replay.SWITCHES), each forced off in turn
-REPLAY_SWITCHES = ["fusion", "template", "grouping", "plan"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+#: prints the passes the numba replay can switch off (its PIPELINE's), read in the session's venv
+_PRINT_SWITCHES = "from backends.numba._replay import SWITCHES; print(*SWITCHES)"
 
 
 def install(session: nox.Session, *groups: str, extras: str = "[numba]") -> None:
@@ -84,8 +84,9 @@ def tests(session: nox.Session, suite: str) -> None:
     # the differential checks compare with python; python's own, with numba
     reference = ["--compare-with", "numba"] if suite == "python" else []
     session.run("pytest", "--pyargs", "conformance", "--backend", suite, *reference, *session.posargs)
-    if suite == "numba":  # the compiled checks again with each optional replay pass forced off
-        for switched_off in REPLAY_SWITCHES:
+    if suite == "numba":  # the compiled checks again with each pass the replay can switch off, off
+        switches = session.run("python", "-c", _PRINT_SWITCHES, silent=True)
+        for switched_off in str(switches).split():
             session.run(
                 "pytest", "--pyargs", "conformance", "--backend", suite, "-k", "compiled or capture",
                 "-q", *session.posargs, env={"GRADSPEC_REPLAY_OFF": switched_off},

@@ -67,6 +67,8 @@ _guards_fused = _in("guards", "backends/numba/_fused.py")
 _losses = _in("spec-nn", "spec/losses.py")
 _state = _in("spec-nn", "spec/state.py")
 _jit = _in("numba-cache", "backends/numba/_jit.py")
+_pipeline = _in("numba-replay", "backends/numba/_replay/_pipeline.py")
+_verify = _in("numba-replay", "backends/numba/_replay/_verify.py")
 _threaded = _in("numba-cache", "backends/numba/_replay/_kernels.py")
 
 PYTHON = [
@@ -966,6 +968,25 @@ CACHE = [
     ),
 ]
 
+#: the pipeline as the list build_program runs, its fallbacks, and the verifier
+PIPELINE = [
+    _pipeline(
+        "switched_off_pass_runs_anyway",
+        "        switched_off = step.name in state.off and step.off is not None\n",
+        "        switched_off = False\n",
+    ),
+    _replay_pipeline(
+        "fallback_skipped_where_it_differs_at_the_declining_pass",
+        "        if any(all(position[n] > stop for n in state.off ^ before) for before, stop in tried):\n",
+        "        if any(all(position[n] >= stop for n in state.off ^ before) for before, stop in tried):\n",
+    ),
+    _verify(
+        "verifier_lets_a_node_read_ahead",
+        "        before = np.where(is_lane | (row_width == 1), slot < owner, slot < segment_start[group_of])\n",
+        "        before = np.where(is_lane | (row_width == 1), slot <= owner, slot < segment_start[group_of])\n",
+    ),
+]
+
 MUTANTS = [
     *PYTHON,
     *LOWERING,
@@ -981,4 +1002,5 @@ MUTANTS = [
     *GUARDS,
     *DECISIONS,
     *CACHE,
+    *PIPELINE,
 ]

@@ -5,7 +5,7 @@ passes of :data:`PIPELINE` over the graph, and returns a :class:`NumbaStep`, who
 call is one kernel (:func:`~._kernels.run`). Every pass keeps every float64 operation, and
 the order of every sum, of the eager loop, so results are bit-identical (spec.interface,
 step 5); each pass's module says why. A pass switched off (a ``compile_step`` option, or
-``GRADSPEC_REPLAY_OFF=fusion,template,grouping,plan`` for a whole test run) leaves the simpler program
+``GRADSPEC_REPLAY_OFF=fusion,template,schedule,plan`` for a whole test run) leaves the simpler program
 that is still correct: with every pass off, replay is the eager loop's own order.
 ``GRADSPEC_REPLAY_DEBUG=1`` prints which passes a compiled step ran with.
 """
@@ -24,15 +24,11 @@ from backends.numba._compiling import announced
 from backends.numba._kernels import LEAF
 from backends.numba._lowering import LOWERINGS, check_dispatchers
 from backends.numba._replay._extract import extract
-from backends.numba._replay._fusion import absorbed_nodes, fuse, product_modes
-from backends.numba._replay._layout import Units, lay_out, leaf_slots
 from backends.numba._replay._order_check import backward_order_is_eager
-from backends.numba._replay._plan import one_by_one, plan_lanes
+from backends.numba._replay._pipeline import FALLBACKS, PIPELINE, SWITCHES, State, info_of, run_pipeline
 from backends.numba._replay._program import DOT, DOT_PLAIN, HI, KIND, LO, MODE, SUM, WIDTH, N, Program
-from backends.numba._replay._requires_grad import consumers_and_needs
-from backends.numba._replay._schedule import heights, schedule
 from backends.numba._replay._step import NumbaStep
-from backends.numba._replay._template import lane_units
+from backends.numba._replay._verify import check_program
 from backends.numba._tape import current_tape
 from spec.capture import CapturedGraph, capture_graph
 from spec.errors import CaptureError
@@ -41,12 +37,14 @@ from spec.ops import OPS, OpCode
 __all__ = [
     "DOT",
     "DOT_PLAIN",
+    "FALLBACKS",
     "HI",
     "KIND",
     "LO",
     "MODE",
     "PIPELINE",
     "SUM",
+    "SWITCHES",
     "WIDTH",
     "N",
     "NumbaStep",
@@ -57,20 +55,6 @@ __all__ = [
     "compile_step",
     "extract",
 ]
-
-#: The passes, in order: (name, what it does). Their modules are ``_<name>.py``.
-PIPELINE = (
-    ("extract", "the loss's graph off the tape, renumbered in creation order"),
-    ("requires_grad", "which nodes backward visits: a parameter below, the loss above"),
-    ("fusion", "chains of additions (of products) into one n-ary SUM or DOT node"),
-    ("template", "the samples' copies of one per-sample node into one lane unit"),
-    ("schedule", "branch-free groups by height and kind; forward deepest first"),
-    ("layout", "slots for leaves and nodes, terms as pairs of slots"),
-    ("order_check", "keep a schedule only if backward adds in the eager loop's order"),
-    ("plan", "which units the lane kernels run at once, decided once"),
-)
-#: the passes a caller may switch off
-SWITCHES = ("fusion", "template", "grouping", "plan")
 
 
 def passes_switched_off() -> frozenset[str]:
@@ -85,80 +69,43 @@ def passes_switched_off() -> frozenset[str]:
 
 
 def build_program(
-    captured: CapturedGraph, fusion: bool = True, grouping: bool = True, template: bool = True
+    captured: CapturedGraph, off: frozenset[str] = frozenset()
 ) -> tuple[Program, dict[str, Any]]:
     """The program of a captured step, and a description of what the passes did.
 
-    ``fusion``, ``grouping`` and ``template`` turn those passes off (for tests and benchmarks),
-    as does ``GRADSPEC_REPLAY_OFF``; the order check then chooses among the schedules that remain.
+    Runs :data:`PIPELINE` with the passes ``off`` (names of :data:`SWITCHES`, for tests and
+    benchmarks) and those ``GRADSPEC_REPLAY_OFF`` names switched off, then each of
+    :data:`FALLBACKS` in turn until one passes every check. ``info["declined"]`` says, for
+    each pipeline that did not, which pass declined it and why.
     """
-    off = passes_switched_off()
-    fusion, grouping = fusion and "fusion" not in off, grouping and "grouping" not in off
-    template = template and "template" not in off
-    g = captured.graph
-    op, a, b = g.op, g.a, g.b
-    _check_replayable(op)
-    m = len(op)
-    is_parameter = np.zeros(m, np.bool_)
-    used = captured.parameters[captured.parameters >= 0]
-    is_parameter[used] = True
-    count, needs = consumers_and_needs(op, a, b, is_parameter, g.root)
-    slot_of, one = leaf_slots(captured)
-
-    attempts = [
-        (fusion, template, grouping),
-        (fusion, template, False),
-        (fusion, False, grouping),
-        (fusion, False, False),
-        (False, False, False),
-    ]
-    for fuse_on, template_on, group_on in dict.fromkeys(attempts):
-        absorbed = absorbed_nodes(op, a, b, count, g.root) if fuse_on else np.zeros(m, np.bool_)
-        fused = fuse(op, a, b, g.const, absorbed)
-        tops, kind, n_terms, first, ta, tc, _, _ = fused
-        units = (lane_units(captured, fused, needs) if template_on else None) or Units.single(len(tops))
-        if template_on and len(units.width) == len(tops):
-            continue  # no per-sample structure: the attempt without the template is the same
-        mode = product_modes(kind, n_terms, first, ta, tc, needs)
-        representative = units.representative
-        height = None
-        if group_on:
-            fused_height = heights(tops, n_terms, first, ta, tc, m)
-            height = np.maximum.reduceat(fused_height[units.lane_nodes], units.lane_first)
-        order, starts = schedule(
-            kind[representative],
-            n_terms[representative],
-            mode[representative],
-            needs[tops[representative]].astype(np.int64),
-            height,
-            units.width,
-        )
-        program, term_pusher, pusher_at = lay_out(
-            captured, slot_of, one, needs, fused, mode, units, order, starts
-        )
-        if backward_order_is_eager(
-            program.groups, program.terms, term_pusher, pusher_at, program.needs, int(program.meta[3])
-        ):
-            plan = plan_lanes(program.groups, program.terms, program.needs)
-            if "plan" in off:
-                plan = one_by_one(plan, program.groups)
-            program = program._replace(plan=plan)
-            info = {
-                "traced_nodes": int(m),
-                "fused_nodes": len(tops),
-                "leaves": int(one + 1),
-                "terms": len(program.terms),
-                "groups": len(program.groups),
-                "fusion": fuse_on,
-                "template": template_on,
-                "lane_units": int((units.width > 1).sum()),
-                "grouping": group_on,
-                "bytes": int(sum(x.nbytes for x in program)),
-            }
+    _check_replayable(captured.graph.op)
+    asked = off | passes_switched_off()
+    state = State(captured)
+    position = {step.name: i for i, step in enumerate(PIPELINE)}
+    first_switch = min(position[name] for name in SWITCHES)
+    declined: list[str] = []
+    tried: list[tuple[frozenset[str], int]] = []  # each declined attempt's switches, and where it stopped
+    for name, also_off in FALLBACKS:
+        state.off = asked | also_off
+        # an attempt whose switches differ only after where an earlier one stopped stops there too
+        if any(all(position[n] > stop for n in state.off ^ before) for before, stop in tried):
+            continue
+        # the passes before the first switch read only the graph: they run once
+        passes = PIPELINE[first_switch:] if tried else PIPELINE
+        state.ran = state.ran[:first_switch] if tried else []
+        reason = run_pipeline(state, passes)
+        if reason is None:
+            assert state.program is not None
+            check_program(state.program)
+            info = {**info_of(state), "pipeline": name, "declined": declined}
             if os.environ.get("GRADSPEC_REPLAY_DEBUG"):
                 print(f"gradspec numba replay: {info}", file=sys.stderr)
-            return program, info
-    raise RuntimeError("no schedule of this graph passed the order check; the unfused one always should")
+            return state.program, info
+        declined.append(f"{name}: {reason}")
+        tried.append((state.off, position[state.ran[-1].removesuffix(" off")]))
+    raise RuntimeError(
+        f"no pipeline of this graph passed its checks; the eager order always should: {declined}"
+    )
 
 
 def _check_replayable(op: np.ndarray) -> None:
@@ -193,11 +140,10 @@ def capture_program(
     optimizer: Any,
     *,
     allow_unused_parameters: bool = False,
-    fusion: bool = True,
-    grouping: bool = True,
-    template: bool = True,
+    off: frozenset[str] = frozenset(),
 ) -> tuple[Program, dict[str, Any]]:
-    """Trace ``loss_fn`` on this batch (spec.capture.capture_graph) and compile its program."""
+    """Trace ``loss_fn`` on this batch (spec.capture.capture_graph) and compile its program,
+    the passes ``off`` switched off."""
     tape = current_tape()
     start = len(tape)
     try:
@@ -213,7 +159,7 @@ def capture_program(
             )
     finally:
         tape.drop_from(start)  # the trace is garbage now: give its memory back before the passes run
-    return build_program(captured, fusion=fusion, grouping=grouping, template=template)
+    return build_program(captured, off)
 
 
 def compile_step(
@@ -225,11 +171,15 @@ def compile_step(
     *,
     allow_unused_parameters: bool = False,
     fusion: bool = True,
-    grouping: bool = True,
     template: bool = True,
+    schedule: bool = True,
+    plan: bool = True,
     threads: int = 1,
 ) -> NumbaStep:
     """The Numba backend's ``Backend.compile_step`` (spec.compile.compile_step).
+
+    ``fusion``, ``template``, ``schedule``, ``plan``: False switches that pass of
+    :data:`PIPELINE` off (for tests and benchmarks); the program computes the same numbers.
 
     ``threads``: how many of Numba's threads a step runs its per-sample work on (at most
     ``numba.config.NUMBA_NUM_THREADS``); the results are bit-identical to one thread's.
@@ -242,9 +192,16 @@ def compile_step(
         loss_fn,
         optimizer=optimizer,
         allow_unused_parameters=allow_unused_parameters,
-        fusion=fusion,
-        grouping=grouping,
-        template=template,
+        off=frozenset(
+            name
+            for name, on in {
+                "fusion": fusion,
+                "template": template,
+                "schedule": schedule,
+                "plan": plan,
+            }.items()
+            if not on
+        ),
     )
     return NumbaStep(model, loss_fn, inputs, targets, optimizer, capture, threads)
 

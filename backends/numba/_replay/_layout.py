@@ -201,7 +201,8 @@ def lay_out(
     val[one] = 1.0
     const = np.zeros(n_slots, np.float64)
     const[slots[tops]] = fconst
-    meta = np.array([P, P, P + n * nin, slots[g.root], n], np.int64)
+    first_constant = P + n * nin + captured.targets.size
+    meta = np.array([P, P, P + n * nin, slots[g.root], n, first_constant], np.int64)
     program = Program(
         val=val,
         grad=cache_aligned_zeros(n_slots),

@@ -169,10 +169,10 @@ def plan_lanes(groups: np.ndarray, terms: np.ndarray, needs: np.ndarray) -> np.n
     return plan
 
 
-def one_by_one(plan: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """``plan`` with every decision at its reference: each unit folds and pushes alone, and every
+def one_by_one(terms: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The plan with every decision at its reference: each unit folds and pushes alone, and every
     lane group runs its shared pass (``GRADSPEC_REPLAY_OFF=plan``). The same numbers, slower."""
-    alone = np.zeros_like(plan)
+    alone = np.zeros((len(terms), PLAN_COLUMNS), np.int64)
     lanes = groups[groups[:, WIDTH] > 1]
     alone[lanes[:, TERM], SHARED] = 1
     return alone

@@ -94,7 +94,7 @@ class Program(NamedTuple):
     terms: np.ndarray  # uint32 (terms, 2)
     const: np.ndarray  # float64 per slot: POW_CONST's exponent
     needs: np.ndarray  # bool per slot
-    #: int64: ``[P, first input slot, first target slot, root slot, n samples]``
+    #: int64: ``[P, first input slot, first target slot, root slot, n samples, first constant slot]``
     meta: np.ndarray
     #: float64 (3, P): new parameters, velocity or m, v (the update's scratch)
     scratch: np.ndarray

@@ -7,8 +7,8 @@ order, reversed for backward.
 
 Bit-identity: a node still computes exactly its own terms, so forward is unchanged; but the
 order in which a node's gradient contributions arrive may differ from the eager loop's,
-so every schedule goes through the order check before it is used. Switch:
-``grouping=False`` keeps creation order.
+so every schedule goes through the order check before it is used. Switched off
+(``schedule=False``), it keeps creation order.
 """
 
 from __future__ import annotations

@@ -266,7 +266,7 @@ def test_neurons_reading_a_neuron_of_their_own_group_fold_one_by_one() -> None:
     # them read x alike, but the second reads the first, which must be complete before.
     rng = np.random.default_rng(17)
     X, y = rng.normal(size=(45, 6)), rng.normal(size=45)
-    for step in steps_like_eager(lambda: Alike(7, "chain"), alike_loss, X, y, grouping=False):
+    for step in steps_like_eager(lambda: Alike(7, "chain"), alike_loss, X, y, schedule=False):
         program = step.program
         assert step.info["template"] and alike_runs(step) and all(e == s for s, e, _ in alike_runs(step))
         chain = program.groups[(program.groups[:, WIDTH] > 1) & (program.groups[:, N] == 6)]
