@@ -97,11 +97,11 @@ def tests(session: nox.Session, suite: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (lint + format check) everywhere, mypy --strict on spec/."""
+    """ruff (lint + format check) everywhere, mypy --strict on spec/ and backends/."""
     install(session, "lint", "test", "demo")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "spec")
+    session.run("mypy", "spec", "backends")
 
 
 @nox.session

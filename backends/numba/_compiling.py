@@ -24,7 +24,7 @@ from numba.core import event
 __all__ = ["announced"]
 
 
-class _Compilations(event.Listener):  # type: ignore[misc]
+class _Compilations(event.Listener):
     """Counts Numba's compilations, and announces the first."""
 
     def __init__(self, what: str) -> None:

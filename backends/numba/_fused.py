@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard, TypeVar, cast, overload
 
 import numpy as np
 
@@ -87,10 +87,13 @@ class _LayerEntry(NamedTuple):
 
 class _MLPEntry(NamedTuple):
     compactions: int
-    layers: list[Any]
+    layers: list[Layer]
     layer_plans: list[Plan | None]
     plan: Plan | None
     changes: int
+
+
+_Entry = TypeVar("_Entry", _LayerEntry, _MLPEntry)
 
 
 #: The methods the generic call goes through, as they were when this module was imported: a
@@ -191,7 +194,11 @@ def _plan(module: Layer | MLP, t: Tape) -> Plan | None:
     return _mlp_plan(module, t)
 
 
-def _entry(module: Layer | MLP, t: Tape) -> tuple[bool, Any]:
+@overload
+def _entry(module: Layer, t: Tape) -> tuple[bool, _LayerEntry | None]: ...
+@overload
+def _entry(module: MLP, t: Tape) -> tuple[bool, _MLPEntry | None]: ...
+def _entry(module: Layer | MLP, t: Tape) -> tuple[bool, _LayerEntry | _MLPEntry | None]:
     """``(whether the module can be planned, its entry or None)``: a module that cannot be a
     key (a subclass defining ``__eq__`` but no ``__hash__``) gets no plan; the generic code runs."""
     try:
@@ -200,7 +207,7 @@ def _entry(module: Layer | MLP, t: Tape) -> tuple[bool, Any]:
         return False, None
 
 
-def _holds(entry: Any, t: Tape) -> bool:
+def _holds(entry: _Entry | None, t: Tape) -> TypeGuard[_Entry]:
     """Whether nothing that could change the plan happened since it was last checked."""
     return entry is not None and entry.changes == changes() and entry.compactions == t.compactions
 
@@ -212,8 +219,10 @@ def _layer_plan(layer: Layer, t: Tape) -> Plan | None:
     compacted, the plan holds without a look at the layer.
     """
     plannable, entry = _entry(layer, t)
-    if _holds(entry, t) or not plannable:
-        return entry.plan if plannable else None
+    if not plannable:
+        return None
+    if _holds(entry, t):
+        return entry.plan
     seen = changes()
     neurons = list(map(_neuron_state, layer.neurons))
     if entry is None or entry.compactions != t.compactions or entry.neurons != neurons:
@@ -226,7 +235,7 @@ def _layer_plan(layer: Layer, t: Tape) -> Plan | None:
     return entry.plan
 
 
-def _methods_intact(cls: type, neurons: list[tuple[Any, ...]]) -> bool:
+def _methods_intact(cls: type[Layer], neurons: list[tuple[Any, ...]]) -> bool:
     """Whether the generic call of a layer of class ``cls`` runs the methods the kernel stands for."""
     return (
         cls.generic_outputs is _LAYER_GENERIC
@@ -235,7 +244,7 @@ def _methods_intact(cls: type, neurons: list[tuple[Any, ...]]) -> bool:
     )
 
 
-def _make_layer_plan(cls: type, neurons: list[tuple[Any, ...]], t: Tape) -> Plan | None:
+def _make_layer_plan(cls: type[Layer], neurons: list[tuple[Any, ...]], t: Tape) -> Plan | None:
     if not neurons or not _methods_intact(cls, neurons):
         return None
     nin = neurons[0][3]
@@ -261,8 +270,10 @@ def _make_layer_plan(cls: type, neurons: list[tuple[Any, ...]], t: Tape) -> Plan
 def _mlp_plan(mlp: MLP, t: Tape) -> Plan | None:
     """The MLP's plan: its layers' plans joined, made anew when the MLP or one of them changes."""
     plannable, entry = _entry(mlp, t)
-    if _holds(entry, t) or not plannable:
-        return entry.plan if plannable else None
+    if not plannable:
+        return None
+    if _holds(entry, t):
+        return entry.plan
     seen = changes()
     layers = mlp.layers
     layer_plans = [_layer_plan(layer, t) for layer in layers]
@@ -279,18 +290,18 @@ def _mlp_plan(mlp: MLP, t: Tape) -> Plan | None:
     return entry.plan
 
 
-def _mlp_methods_intact(cls: type, layers: list[Any]) -> bool:
+def _mlp_methods_intact(cls: type[MLP], layers: list[Layer]) -> bool:
     return cls.generic_outputs is _MLP_GENERIC and all(
         layer.__class__.outputs is _LAYER_OUTPUTS for layer in layers
     )
 
 
-def _join(cls: type, layers: list[Any], plans: list[Plan | None]) -> Plan | None:
+def _join(cls: type[MLP], layers: list[Layer], plans: list[Plan | None]) -> Plan | None:
     if not plans or not _mlp_methods_intact(cls, layers):
         return None
     if any(plan is None for plan in plans):
         return None
-    joined: list[Plan] = plans  # type: ignore[assignment]
+    joined = cast("list[Plan]", plans)
     if any(after.nin != before.shapes[0, 0] for before, after in pairwise(joined)):
         return None  # the generic code raises the ShapeError
     return Plan(

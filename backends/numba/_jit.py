@@ -18,17 +18,23 @@ import functools
 import hashlib
 import os
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 import numba
 from numba.core import caching
 from numba.core.compiler_lock import global_compiler_lock
+from numba.core.dispatcher import Dispatcher
 from numba.core.registry import CPUDispatcher
 
 from backends.numba._compiling import announced
 
-__all__ = ["KERNELS", "jit", "jit_inline", "jit_threaded", "source_stamp", "variant"]
+__all__ = ["KERNELS", "Kernel", "jit", "jit_inline", "jit_threaded", "source_stamp", "variant"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_R_co = TypeVar("_R_co", covariant=True)
 
 _HERE = Path(__file__).resolve().parent
 _ROOT = _HERE.parent.parent
@@ -86,7 +92,19 @@ def _stamp_of(py_file: str) -> str:
     return source_stamp(Path(py_file))
 
 
-class _BackendCacheLocator(caching._CacheLocator):  # type: ignore[misc]
+if TYPE_CHECKING:
+
+    class _CacheLocator(caching._CacheLocator):
+        # the types of the untyped methods of Numba's that this backend's locator calls
+        def ensure_cache_path(self) -> None: ...
+        @classmethod
+        def get_suitable_cache_subpath(cls, py_file: str) -> str: ...
+
+else:
+    _CacheLocator = caching._CacheLocator
+
+
+class _BackendCacheLocator(_CacheLocator):
     """Numba's cache locator for this backend's files, stamped by :func:`source_stamp`."""
 
     def __init__(self, py_func: Any, py_file: str) -> None:
@@ -116,12 +134,24 @@ class _BackendCacheLocator(caching._CacheLocator):  # type: ignore[misc]
         return locator
 
 
-_LOCATORS: list[Any] = (getattr(caching, "CacheImpl", None) or caching._CacheImpl)._locator_classes
+#: Numba's cache implementation: CacheImpl, which older Numbas name _CacheImpl
+_CACHE_IMPL: Any = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+_LOCATORS: list[Any] = _CACHE_IMPL._locator_classes
 if _BackendCacheLocator not in _LOCATORS:
     _LOCATORS.insert(0, _BackendCacheLocator)
 
 
-class _FirstUse(CPUDispatcher):  # type: ignore[misc]
+if TYPE_CHECKING:
+
+    class _CPUDispatcher(CPUDispatcher):
+        # what Numba's type stubs leave out of its dispatcher
+        def _compile_for_args(self, *args: Any, **kws: Any) -> Any: ...
+
+else:
+    _CPUDispatcher = CPUDispatcher
+
+
+class _FirstUse(_CPUDispatcher):
     """A dispatcher of one declared signature, compiled (or loaded from the cache) when first
     called, from Python or from a kernel being compiled, rather than when its module is
     imported: a process pays only for the kernels it runs. Then it compiles nothing more, as
@@ -130,7 +160,7 @@ class _FirstUse(CPUDispatcher):  # type: ignore[misc]
 
     _declared: str | None = None
 
-    def load(self) -> Any:
+    def load(self) -> Callable[..., Any]:
         """Compile the declared signature, or load it from the cache, unless done already."""
         with global_compiler_lock:  # two threads' first calls: one compiles, the other waits
             if self._declared is not None:
@@ -138,7 +168,7 @@ class _FirstUse(CPUDispatcher):  # type: ignore[misc]
                     self.compile(self._declared)
                 self._declared = None
                 self.disable_compile()
-        return self.overloads[self.signatures[0]].entry_point
+        return self.get_overload(self.signatures[0])
 
     def get_call_template(self, args: Any, kws: Any) -> Any:
         self.load()
@@ -150,12 +180,26 @@ class _FirstUse(CPUDispatcher):  # type: ignore[misc]
         return self.load()  # its wrapper converts the call's arguments
 
 
+class Kernel(Protocol[_P, _R_co]):
+    """What :func:`jit` and :func:`jit_threaded` make of a Python function of parameters ``_P``
+    returning ``_R_co``: a Numba dispatcher (a :class:`_FirstUse`), called as the function is."""
+
+    @property
+    def py_func(self) -> Callable[_P, _R_co]: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _R_co:
+        """Numba converts the arguments to the declared signature's types, or refuses them."""
+        ...
+
+    def load(self) -> Callable[..., Any]: ...
+
+
 #: every kernel of :func:`jit` and :func:`jit_threaded` made so far, in the order made
 KERNELS: list[_FirstUse] = []
 
 
-def _on_first_use(signature: str, **options: Any) -> Any:
-    def decorate(function: Any) -> Any:
+def _on_first_use(signature: str, **options: Any) -> Callable[[Callable[_P, _R]], Kernel[_P, _R]]:
+    def decorate(function: Callable[_P, _R]) -> Kernel[_P, _R]:
         dispatcher = _FirstUse(
             function, targetoptions={"nopython": True, "error_model": "numpy", "nogil": True, **options}
         )
@@ -167,7 +211,7 @@ def _on_first_use(signature: str, **options: Any) -> Any:
     return decorate
 
 
-def jit(signature: str) -> Any:
+def jit(signature: str) -> Callable[[Callable[_P, _R]], Kernel[_P, _R]]:
     """Compile for ``signature`` at the first call: cached on disk, IEEE float semantics, GIL released.
 
     ``error_model="numpy"``: a division by zero gives inf/nan instead of raising,
@@ -176,12 +220,12 @@ def jit(signature: str) -> Any:
     return _on_first_use(signature)
 
 
-def jit_threaded(signature: str) -> Any:
+def jit_threaded(signature: str) -> Callable[[Callable[_P, _R]], Kernel[_P, _R]]:
     """:func:`jit`, and its ``prange`` loops run on Numba's threads (``parallel=True``)."""
     return _on_first_use(signature, parallel=True)
 
 
-def jit_inline(function: Any) -> Any:
+def jit_inline(function: Callable[_P, _R]) -> Dispatcher[Callable[_P, _R]]:
     """:func:`jit`'s options, compiled into each caller for the types it passes (a function
     among them, so that the call inside the loop is direct and the loop vectorises)."""
     return numba.njit(error_model="numpy", inline="always")(function)

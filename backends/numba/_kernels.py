@@ -25,6 +25,7 @@ sweep calls its ``partials``.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit
 from backends.numba._lowering import LOWERINGS, fails, forward, partials
@@ -47,7 +48,18 @@ _NODES = "float64[::1], int8[::1], int64[::1], int64[::1], float64[::1]"  # _ARR
 
 # --- building ---------------------------------------------------------------------------
 @jit(f"int64({_NODES}, int64, int64, int64, int64, float64)")
-def _write(data, op, a, b, const, n, code, x, y, out):  # type: ignore[no-untyped-def]
+def _write(
+    data: NDArray[np.float64],
+    op: NDArray[np.int8],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    const: NDArray[np.float64],
+    n: int,
+    code: int,
+    x: int,
+    y: int,
+    out: float,
+) -> int:
     """Write node ``n``: ``code(x[, y])`` with value ``out`` (constant 0); return ``n + 1``."""
     data[n] = out
     op[n] = code
@@ -58,7 +70,20 @@ def _write(data, op, a, b, const, n, code, x, y, out):  # type: ignore[no-untype
 
 
 @jit(f"int64({_NODES}, int64, int64[:, ::1], int64[::1], int64[::1], int64[::1], float64[::1], int64[::1])")
-def append_layer(data, op, a, b, const, n, weights, biases, activations, inputs, numbers, outputs):  # type: ignore[no-untyped-def]
+def append_layer(
+    data: NDArray[np.float64],
+    op: NDArray[np.int8],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    const: NDArray[np.float64],
+    n: int,
+    weights: NDArray[np.int64],
+    biases: NDArray[np.int64],
+    activations: NDArray[np.int64],
+    inputs: NDArray[np.int64],
+    numbers: NDArray[np.float64],
+    outputs: NDArray[np.int64],
+) -> int:
     """Write from node ``n`` on the nodes of one layer applied to one input row.
 
     The nodes are spec.nn's generic ``Layer.outputs``, in its creation order: for neuron
@@ -108,7 +133,21 @@ def append_layer(data, op, a, b, const, n, weights, biases, activations, inputs,
 @jit(
     f"int64({_NODES}, int64, int64[:, ::1], int64[::1], int64[::1], int64[::1], int64[::1], float64[::1], int64[::1])"
 )
-def append_layers(data, op, a, b, const, n, shapes, weights, biases, activations, inputs, numbers, outputs):  # type: ignore[no-untyped-def]
+def append_layers(
+    data: NDArray[np.float64],
+    op: NDArray[np.int8],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    const: NDArray[np.float64],
+    n: int,
+    shapes: NDArray[np.int64],
+    weights: NDArray[np.int64],
+    biases: NDArray[np.int64],
+    activations: NDArray[np.int64],
+    inputs: NDArray[np.int64],
+    numbers: NDArray[np.float64],
+    outputs: NDArray[np.int64],
+) -> int:
     """:func:`append_layer` for each layer in turn, each applied to the previous one's outputs.
 
     Layer ``l`` has ``shapes[l] = (nout, nin)``; its weights (row-major), biases and
@@ -146,7 +185,15 @@ def append_layers(data, op, a, b, const, n, shapes, weights, biases, activations
 
 # --- whole graphs ----------------------------------------------------------------------
 @jit(f"void({_ARRAYS}, int64)")
-def backward(data, grad, op, a, b, const, root):  # type: ignore[no-untyped-def]
+def backward(
+    data: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    op: NDArray[np.int8],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    const: NDArray[np.float64],
+    root: int,
+) -> None:
     """Backpropagate from node ``root`` (spec.interface's semantics), in one descending sweep.
 
     ``grad[root]`` is set to 1. A node of the graph is reached first from its
@@ -189,7 +236,9 @@ def backward(data, grad, op, a, b, const, root):  # type: ignore[no-untyped-def]
 
 
 @jit("void(float64[::1], int8[::1], int64[::1], int64[::1], int64)")
-def zero_grad(grad, op, a, b, root):  # type: ignore[no-untyped-def]
+def zero_grad(
+    grad: NDArray[np.float64], op: NDArray[np.int8], a: NDArray[np.int64], b: NDArray[np.int64], root: int
+) -> None:
     """Set ``grad`` to 0 on every node of ``root``'s graph, leaves and root included."""
     reached = np.zeros(root + 1, np.bool_)
     reached[root] = True
@@ -210,7 +259,13 @@ def zero_grad(grad, op, a, b, root):  # type: ignore[no-untyped-def]
 
 # --- reclaiming dead nodes -------------------------------------------------------------
 @jit("int64(int8[::1], int64[::1], int64[::1], int64[::1], int64[::1])")
-def renumber(op, a, b, roots, new_index):  # type: ignore[no-untyped-def]
+def renumber(
+    op: NDArray[np.int8],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    roots: NDArray[np.int64],
+    new_index: NDArray[np.int64],
+) -> int:
     """Number the nodes that ``roots`` reach, keeping their order; return how many there are.
 
     ``new_index`` (int64, length n) receives each kept node's new number and -1
@@ -236,7 +291,15 @@ def renumber(op, a, b, roots, new_index):  # type: ignore[no-untyped-def]
 
 
 @jit(f"void({_ARRAYS}, int64[::1])")
-def compact(data, grad, op, a, b, const, new_index):  # type: ignore[no-untyped-def]
+def compact(
+    data: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    op: NDArray[np.int8],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    const: NDArray[np.float64],
+    new_index: NDArray[np.int64],
+) -> None:
     """Move every kept node ``i`` to ``new_index[i]`` in place and renumber its parents.
 
     ``new_index`` comes from :func:`renumber`; kept nodes never move up

@@ -24,12 +24,13 @@ dispatcher; the check at the bottom refuses, at import and by name, an op left o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
-from backends.numba._jit import jit, jit_inline
+from backends.numba._jit import Kernel, jit, jit_inline
 from spec.ops import OPS, OpCode
 
 __all__ = [
@@ -64,68 +65,68 @@ DIV = int(OpCode.DIV)
 
 
 @jit(_FAILS)
-def _overflows(x, y, c, out):  # type: ignore[no-untyped-def]
+def _overflows(x: float, y: float, c: float, out: float) -> bool:
     return not -_INF < out < _INF
 
 
 # --- binary ------------------------------------------------------------------------
 @jit(_FORWARD)
-def add_forward(x, y, c):  # type: ignore[no-untyped-def]
+def add_forward(x: float, y: float, c: float) -> float:
     return x + y
 
 
 @jit(_PARTIALS)
-def add_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def add_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     return 1.0, 1.0
 
 
 @jit(_FORWARD)
-def mul_forward(x, y, c):  # type: ignore[no-untyped-def]
+def mul_forward(x: float, y: float, c: float) -> float:
     return x * y
 
 
 @jit(_PARTIALS)
-def mul_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def mul_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     return y, x
 
 
 @jit(_FORWARD)
-def pow_forward(x, y, c):  # type: ignore[no-untyped-def]
-    return x**y
+def pow_forward(x: float, y: float, c: float) -> float:
+    return x**y  # type: ignore[no-any-return]
 
 
 @jit(_PARTIALS)
-def pow_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def pow_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     return y * x ** (y - 1.0), out * math.log(x)
 
 
 @jit(_FAILS)
-def pow_fails(x, y, c, out):  # type: ignore[no-untyped-def]
+def pow_fails(x: float, y: float, c: float, out: float) -> bool:
     return not x > 0.0 or not -_INF < out < _INF
 
 
 @jit(_FORWARD)
-def div_forward(x, y, c):  # type: ignore[no-untyped-def]
+def div_forward(x: float, y: float, c: float) -> float:
     return x / y
 
 
 @jit(_PARTIALS)
-def div_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def div_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     return 1.0 / y, -out / y
 
 
 @jit(_FAILS)
-def div_fails(x, y, c, out):  # type: ignore[no-untyped-def]
+def div_fails(x: float, y: float, c: float, out: float) -> bool:
     return y == 0.0 or not -_INF < out < _INF
 
 
 @jit(_FORWARD)
-def max_forward(x, y, c):  # type: ignore[no-untyped-def]
+def max_forward(x: float, y: float, c: float) -> float:
     return y if y > x else x
 
 
 @jit(_PARTIALS)
-def max_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def max_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     # Ties split the gradient evenly.
     if x > y:
         return 1.0, 0.0
@@ -136,18 +137,18 @@ def max_partials(x, y, c, out):  # type: ignore[no-untyped-def]
 
 # --- unary with a constant -----------------------------------------------------------
 @jit(_FORWARD)
-def pow_const_forward(x, y, c):  # type: ignore[no-untyped-def]
-    return x**c
+def pow_const_forward(x: float, y: float, c: float) -> float:
+    return x**c  # type: ignore[no-any-return]
 
 
 @jit(_PARTIALS)
-def pow_const_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def pow_const_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     # d/dx x**0 is 0 everywhere; written out so x = 0 needs no 0**-1.
     return (0.0 if c == 0.0 else c * x ** (c - 1.0)), 0.0
 
 
 @jit(_FAILS)
-def pow_const_fails(x, y, c, out):  # type: ignore[no-untyped-def]
+def pow_const_fails(x: float, y: float, c: float, out: float) -> bool:
     if x == 0.0 and (c < 0.0 or 0.0 < c < 1.0):
         return True
     if x < 0.0 and math.floor(c) != c:
@@ -157,54 +158,54 @@ def pow_const_fails(x, y, c, out):  # type: ignore[no-untyped-def]
 
 # --- unary ---------------------------------------------------------------------------
 @jit(_FORWARD)
-def exp_forward(x, y, c):  # type: ignore[no-untyped-def]
+def exp_forward(x: float, y: float, c: float) -> float:
     return math.exp(x)
 
 
 @jit(_PARTIALS)
-def exp_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def exp_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     return out, 0.0
 
 
 @jit(_FORWARD)
-def log_forward(x, y, c):  # type: ignore[no-untyped-def]
+def log_forward(x: float, y: float, c: float) -> float:
     return math.log(x)
 
 
 @jit(_PARTIALS)
-def log_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def log_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     return 1.0 / x, 0.0
 
 
 @jit(_FAILS)
-def log_fails(x, y, c, out):  # type: ignore[no-untyped-def]
+def log_fails(x: float, y: float, c: float, out: float) -> bool:
     return not x > 0.0
 
 
 @jit(_FORWARD)
-def tanh_forward(x, y, c):  # type: ignore[no-untyped-def]
+def tanh_forward(x: float, y: float, c: float) -> float:
     return math.tanh(x)
 
 
 @jit(_PARTIALS)
-def tanh_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def tanh_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     # sech(x)**2 from exp(-2|x|): 1 - out**2 would cancel once tanh(x) rounds to 1.
     e = math.exp(-2.0 * abs(x))
     return 4.0 * e / ((1.0 + e) * (1.0 + e)), 0.0
 
 
 @jit(_FORWARD)
-def relu_forward(x, y, c):  # type: ignore[no-untyped-def]
+def relu_forward(x: float, y: float, c: float) -> float:
     return 0.0 if x < 0.0 else x  # micrograd's rule: relu(-0.0) is -0.0
 
 
 @jit(_PARTIALS)
-def relu_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def relu_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     return (1.0 if out > 0.0 else 0.0), 0.0
 
 
 @jit(_FORWARD)
-def sigmoid_forward(x, y, c):  # type: ignore[no-untyped-def]
+def sigmoid_forward(x: float, y: float, c: float) -> float:
     # Two branches so exp never overflows.
     if x >= 0.0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -213,7 +214,7 @@ def sigmoid_forward(x, y, c):  # type: ignore[no-untyped-def]
 
 
 @jit(_PARTIALS)
-def sigmoid_partials(x, y, c, out):  # type: ignore[no-untyped-def]
+def sigmoid_partials(x: float, y: float, c: float, out: float) -> tuple[float, float]:
     # e / (1 + e)**2 with e = exp(-|x|): out * (1 - out) would cancel near out = 1.
     e = math.exp(-abs(x))
     return e / ((1.0 + e) * (1.0 + e)), 0.0
@@ -223,9 +224,9 @@ class Lowering(NamedTuple):
     """One op's lowering: its code in the kernels and its three functions (module docstring)."""
 
     code: int
-    forward: Any
-    partials: Any
-    fails: Any
+    forward: Kernel[[float, float, float], float]
+    partials: Kernel[[float, float, float, float], tuple[float, float]]
+    fails: Kernel[[float, float, float, float], bool]
 
 
 #: The lowering of every op of the table, keyed by op code.
@@ -246,7 +247,7 @@ LOWERINGS: Mapping[OpCode, Lowering] = {
 
 # --- the dispatchers the kernels call ------------------------------------------------------------
 @jit("float64(int64, float64, float64, float64)")
-def forward(code, x, y, c):  # type: ignore[no-untyped-def]
+def forward(code: int, x: float, y: float, c: float) -> float:
     """The output of op ``code``."""
     if code == ADD:
         return add_forward(x, y, c)
@@ -274,7 +275,7 @@ def forward(code, x, y, c):  # type: ignore[no-untyped-def]
 
 
 @jit("UniTuple(float64, 2)(int64, float64, float64, float64, float64)")
-def partials(code, x, y, c, out):  # type: ignore[no-untyped-def]
+def partials(code: int, x: float, y: float, c: float, out: float) -> tuple[float, float]:
     """``(d out/d x, d out/d y)`` of op ``code``."""
     if code == ADD:
         return add_partials(x, y, c, out)
@@ -302,7 +303,7 @@ def partials(code, x, y, c, out):  # type: ignore[no-untyped-def]
 
 
 @jit("boolean(int64, float64, float64, float64, float64)")
-def fails(code, x, y, c, out):  # type: ignore[no-untyped-def]
+def fails(code: int, x: float, y: float, c: float, out: float) -> bool:
     """Whether the eager loop raises for op ``code`` here (a domain error or a non-finite output)."""
     if code == ADD:
         return _overflows(x, y, c, out)
@@ -333,7 +334,19 @@ def fails(code, x, y, c, out):  # type: ignore[no-untyped-def]
 
 
 @jit_inline
-def _forward_lanes(forward_of, fails_of, val, x, sx, y, sy, c, out, s0, s1):  # type: ignore[no-untyped-def]
+def _forward_lanes(
+    forward_of: Callable[[float, float, float], float],
+    fails_of: Callable[[float, float, float, float], bool],
+    val: NDArray[np.float64],
+    x: int,
+    sx: int,
+    y: int,
+    sy: int,
+    c: float,
+    out: int,
+    s0: int,
+    s1: int,
+) -> int:
     # No exit inside the loop, and unsigned indices (no negative-index wraparound): it vectorises.
     # The failure, rare, is looked for afterwards.
     ix, jx, iy, jy, o = np.uint64(x), np.uint64(sx), np.uint64(y), np.uint64(sy), np.uint64(out)
@@ -352,7 +365,21 @@ def _forward_lanes(forward_of, fails_of, val, x, sx, y, sy, c, out, s0, s1):  # 
 
 
 @jit_inline
-def _backward_lanes(partials_of, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y):  # type: ignore[no-untyped-def]
+def _backward_lanes(
+    partials_of: Callable[[float, float, float, float], tuple[float, float]],
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    x: int,
+    sx: int,
+    y: int,
+    sy: int,
+    c: float,
+    out: int,
+    s0: int,
+    s1: int,
+    into_x: bool,
+    into_y: bool,
+) -> None:
     if sx == 1 and sy == 0 and into_x and not into_y:  # into each sample's own slot: in any order
         ix, iy, o = np.uint64(x), np.uint64(y), np.uint64(out)
         for s in range(np.uint64(s0), np.uint64(s1)):
@@ -370,7 +397,18 @@ def _backward_lanes(partials_of, val, grad, x, sx, y, sy, c, out, s0, s1, into_x
 
 
 @jit("int64(int64, float64[::1], int64, int64, int64, int64, float64, int64, int64, int64)")
-def lanes_forward(code, val, x, sx, y, sy, c, out, s0, s1):  # type: ignore[no-untyped-def]
+def lanes_forward(
+    code: int,
+    val: NDArray[np.float64],
+    x: int,
+    sx: int,
+    y: int,
+    sy: int,
+    c: float,
+    out: int,
+    s0: int,
+    s1: int,
+) -> int:
     """:func:`forward` for samples ``s0 <= s < s1``: ``val[out + s]`` from ``val[x + sx * s]``
     and ``val[y + sy * s]`` (a stride of 0: one slot for all); the first failing slot, or -1
     (every sample's value is stored, failing or not). One loop per op, so that it vectorises."""
@@ -403,7 +441,21 @@ def lanes_forward(code, val, x, sx, y, sy, c, out, s0, s1):  # type: ignore[no-u
     "void(int64, float64[::1], float64[::1], int64, int64, int64, int64, float64, int64, int64, int64, boolean, "
     "boolean)"
 )
-def lanes_backward(code, val, grad, x, sx, y, sy, c, out, s0, s1, into_x, into_y):  # type: ignore[no-untyped-def]
+def lanes_backward(
+    code: int,
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    x: int,
+    sx: int,
+    y: int,
+    sy: int,
+    c: float,
+    out: int,
+    s0: int,
+    s1: int,
+    into_x: bool,
+    into_y: bool,
+) -> None:
     """:func:`partials` for samples ``s0 <= s < s1``, last sample first: ``grad[x + sx * s] +=
     d/dx * grad[out + s]`` (if ``into_x``), then the same into ``y`` (if ``into_y``)."""
     if code == ADD:

@@ -57,6 +57,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba import _kernels
 from spec.errors import BackendMismatchError
@@ -123,7 +124,16 @@ class Tape:
         return f"<numba Tape of thread {self.thread}: {len(self.data)} nodes>"
 
     # --- kernels' view -------------------------------------------------------------
-    def arrays(self) -> tuple[np.ndarray, ...]:
+    def arrays(
+        self,
+    ) -> tuple[
+        NDArray[np.float64],
+        NDArray[np.float64],
+        NDArray[np.int8],
+        NDArray[np.int64],
+        NDArray[np.int64],
+        NDArray[np.float64],
+    ]:
         """NumPy views (no copy) of ``data, grad, op, a, b, const``, all of the tape's length.
 
         While a view exists the arrays cannot grow: drop the views before appending.
@@ -138,7 +148,11 @@ class Tape:
             np.frombuffer(self.const, np.float64),
         )
 
-    def node_arrays(self) -> tuple[np.ndarray, ...]:
+    def node_arrays(
+        self,
+    ) -> tuple[
+        NDArray[np.float64], NDArray[np.int8], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]
+    ]:
         """NumPy views (no copy) of ``data, op, a, b, const``: :meth:`arrays` without ``grad``."""
         return (
             np.frombuffer(self.data, np.float64),

@@ -13,6 +13,8 @@ the leaf of a number operand. Every op goes through :meth:`Value._apply` but for
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import cast
 
 from backends.numba import _kernels
 from backends.numba._lowering import LOWERINGS
@@ -125,9 +127,9 @@ class Value(ValueBase):
             if not -_INF < out < _INF:
                 raise overflow_error(_ADD, (x, y))
             return _push_with_leaf(t, out, _ADD, self, y)
-        if other._t is not t:  # type: ignore[attr-defined]
+        if other._t is not t:
             raise foreign_value_error(self, other)
-        y = data[other._i]  # type: ignore[attr-defined]
+        y = data[other._i]
         out = _add(x, y, 0.0)
         if not -_INF < out < _INF:
             raise overflow_error(_ADD, (x, y))
@@ -141,7 +143,7 @@ class Value(ValueBase):
         data.append(out)
         t.op.append(_ADD)
         t.a.append(self._i)
-        t.b.append(other._i)  # type: ignore[attr-defined]
+        t.b.append(other._i)
         t.const.append(0.0)
         node = _new(Value)
         node._t = t
@@ -159,9 +161,9 @@ class Value(ValueBase):
             if not -_INF < out < _INF:
                 raise overflow_error(_MUL, (x, y))
             return _push_with_leaf(t, out, _MUL, self, y)
-        if other._t is not t:  # type: ignore[attr-defined]
+        if other._t is not t:
             raise foreign_value_error(self, other)
-        y = data[other._i]  # type: ignore[attr-defined]
+        y = data[other._i]
         out = _mul(x, y, 0.0)
         if not -_INF < out < _INF:
             raise overflow_error(_MUL, (x, y))
@@ -175,7 +177,7 @@ class Value(ValueBase):
         data.append(out)
         t.op.append(_MUL)
         t.a.append(self._i)
-        t.b.append(other._i)  # type: ignore[attr-defined]
+        t.b.append(other._i)
         t.const.append(0.0)
         node = _new(Value)
         node._t = t
@@ -200,14 +202,14 @@ class Value(ValueBase):
             check_domain(code, (x,), constant)
             return _push(t, _checked(code, forward, x, 0.0, constant), kernel_code, self, None, constant)
         if other.__class__ is not Value:  # a number (a float, spec.value checked it)
-            y = other
+            y = cast(float, other)
             check_domain(code, (x, y), constant)
             return _push_with_leaf(t, _checked(code, forward, x, y, constant), kernel_code, self, y)
-        if other._t is not t:  # type: ignore[attr-defined]
+        if other._t is not t:
             raise foreign_value_error(self, other)
-        y = t.data[other._i]  # type: ignore[attr-defined]
+        y = t.data[other._i]
         check_domain(code, (x, y), constant)
-        return _push(t, _checked(code, forward, x, y, constant), kernel_code, self, other, constant)  # type: ignore[arg-type]
+        return _push(t, _checked(code, forward, x, y, constant), kernel_code, self, other, constant)
 
     # --- backward --------------------------------------------------------------------
     def backward(self) -> None:
@@ -324,10 +326,12 @@ def _leaf_copy(data: float, grad: float, label: str) -> Value:
     return copy
 
 
-def _checked(code: OpCode, forward: object, x: float, y: float, c: float) -> float:
+def _checked(
+    code: OpCode, forward: Callable[[float, float, float], float], x: float, y: float, c: float
+) -> float:
     """``forward(x, y, c)``, or the contract's error if it is not a finite float64."""
     try:
-        out: float = forward(x, y, c)  # type: ignore[operator]
+        out: float = forward(x, y, c)
     except OverflowError:  # Python's math raises where float64 gives an infinity
         out = _INF
     if not -_INF < out < _INF:

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from itertools import count
 from operator import attrgetter
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from spec.operands import as_finite_float
 from spec.ops import OpCode, check_domain, ieee_pow, overflow_error
@@ -29,7 +29,7 @@ _next_order = count().__next__
 _creation_order = attrgetter("_order")
 
 ForwardRule = Callable[[float, float, float], float]
-BackwardRule = Callable[["Value", float], None]
+BackwardRule = Callable[["_OpNode", float], None]
 
 
 class Value(StoredValue):
@@ -78,7 +78,7 @@ class Value(StoredValue):
         if other is None:
             inputs: tuple[float, ...] = (x,)
         else:
-            inputs = (x, operand._data if operand is not None else other)  # type: ignore[attr-defined]
+            inputs = (x, operand._data if operand is not None else cast(float, other))
         check_domain(code, inputs, constant)
         try:
             data = LOWERINGS[code].forward(x, inputs[-1], constant)
@@ -88,7 +88,7 @@ class Value(StoredValue):
             raise overflow_error(code, inputs, constant)
         if other is not None and operand is None:
             operand = Value(inputs[1])  # a number operand's leaf, once the op is known to succeed
-        return _node(data, self, operand, code, constant)  # type: ignore[arg-type]
+        return _node(data, self, operand, code, constant)
 
     # --- backward ------------------------------------------------------------------
     def backward(self) -> None:
@@ -97,14 +97,14 @@ class Value(StoredValue):
         The root's grad is set to 1, every interior node's grad is recomputed from
         zero, and leaves *accumulate* (see :mod:`spec.interface`).
         """
-        interior = [node for node in _graph(self) if node._backward is not None]
+        interior = cast("list[_OpNode]", [node for node in _graph(self) if node._backward is not None])
         # Reverse creation order: the order every backend accumulates in.
         interior.sort(key=_creation_order, reverse=True)
         for node in interior:
             node._grad = 0.0
         self._grad = 1.0
         for node in interior:
-            node._backward(node, node._grad)  # type: ignore[misc]
+            node._backward(node, node._grad)
 
     def zero_grad(self) -> None:
         """Set the grad of every node of this graph, leaves included, to 0."""
@@ -112,12 +112,23 @@ class Value(StoredValue):
             node._grad = 0.0
 
 
+if TYPE_CHECKING:
+
+    class _OpNode(Value):
+        """An op node, as its backward rule sees it: its rule and first operand are set, and its
+        second operand too for a binary op (a unary op's rule does not read it)."""
+
+        _a: Value
+        _b: Value
+        _backward: BackwardRule
+
+
 # --- the lowering: each op's forward rule, and its backward rule (d out / d input, pushed with +=)
 def _add_forward(x: float, y: float, c: float) -> float:
     return x + y
 
 
-def _add_backward(node: Value, grad: float) -> None:
+def _add_backward(node: _OpNode, grad: float) -> None:
     a, b = node._a, node._b
     a._grad += grad
     b._grad += grad
@@ -127,7 +138,7 @@ def _mul_forward(x: float, y: float, c: float) -> float:
     return x * y
 
 
-def _mul_backward(node: Value, grad: float) -> None:
+def _mul_backward(node: _OpNode, grad: float) -> None:
     a, b = node._a, node._b
     a._grad += b._data * grad
     b._grad += a._data * grad
@@ -138,7 +149,7 @@ def _pow_forward(x: float, y: float, c: float) -> float:
     return result
 
 
-def _pow_backward(node: Value, grad: float) -> None:
+def _pow_backward(node: _OpNode, grad: float) -> None:
     a, b = node._a, node._b
     x, y = a._data, b._data
     a._grad += y * ieee_pow(x, y - 1.0) * grad
@@ -150,7 +161,7 @@ def _pow_const_forward(x: float, y: float, c: float) -> float:
     return result
 
 
-def _pow_const_backward(node: Value, grad: float) -> None:
+def _pow_const_backward(node: _OpNode, grad: float) -> None:
     a = node._a
     c = node._constant
     a._grad += (0.0 if c == 0.0 else c * ieee_pow(a._data, c - 1.0)) * grad
@@ -160,7 +171,7 @@ def _exp_forward(x: float, y: float, c: float) -> float:
     return _exp(x)
 
 
-def _exp_backward(node: Value, grad: float) -> None:
+def _exp_backward(node: _OpNode, grad: float) -> None:
     node._a._grad += node._data * grad
 
 
@@ -168,7 +179,7 @@ def _log_forward(x: float, y: float, c: float) -> float:
     return _log(x)
 
 
-def _log_backward(node: Value, grad: float) -> None:
+def _log_backward(node: _OpNode, grad: float) -> None:
     a = node._a
     a._grad += 1.0 / a._data * grad
 
@@ -177,7 +188,7 @@ def _tanh_forward(x: float, y: float, c: float) -> float:
     return math.tanh(x)
 
 
-def _tanh_backward(node: Value, grad: float) -> None:
+def _tanh_backward(node: _OpNode, grad: float) -> None:
     # sech(x)**2, accurate where 1 - tanh(x)**2 cancels (spec.ops).
     a = node._a
     e = _exp(-2.0 * abs(a._data))
@@ -188,7 +199,7 @@ def _relu_forward(x: float, y: float, c: float) -> float:
     return 0.0 if x < 0.0 else x  # micrograd's rule: relu(-0.0) is -0.0
 
 
-def _relu_backward(node: Value, grad: float) -> None:
+def _relu_backward(node: _OpNode, grad: float) -> None:
     node._a._grad += (1.0 if node._data > 0.0 else 0.0) * grad
 
 
@@ -200,7 +211,7 @@ def _sigmoid_forward(x: float, y: float, c: float) -> float:
     return e / (1.0 + e)
 
 
-def _sigmoid_backward(node: Value, grad: float) -> None:
+def _sigmoid_backward(node: _OpNode, grad: float) -> None:
     # e / (1 + e)**2 with e = exp(-|x|), accurate where s * (1 - s) cancels (spec.ops).
     a = node._a
     e = _exp(-abs(a._data))
@@ -211,7 +222,7 @@ def _div_forward(x: float, y: float, c: float) -> float:
     return x / y
 
 
-def _div_backward(node: Value, grad: float) -> None:
+def _div_backward(node: _OpNode, grad: float) -> None:
     a, b = node._a, node._b
     y = b._data
     a._grad += 1.0 / y * grad
@@ -222,7 +233,7 @@ def _max_forward(x: float, y: float, c: float) -> float:
     return y if y > x else x
 
 
-def _max_backward(node: Value, grad: float) -> None:
+def _max_backward(node: _OpNode, grad: float) -> None:
     # Ties split the gradient evenly (spec.ops).
     a, b = node._a, node._b
     x, y = a._data, b._data

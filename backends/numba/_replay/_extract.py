@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 from backends.numba._kernels import LEAF
@@ -23,7 +24,9 @@ __all__ = ["extract", "gather", "older_ancestors"]
 
 
 @_jit("int64[::1](int8[::1], int64[::1], int64[::1], int64, int64)")
-def older_ancestors(op, a, b, first, root):  # type: ignore[no-untyped-def]
+def older_ancestors(
+    op: NDArray[np.int8], a: NDArray[np.int64], b: NDArray[np.int64], first: int, root: int
+) -> NDArray[np.int64]:
     """The nodes before ``first`` that the nodes from ``first`` on, or ``root``, are computed from, ascending."""
     n = op.shape[0]
     needed = np.zeros(first, np.bool_)
@@ -47,7 +50,15 @@ def older_ancestors(op, a, b, first, root):  # type: ignore[no-untyped-def]
     "Tuple((int8[::1], int64[::1], int64[::1], float64[::1], float64[::1]))"
     "(float64[::1], int8[::1], int64[::1], int64[::1], float64[::1], int64, int64[::1])"
 )
-def gather(data, op, a, b, const, first, older):  # type: ignore[no-untyped-def]
+def gather(
+    data: NDArray[np.float64],
+    op: NDArray[np.int8],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    const: NDArray[np.float64],
+    first: int,
+    older: NDArray[np.int64],
+) -> tuple[NDArray[np.int8], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
     """The graph's columns: the ``older`` nodes, then nodes ``first..n-1``, parents renumbered."""
     k = older.shape[0]
     m = k + op.shape[0] - first
@@ -75,7 +86,7 @@ def extract(root: Any, leaves: Any, since: Any) -> TracedGraph:
     The tape must have held its nodes since ``since`` was made.
     """
     tape = root._t
-    first = since._i + 1
+    first: int = since._i + 1
     data, op, a, b, const = tape.node_arrays()
     older = older_ancestors(op, a, b, first, root._i)
     g_op, g_a, g_b, g_const, g_data = gather(data, op, a, b, const, first, older)

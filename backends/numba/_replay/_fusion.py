@@ -16,6 +16,7 @@ node that pushes it in the eager loop) for the order check. Switch: ``fusion=Fal
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 from backends.numba._kernels import LEAF
@@ -26,7 +27,9 @@ __all__ = ["absorbed_nodes", "fuse", "product_modes"]
 
 
 @_jit("boolean[::1](int8[::1], int64[::1], int64[::1], uint8[::1], int64)")
-def absorbed_nodes(op, a, b, count, root):  # type: ignore[no-untyped-def]
+def absorbed_nodes(
+    op: NDArray[np.int8], a: NDArray[np.int64], b: NDArray[np.int64], count: NDArray[np.uint8], root: int
+) -> NDArray[np.bool_]:
     """Nodes folded into their consumer's chain: an ADD or MUL used once, by an ADD, as its
     first operand (a partial sum, or the first product), or a MUL as its second (a product term)."""
     m = op.shape[0]
@@ -46,7 +49,22 @@ def absorbed_nodes(op, a, b, count, root):  # type: ignore[no-untyped-def]
     "Tuple((int64[::1], int64[::1], int64[::1], int64[::1], int32[::1], int32[::1], int32[::1], float64[::1]))"
     "(int8[::1], int64[::1], int64[::1], float64[::1], boolean[::1])"
 )
-def fuse(op, a, b, const, absorbed):  # type: ignore[no-untyped-def]
+def fuse(
+    op: NDArray[np.int8],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    const: NDArray[np.float64],
+    absorbed: NDArray[np.bool_],
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int32],
+    NDArray[np.int32],
+    NDArray[np.int32],
+    NDArray[np.float64],
+]:
     """The fused nodes, one per interior node not absorbed (its *top*), in creation order.
 
     Returns ``tops, kind, n_terms, first_term`` per fused node and ``ta, tc, pusher`` per term
@@ -128,7 +146,14 @@ def fuse(op, a, b, const, absorbed):  # type: ignore[no-untyped-def]
 
 
 @_jit("int64[::1](int64[::1], int64[::1], int64[::1], int32[::1], int32[::1], boolean[::1])")
-def product_modes(kind, n_terms, first, ta, tc, needs):  # type: ignore[no-untyped-def]
+def product_modes(
+    kind: NDArray[np.int64],
+    n_terms: NDArray[np.int64],
+    first: NDArray[np.int64],
+    ta: NDArray[np.int32],
+    tc: NDArray[np.int32],
+    needs: NDArray[np.bool_],
+) -> NDArray[np.int64]:
     """Per fused node, which factors of its products need a grad: 0 the first only, 1 both, 2 mixed."""
     nf = kind.shape[0]
     mode = np.full(nf, 2, np.int64)

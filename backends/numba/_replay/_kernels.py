@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
 
 import numpy as np
 from numba import prange
+from numpy.typing import NDArray
 
+from backends.numba._jit import Kernel, variant
 from backends.numba._jit import jit as _jit
 from backends.numba._jit import jit_threaded as _jit_threaded
-from backends.numba._jit import variant
 from backends.numba._lowering import fails as op_fails
 from backends.numba._lowering import forward as op_forward
 from backends.numba._lowering import partials as op_partials
@@ -60,14 +60,14 @@ SAMPLE_BLOCK = 512
 
 
 @_jit("int64(int64, int64)")
-def sample_blocks(width, threads):
+def sample_blocks(width: int, threads: int) -> int:
     """How many blocks of samples a lane segment runs on: one a thread at least, of at most
     :data:`SAMPLE_BLOCK` samples each."""
     return max(threads, (width + SAMPLE_BLOCK - 1) // SAMPLE_BLOCK)
 
 
 @_jit("UniTuple(int64, 2)(int64, int64, int64, int64)")
-def equal_part(count, parts, b, multiple):  # type: ignore[no-untyped-def]
+def equal_part(count: int, parts: int, b: int, multiple: int) -> tuple[int, int]:
     """Part ``b`` of ``parts`` (nearly) equal parts of ``0..count-1``, as ``(first, end)``; the
     parts' size a multiple of ``multiple``."""
     size = ((count + parts - 1) // parts + multiple - 1) // multiple * multiple
@@ -76,7 +76,7 @@ def equal_part(count, parts, b, multiple):  # type: ignore[no-untyped-def]
 
 
 @_jit("int64(int64[:, ::1], int64)")
-def segment_end(groups, g):  # type: ignore[no-untyped-def]
+def segment_end(groups: NDArray[np.int64], g: int) -> int:
     """The group after the segment that starts at group ``g``: the run of groups of ``g``'s width."""
     e = g + 1
     while e < groups.shape[0] and groups[e, WIDTH] == groups[g, WIDTH]:
@@ -85,7 +85,7 @@ def segment_end(groups, g):  # type: ignore[no-untyped-def]
 
 
 @_jit("int64(int64[:, ::1], int64)")
-def segment_start(groups, g):  # type: ignore[no-untyped-def]
+def segment_start(groups: NDArray[np.int64], g: int) -> int:
     """The first group of the segment that ends at group ``g``."""
     b = g
     while b > 0 and groups[b - 1, WIDTH] == groups[g, WIDTH]:
@@ -94,7 +94,16 @@ def segment_start(groups, g):  # type: ignore[no-untyped-def]
 
 
 @_jit("int64(float64[::1], uint32[:, ::1], float64[::1], int64, int64, int64, int64, int64)")
-def _nodes_forward(val, terms, const, kind, lo, hi, n, t):  # type: ignore[no-untyped-def]
+def _nodes_forward(
+    val: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    kind: int,
+    lo: int,
+    hi: int,
+    n: int,
+    t: int,
+) -> int:
     """Forward of a group of single nodes ``lo..hi-1``, their terms from ``t``; a failing slot, or -1."""
     if kind == DOT_PLAIN or kind == DOT:
         # Four nodes at a time: four independent fold chains keep the adder busy; each
@@ -154,7 +163,17 @@ def _nodes_forward(val, terms, const, kind, lo, hi, n, t):  # type: ignore[no-un
 @_jit(
     "int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64, int64, int64, int64)"
 )
-def _segment_forward(val, groups, terms, const, plan, first, end, s0, s1):  # type: ignore[no-untyped-def]
+def _segment_forward(
+    val: NDArray[np.float64],
+    groups: NDArray[np.int64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    plan: NDArray[np.int64],
+    first: int,
+    end: int,
+    s0: int,
+    s1: int,
+) -> int:
     """Forward of the lane groups ``first..end-1`` in samples ``s0..s1-1``; a failing slot, or -1."""
     width = groups[first, WIDTH]
     for h in range(first, end):
@@ -168,21 +187,37 @@ def _segment_forward(val, groups, terms, const, plan, first, end, s0, s1):  # ty
 @_jit_threaded(
     "int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64, int64, int64)"
 )
-def _segment_forward_threaded(val, groups, terms, const, plan, first, end, blocks):  # type: ignore[no-untyped-def]
+def _segment_forward_threaded(
+    val: NDArray[np.float64],
+    groups: NDArray[np.int64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    plan: NDArray[np.int64],
+    first: int,
+    end: int,
+    blocks: int,
+) -> int:
     """:func:`_segment_forward` on ``blocks`` blocks of samples, at once on Numba's threads."""
     width = groups[first, WIDTH]
     failed = np.full(blocks, -1, np.int64)
     for b in prange(blocks):
         s0, s1 = equal_part(width, blocks, b, LINE)
         failed[b] = _segment_forward(val, groups, terms, const, plan, first, end, s0, s1)
-    return failed.max()
+    return failed.max()  # type: ignore[no-any-return]
 
 
 _FORWARD_SIGNATURE = "int64(float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64)"
 
 
 @_jit(_FORWARD_SIGNATURE)
-def forward(val, groups, terms, const, plan, threads):  # type: ignore[no-untyped-def]
+def forward(
+    val: NDArray[np.float64],
+    groups: NDArray[np.int64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    plan: NDArray[np.int64],
+    threads: int,
+) -> int:
     """Fill every node's slot of ``val``, group by group; a slot that fails a domain or overflow
     check (spec.ops; the failing value is not stored), or -1.
 
@@ -227,7 +262,19 @@ def forward(val, groups, terms, const, plan, threads):  # type: ignore[no-untype
     "void(float64[::1], float64[::1], uint32[:, ::1], boolean[::1], float64[::1], int64, int64, int64, int64, "
     "int64, int64)"
 )
-def _nodes_backward(val, grad, terms, needs, const, kind, lo, hi, n, t0, mode):  # type: ignore[no-untyped-def]
+def _nodes_backward(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    needs: NDArray[np.bool_],
+    const: NDArray[np.float64],
+    kind: int,
+    lo: int,
+    hi: int,
+    n: int,
+    t0: int,
+    mode: int,
+) -> None:
     """Backward of a group of single nodes ``lo..hi-1``, their terms from ``t0``."""
     t = t0 + (hi - lo) * n
     if kind == DOT or kind == DOT_PLAIN:
@@ -272,7 +319,19 @@ def _nodes_backward(val, grad, terms, needs, const, kind, lo, hi, n, t0, mode): 
     "void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64[:, ::1], "
     "int64, int64, int64, int64)"
 )
-def _segment_per_sample(val, grad, groups, terms, const, needs, plan, last, first, s0, s1):  # type: ignore[no-untyped-def]
+def _segment_per_sample(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    groups: NDArray[np.int64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    needs: NDArray[np.bool_],
+    plan: NDArray[np.int64],
+    last: int,
+    first: int,
+    s0: int,
+    s1: int,
+) -> None:
     """The per-sample pushes of the lane groups ``last`` down to ``first`` in samples ``s0..s1-1``."""
     width = groups[last, WIDTH]
     for h in range(last, first - 1, -1):
@@ -285,7 +344,18 @@ def _segment_per_sample(val, grad, groups, terms, const, needs, plan, last, firs
     "void(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], float64[::1], boolean[::1], int64[:, ::1], "
     "int64, int64, int64)"
 )
-def _segment_per_sample_threaded(val, grad, groups, terms, const, needs, plan, last, first, blocks):  # type: ignore[no-untyped-def]
+def _segment_per_sample_threaded(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    groups: NDArray[np.int64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    needs: NDArray[np.bool_],
+    plan: NDArray[np.int64],
+    last: int,
+    first: int,
+    blocks: int,
+) -> None:
     """:func:`_segment_per_sample` on ``blocks`` blocks of samples, at once on Numba's threads."""
     width = groups[last, WIDTH]
     for b in prange(blocks):
@@ -297,7 +367,21 @@ def _segment_per_sample_threaded(val, grad, groups, terms, const, needs, plan, l
     "void(float64[::1], float64[::1], uint32[:, ::1], float64[::1], boolean[::1], int64, int64, int64, int64, "
     "int64, int64, int64, float64[::1])"
 )
-def _units_shared_threaded(val, grad, terms, const, needs, kind, lo, n, t0, width, units, threads, factors):  # type: ignore[no-untyped-def]
+def _units_shared_threaded(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    needs: NDArray[np.bool_],
+    kind: int,
+    lo: int,
+    n: int,
+    t0: int,
+    width: int,
+    units: int,
+    threads: int,
+    factors: NDArray[np.float64],
+) -> None:
     """:func:`lanes_backward_shared` of a distinct group's units in ``threads`` parts at once:
     no two units push into one slot, so each slot's sum is the same whichever thread runs it.
     ``factors``: ``threads`` scratches."""
@@ -311,7 +395,7 @@ def _units_shared_threaded(val, grad, terms, const, needs, kind, lo, n, t0, widt
 
 
 @_jit_threaded("void(float64[::1], int64)")
-def _zeros_threaded(values, threads):  # type: ignore[no-untyped-def]
+def _zeros_threaded(values: NDArray[np.float64], threads: int) -> None:
     """``values[:] = 0.0`` in ``threads`` parts at once (parts of whole cache lines)."""
     for b in prange(threads):
         first, end = equal_part(values.shape[0], threads, b, LINE)
@@ -325,7 +409,18 @@ _BACKWARD_SIGNATURE = (
 
 
 @_jit(_BACKWARD_SIGNATURE)
-def backward(val, grad, groups, terms, const, needs, plan, root, threads, factors):  # type: ignore[no-untyped-def]
+def backward(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    groups: NDArray[np.int64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    needs: NDArray[np.bool_],
+    plan: NDArray[np.int64],
+    root: int,
+    threads: int,
+    factors: NDArray[np.float64],
+) -> None:
     """Fill ``grad`` (spec.interface's semantics, leaves starting from 0): groups in reverse,
     each group's nodes in reverse, each node pushing ``partial * grad`` to its terms in reverse.
 
@@ -386,7 +481,14 @@ def backward(val, grad, groups, terms, const, needs, plan, root, threads, factor
 
 
 @_jit("int64(float64[::1], float64[::1], int64, float64[::1], float64[:, ::1], float64[:, ::1])")
-def update(val, grad, P, constants, state, scratch):  # type: ignore[no-untyped-def]
+def update(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    P: int,
+    constants: NDArray[np.float64],
+    state: NDArray[np.float64],
+    scratch: NDArray[np.float64],
+) -> int:
     """The optimizer's update of slots ``0..P-1`` (spec.optim's formulas), all or nothing.
 
     ``constants``: see spec.compile.UpdateRule.constants; ``state``: (2, P) velocity or m,
@@ -424,7 +526,7 @@ def update(val, grad, P, constants, state, scratch):  # type: ignore[no-untyped-
 
 
 @_jit("void(float64[::1], int64, float64[::1], int64)")
-def _write_columns(val, first, rows, n):  # type: ignore[no-untyped-def]
+def _write_columns(val: NDArray[np.float64], first: int, rows: NDArray[np.float64], n: int) -> None:
     """Write ``n`` samples' rows (``rows``, sample by sample) into the slots from ``first``,
     column by column: column ``j`` of sample ``s`` at ``first + j * n + s``."""
     columns = rows.shape[0] // n
@@ -435,25 +537,25 @@ def _write_columns(val, first, rows, n):  # type: ignore[no-untyped-def]
 
 @_jit(_RUN_SIGNATURE)
 def run(
-    val,
-    grad,
-    groups,
-    terms,
-    const,
-    needs,
-    meta,
-    plan,
-    inputs,
-    targets,
-    tape_data,
-    tape_grad,
-    parameter_nodes,
-    constants,
-    state,
-    scratch,
-    factors,
-    threads,
-):  # type: ignore[no-untyped-def]
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    groups: NDArray[np.int64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    needs: NDArray[np.bool_],
+    meta: NDArray[np.int64],
+    plan: NDArray[np.int64],
+    inputs: NDArray[np.float64],
+    targets: NDArray[np.float64],
+    tape_data: NDArray[np.float64],
+    tape_grad: NDArray[np.float64],
+    parameter_nodes: NDArray[np.int64],
+    constants: NDArray[np.float64],
+    state: NDArray[np.float64],
+    scratch: NDArray[np.float64],
+    factors: NDArray[np.float64],
+    threads: int,
+) -> tuple[int, int, float]:
     """One training step: leaves, forward, backward, update, parameters and grads back to the tape,
     on one thread (``threads`` 1); :func:`run_threaded`'s on ``threads`` (see :func:`forward`
     and :func:`backward`).
@@ -481,7 +583,7 @@ def run(
     return 0, root, loss
 
 
-def step_kernel(threads: int) -> Any:
+def step_kernel(threads: int) -> Kernel[..., tuple[int, int, float]]:
     """:func:`run` for one thread, else :func:`run_threaded`'s, compiled or loaded now."""
     kernel = run if threads == 1 else run_threaded()
     kernel.load()
@@ -489,7 +591,7 @@ def step_kernel(threads: int) -> Any:
 
 
 @functools.cache
-def run_threaded() -> Any:
+def run_threaded() -> Kernel[..., tuple[int, int, float]]:
     """:func:`run` for ``threads > 1``, compiled (or loaded) at the first call of this function,
     with :func:`forward` and :func:`backward` calling the threaded kernels."""
     threaded = {"THREADED": True}

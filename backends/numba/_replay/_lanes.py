@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 from backends.numba._lowering import lanes_backward as op_lanes_backward
@@ -36,7 +37,9 @@ _INF = math.inf
 
 
 @_jit("void(float64[::1], uint32, uint32, int64, int64, int64, boolean)")
-def lanes_product(val, a, c, out_slot, s0, s1, first):  # type: ignore[no-untyped-def]
+def lanes_product(
+    val: NDArray[np.float64], a: int, c: int, out_slot: int, s0: int, s1: int, first: bool
+) -> None:
     """``val[out + s] (+)= a(s) * c(s)`` for the samples ``s0 <= s < s1``; a place without LANE
     is one slot for all."""
     # unsigned indices: Numba emits no negative-index wraparound, and the loops vectorise
@@ -64,7 +67,7 @@ def lanes_product(val, a, c, out_slot, s0, s1, first):  # type: ignore[no-untype
 
 
 @_jit("boolean(uint32[:, ::1], int64)")
-def _four_weighted(terms, k):  # type: ignore[no-untyped-def]
+def _four_weighted(terms: NDArray[np.uint32], k: int) -> bool:
     """Whether terms ``k..k+3`` each multiply one per-sample place by one shared slot."""
     for i in range(4):
         if (terms[k + i, 0] & LANE == 0) == (terms[k + i, 1] & LANE == 0):
@@ -73,7 +76,7 @@ def _four_weighted(terms, k):  # type: ignore[no-untyped-def]
 
 
 @_jit("UniTuple(uint64, 2)(uint32[:, ::1], int64)")
-def _lane_and_weight(terms, k):  # type: ignore[no-untyped-def]
+def _lane_and_weight(terms: NDArray[np.uint32], k: int) -> tuple[np.uint64, np.uint64]:
     """A weighted term's per-sample place and its shared slot."""
     a, c = terms[k, 0], terms[k, 1]
     x, w = (a, c) if a & LANE else (c, a)
@@ -81,7 +84,9 @@ def _lane_and_weight(terms, k):  # type: ignore[no-untyped-def]
 
 
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, int64, boolean)")
-def _lanes_four_products(val, terms, k, out_slot, s0, s1, first):  # type: ignore[no-untyped-def]
+def _lanes_four_products(
+    val: NDArray[np.float64], terms: NDArray[np.uint32], k: int, out_slot: int, s0: int, s1: int, first: bool
+) -> None:
     """:func:`lanes_product` of the four weighted terms ``k..k+3`` (see :func:`_four_weighted`)
     in one loop: each sample still adds them left to right, but loads and stores its sum once."""
     x0, w0 = _lane_and_weight(terms, k)
@@ -100,7 +105,7 @@ def _lanes_four_products(val, terms, k, out_slot, s0, s1, first):  # type: ignor
 
 
 @_jit("int64(float64[::1], int64, int64, int64)")
-def _first_non_finite(val, out, s0, s1):  # type: ignore[no-untyped-def]
+def _first_non_finite(val: NDArray[np.float64], out: int, s0: int, s1: int) -> int:
     """The first of slots ``out + s0..out + s1 - 1`` that is not finite, or -1. The common case,
     none, is one vectorised pass: no exit inside the loop."""
     bad = False
@@ -114,7 +119,15 @@ def _first_non_finite(val, out, s0, s1):  # type: ignore[no-untyped-def]
 
 
 @_jit("void(float64[::1], float64[::1], uint32, uint32, int64, int64, int64)")
-def lanes_push(val, grad, target, factor, out_slot, s0, s1):  # type: ignore[no-untyped-def]
+def lanes_push(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    target: int,
+    factor: int,
+    out_slot: int,
+    s0: int,
+    s1: int,
+) -> None:
     """``grad[target(s)] += factor(s) * grad[out + s]`` for ``s0 <= s < s1``; into one shared
     slot, last sample first, as the eager loop adds (it visits the samples' nodes in reverse
     creation order)."""
@@ -141,17 +154,29 @@ def lanes_push(val, grad, target, factor, out_slot, s0, s1):  # type: ignore[no-
 
 
 @_jit("boolean(uint32[:, ::1], boolean[::1], int64)")
-def _pushes_per_sample(terms, needs, k):  # type: ignore[no-untyped-def]
+def _pushes_per_sample(terms: NDArray[np.uint32], needs: NDArray[np.bool_], k: int) -> bool:
     """Whether term ``k`` of an aligned unit pushes into a per-sample place that needs a grad."""
     a, c = terms[k, 0], terms[k, 1]
     place = a if a & LANE else c
-    return place & LANE != 0 and needs[place & SLOT]
+    return place & LANE != 0 and needs[place & SLOT]  # type: ignore[no-any-return]
 
 
 @_jit(
     "void(float64[::1], float64[::1], uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64, int64, int64)"
 )
-def _aligned_units_push(val, grad, terms, needs, t, n, out_slot, width, count, s0, s1):  # type: ignore[no-untyped-def]
+def _aligned_units_push(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    needs: NDArray[np.bool_],
+    t: int,
+    n: int,
+    out_slot: int,
+    width: int,
+    count: int,
+    s0: int,
+    s1: int,
+) -> None:
     """:func:`lanes_push` of every term position of the ``count`` aligned units (see
     :func:`._plan._units_aligned`; the top one's terms from row ``t``, its unit slot ``out_slot``)
     that pushes into a per-sample place that needs a grad, all at once in register tiles
@@ -174,7 +199,7 @@ RUN = 8
 
 
 @_jit("int64(uint32[:, ::1], boolean[::1], int64, int64)")
-def _shared_run(terms, needs, k, t):  # type: ignore[no-untyped-def]
+def _shared_run(terms: NDArray[np.uint32], needs: NDArray[np.bool_], k: int, t: int) -> int:
     """How many terms from ``k`` down (not below ``t``) push into consecutive shared slots
     (term ``k - i`` into ``a - i``) that need a grad, each times a per-sample factor."""
     a = terms[k, 0]
@@ -188,7 +213,7 @@ def _shared_run(terms, needs, k, t):  # type: ignore[no-untyped-def]
 
 
 @_jit("boolean(uint32[:, ::1], int64, int64, int64, int64)")
-def _same_factors(terms, first, other, run, other_run):  # type: ignore[no-untyped-def]
+def _same_factors(terms: NDArray[np.uint32], first: int, other: int, run: int, other_run: int) -> bool:
     """Whether terms ``first..first+run-1`` have the per-sample factors of ``other..``: a layer's
     neurons all read the previous layer's outputs, so their transposed copy is made once."""
     if other < 0 or run != other_run:
@@ -200,7 +225,14 @@ def _same_factors(terms, first, other, run, other_run):  # type: ignore[no-untyp
 
 
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, float64[::1])")
-def _transpose_factors(val, terms, first, run, width, factors):  # type: ignore[no-untyped-def]
+def _transpose_factors(
+    val: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    first: int,
+    run: int,
+    width: int,
+    factors: NDArray[np.float64],
+) -> None:
     """``factors[s * run + i]``: term ``first + i``'s per-sample factor in sample ``s``."""
     starts = np.empty(run, np.int64)
     for i in range(run):
@@ -209,7 +241,15 @@ def _transpose_factors(val, terms, first, run, width, factors):  # type: ignore[
 
 
 @_jit("int64(uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64)")
-def _units_push_alike(terms, needs, t0, n, first_unit, end_unit, positions):  # type: ignore[no-untyped-def]
+def _units_push_alike(
+    terms: NDArray[np.uint32],
+    needs: NDArray[np.bool_],
+    t0: int,
+    n: int,
+    first_unit: int,
+    end_unit: int,
+    positions: int,
+) -> int:
     """Whether, at every term position below ``positions``, the units ``first_unit..end_unit-1`` (``n`` terms each
     from ``t0``) push into a shared slot times the same factor, each into its own slot (the
     group is distinct), or all push nothing there. Returns the number of such positions with a
@@ -235,7 +275,20 @@ def _units_push_alike(terms, needs, t0, n, first_unit, end_unit, positions):  # 
     "boolean(float64[::1], float64[::1], uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64, int64, "
     "int64, float64[::1])"
 )
-def _sums_across_units(val, grad, terms, needs, t0, n, lo, width, first_unit, end_unit, positions, factors):  # type: ignore[no-untyped-def]
+def _sums_across_units(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    needs: NDArray[np.bool_],
+    t0: int,
+    n: int,
+    lo: int,
+    width: int,
+    first_unit: int,
+    end_unit: int,
+    positions: int,
+    factors: NDArray[np.float64],
+) -> bool:
     """Every push into shared slots of the units ``first_unit..end_unit-1`` of a distinct group,
     from their term positions below ``positions``, where the units push alike there
     (:func:`_units_push_alike`): the units' grads transposed once, then
@@ -279,7 +332,14 @@ def _sums_across_units(val, grad, terms, needs, t0, n, lo, width, first_unit, en
 
 
 @_jit("void(float64[::1], float64[::1], int64[::1], int64, int64[::1], int64)")
-def _sums_over_samples(grad, factors, slots, run, outs, width):  # type: ignore[no-untyped-def]
+def _sums_over_samples(
+    grad: NDArray[np.float64],
+    factors: NDArray[np.float64],
+    slots: NDArray[np.int64],
+    run: int,
+    outs: NDArray[np.int64],
+    width: int,
+) -> None:
     """:func:`lanes_push` of runs of ``run`` terms over the transposed per-sample factors
     ``factors`` (see :func:`_transpose_factors`): unit ``i``'s run into the consecutive shared
     slots from ``slots[i]``, its unit slot ``outs[i]``. All at once in register tiles
@@ -290,7 +350,15 @@ def _sums_over_samples(grad, factors, slots, run, outs, width):  # type: ignore[
 
 
 @_jit("boolean(uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64)")
-def _units_share_a_run(terms, needs, t0, n, first_unit, end_unit, run):  # type: ignore[no-untyped-def]
+def _units_share_a_run(
+    terms: NDArray[np.uint32],
+    needs: NDArray[np.bool_],
+    t0: int,
+    n: int,
+    first_unit: int,
+    end_unit: int,
+    run: int,
+) -> bool:
     """Whether every unit of ``first_unit..end_unit-1`` (``n`` terms each from ``t0``) ends in a
     run of exactly ``run`` terms (see :func:`_shared_run`) with the same per-sample factors."""
     top = t0 + end_unit * n - run
@@ -307,7 +375,19 @@ def _units_share_a_run(terms, needs, t0, n, first_unit, end_unit, run):  # type:
     "int64(float64[::1], float64[::1], uint32[:, ::1], boolean[::1], int64, int64, int64, int64, int64, int64, "
     "float64[::1])"
 )
-def _final_runs_at_once(val, grad, terms, needs, t0, n, lo, width, first_unit, end_unit, factors):  # type: ignore[no-untyped-def]
+def _final_runs_at_once(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    needs: NDArray[np.bool_],
+    t0: int,
+    n: int,
+    lo: int,
+    width: int,
+    first_unit: int,
+    end_unit: int,
+    factors: NDArray[np.float64],
+) -> int:
     """The sums of every unit's final run of terms, when all units end in runs over the same
     factors (:func:`_units_share_a_run`): all units at once (:func:`_sums_over_samples`).
     Returns the run's length (0: not done). Only for a distinct group: its units push into
@@ -326,7 +406,7 @@ def _final_runs_at_once(val, grad, terms, needs, t0, n, lo, width, first_unit, e
 
 
 @_jit("boolean(uint32[:, ::1], boolean[::1], int64)")
-def _four_shared_sums(terms, needs, k):  # type: ignore[no-untyped-def]
+def _four_shared_sums(terms: NDArray[np.uint32], needs: NDArray[np.bool_], k: int) -> bool:
     """Whether terms ``k, k-1, k-2, k-3`` push into four different shared slots that need a grad,
     each times a per-sample factor: then their sums over samples can run side by side."""
     for i in range(4):
@@ -343,7 +423,23 @@ def _four_shared_sums(terms, needs, k):  # type: ignore[no-untyped-def]
     "void(float64[::1], float64[::1], uint32, uint32, uint32, uint32, uint32, uint32, uint32, uint32, "
     "int64, int64, int64, int64, int64)"
 )
-def _four_sums(val, grad, a0, a1, a2, a3, c0, c1, c2, c3, o0, o1, o2, o3, lanes):  # type: ignore[no-untyped-def]
+def _four_sums(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    a0: int,
+    a1: int,
+    a2: int,
+    a3: int,
+    c0: int,
+    c1: int,
+    c2: int,
+    c3: int,
+    o0: int,
+    o1: int,
+    o2: int,
+    o3: int,
+    lanes: int,
+) -> None:
     """:func:`lanes_push` of four terms into four different shared slots ``a0..a3`` at once
     (factors ``c0..c3``, unit slots ``o0..o3``): four independent sums, each still over the
     samples last one first, so each slot adds in the same order."""
@@ -361,7 +457,9 @@ def _four_sums(val, grad, a0, a1, a2, a3, c0, c1, c2, c3, o0, o1, o2, o3, lanes)
 
 
 @_jit("boolean(uint32[:, ::1], boolean[::1], int64, int64, int64)")
-def _pushes_into_shared(terms, needs, k, stride, side):  # type: ignore[no-untyped-def]
+def _pushes_into_shared(
+    terms: NDArray[np.uint32], needs: NDArray[np.bool_], k: int, stride: int, side: int
+) -> bool:
     """Whether place ``side`` of terms ``k, k - stride, k - 2 stride, k - 3 stride`` is a shared
     slot that needs a grad, in all four."""
     for i in range(4):
@@ -372,7 +470,16 @@ def _pushes_into_shared(terms, needs, k, stride, side):  # type: ignore[no-untyp
 
 
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64)")
-def _fold_terms(val, terms, t, first_position, end_position, out, s0, s1):  # type: ignore[no-untyped-def]
+def _fold_terms(
+    val: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    t: int,
+    first_position: int,
+    end_position: int,
+    out: int,
+    s0: int,
+    s1: int,
+) -> None:
     """Fold the unit's terms at positions ``first_position..end_position-1`` (its terms from row
     ``t``) into its slots ``out + s``, left to right; position 0 is stored, not added."""
     k = t + first_position
@@ -386,7 +493,18 @@ def _fold_terms(val, terms, t, first_position, end_position, out, s0, s1):  # ty
 
 
 @_jit("void(float64[::1], uint32[:, ::1], int64, int64, int64, int64, int64, int64, int64, int64)")
-def _four_units_fold(val, terms, t, n, out, width, start, end, s0, s1):  # type: ignore[no-untyped-def]
+def _four_units_fold(
+    val: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    t: int,
+    n: int,
+    out: int,
+    width: int,
+    start: int,
+    end: int,
+    s0: int,
+    s1: int,
+) -> None:
     """:func:`_fold_terms` of positions ``start..end-1`` of the four units from row ``t``, which
     read alike there (:func:`._plan._four_units_run`), at once, in register tiles
     (:func:`._tiles.multiply_accumulate`): each place's row is loaded once for the four units,
@@ -406,7 +524,20 @@ def _four_units_fold(val, terms, t, n, out, width, start, end, s0, s1):  # type:
     "int64(float64[::1], uint32[:, ::1], float64[::1], int64[:, ::1], int64, int64, int64, int64, int64, int64, "
     "int64, int64)"
 )
-def lanes_forward(val, terms, const, plan, kind, lo, hi, n, t, width, s0, s1):  # type: ignore[no-untyped-def]
+def lanes_forward(
+    val: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    plan: NDArray[np.int64],
+    kind: int,
+    lo: int,
+    hi: int,
+    n: int,
+    t: int,
+    width: int,
+    s0: int,
+    s1: int,
+) -> int:
     """Forward of a group of lane units in samples ``s0 <= s < s1``: each unit's terms folded
     left to right in every sample, as :func:`forward` folds one node's; four units that read
     alike over enough positions (``plan`` records which, :mod:`._plan`) fold those positions at once (:func:`_four_units_fold`). A failing slot
@@ -446,7 +577,22 @@ def lanes_forward(val, terms, const, plan, kind, lo, hi, n, t, width, s0, s1):  
     "void(float64[::1], float64[::1], uint32[:, ::1], float64[::1], boolean[::1], int64[:, ::1], int64, int64, "
     "int64, int64, int64, int64, int64, int64)"
 )
-def lanes_backward_per_sample(val, grad, terms, const, needs, plan, kind, lo, hi, n, t0, width, s0, s1):  # type: ignore[no-untyped-def]
+def lanes_backward_per_sample(
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    needs: NDArray[np.bool_],
+    plan: NDArray[np.int64],
+    kind: int,
+    lo: int,
+    hi: int,
+    n: int,
+    t0: int,
+    width: int,
+    s0: int,
+    s1: int,
+) -> None:
     """Backward of a group of lane units into per-sample slots, samples ``s0 <= s < s1``: units
     in reverse, each unit's terms in reverse (first factor, then second); a primitive's pushes
     sample by sample, last sample first, as :func:`backward` pushes one node's. Every sample's
@@ -482,8 +628,21 @@ def lanes_backward_per_sample(val, grad, terms, const, needs, plan, kind, lo, hi
     "int64, boolean, int64, int64, float64[::1])"
 )
 def lanes_backward_shared(
-    val, grad, terms, const, needs, kind, lo, n, t0, width, distinct, first_unit, end_unit, factors
-):  # type: ignore[no-untyped-def]
+    val: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    terms: NDArray[np.uint32],
+    const: NDArray[np.float64],
+    needs: NDArray[np.bool_],
+    kind: int,
+    lo: int,
+    n: int,
+    t0: int,
+    width: int,
+    distinct: bool,
+    first_unit: int,
+    end_unit: int,
+    factors: NDArray[np.float64],
+) -> None:
     """Backward of the lane units ``first_unit..end_unit-1`` of a group into slots all samples
     share (the parameters): units in reverse, each unit's terms in reverse; each slot's sum
     over samples last sample first. In a ``distinct`` group (see _program) no two units push

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 from backends.numba._kernels import LEAF
@@ -81,8 +82,20 @@ class Units(NamedTuple):
     "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], boolean[::1], int64)"
 )
 def unit_terms(
-    ta, tc, pusher, first, n_terms, representative, width, lane_first, lane_nodes, order, slots, is_lane, one
-):  # type: ignore[no-untyped-def]
+    ta: NDArray[np.int32],
+    tc: NDArray[np.int32],
+    pusher: NDArray[np.int32],
+    first: NDArray[np.int64],
+    n_terms: NDArray[np.int64],
+    representative: NDArray[np.int64],
+    width: NDArray[np.int64],
+    lane_first: NDArray[np.int64],
+    lane_nodes: NDArray[np.int64],
+    order: NDArray[np.int64],
+    slots: NDArray[np.int64],
+    is_lane: NDArray[np.bool_],
+    one: int,
+) -> tuple[NDArray[np.uint32], NDArray[np.int64], NDArray[np.int64]]:
     """The terms of the units in ``order`` as pairs of slots (``one`` for NO_NODE; a lane unit's
     reads of sample 0's per-sample places, ``is_lane``, carry LANE), each term's pushers (one
     per sample) and where they start."""
@@ -112,7 +125,9 @@ def unit_terms(
 
 
 @_jit("int64[::1](int64[:, ::1], uint32[:, ::1], boolean[::1])")
-def distinct_shared_pushes(groups, terms, needs):  # type: ignore[no-untyped-def]
+def distinct_shared_pushes(
+    groups: NDArray[np.int64], terms: NDArray[np.uint32], needs: NDArray[np.bool_]
+) -> NDArray[np.int64]:
     """Per group, 1 if it is a lane group whose every push into a shared slot (a place without
     LANE that needs a grad) is the only one into that slot in the group, else 0."""
     distinct = np.zeros(groups.shape[0], np.int64)

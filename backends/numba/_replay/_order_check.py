@@ -11,6 +11,7 @@ loop itself and always passes).
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 from backends.numba._replay._kernels import segment_start
@@ -33,7 +34,7 @@ __all__ = ["backward_order_is_eager"]
 
 
 @_jit("boolean(int64, int64, int64[::1], boolean[::1])")
-def _in_order(slot, pusher, last, done):  # type: ignore[no-untyped-def]
+def _in_order(slot: int, pusher: int, last: NDArray[np.int64], done: NDArray[np.bool_]) -> bool:
     """Record that ``slot`` receives ``pusher``'s push: False if it comes too late."""
     if done[slot] or pusher > last[slot]:
         return False
@@ -45,7 +46,21 @@ def _in_order(slot, pusher, last, done):  # type: ignore[no-untyped-def]
     "boolean(uint32[:, ::1], int64[::1], int64[::1], boolean[::1], int64, int64, int64, int64, int64, int64, "
     "boolean, int64[::1], boolean[::1])"
 )
-def _lanes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, width, shared, last, done):  # type: ignore[no-untyped-def]
+def _lanes_in_order(
+    terms: NDArray[np.uint32],
+    pusher: NDArray[np.int64],
+    pusher_at: NDArray[np.int64],
+    needs: NDArray[np.bool_],
+    kind: int,
+    lo: int,
+    hi: int,
+    n: int,
+    t0: int,
+    width: int,
+    shared: bool,
+    last: NDArray[np.int64],
+    done: NDArray[np.bool_],
+) -> bool:
     """The order check of one group of lane units, pushing as ``_kernels.lanes_backward_per_sample``
     does (``shared`` False) or as ``_kernels.lanes_backward_shared`` does (True)."""
     t = t0 + (hi - lo) // width * n
@@ -82,7 +97,19 @@ def _lanes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, width,
     "boolean(uint32[:, ::1], int64[::1], int64[::1], boolean[::1], int64, int64, int64, int64, int64, "
     "int64[::1], boolean[::1])"
 )
-def _nodes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, last, done):  # type: ignore[no-untyped-def]
+def _nodes_in_order(
+    terms: NDArray[np.uint32],
+    pusher: NDArray[np.int64],
+    pusher_at: NDArray[np.int64],
+    needs: NDArray[np.bool_],
+    kind: int,
+    lo: int,
+    hi: int,
+    n: int,
+    t0: int,
+    last: NDArray[np.int64],
+    done: NDArray[np.bool_],
+) -> bool:
     """The order check of one group of single nodes, pushing as ``_kernels._nodes_backward`` does."""
     plain_base = kind == DOT_PLAIN
     for v in range(hi - 1, lo - 1, -1):
@@ -102,7 +129,14 @@ def _nodes_in_order(terms, pusher, pusher_at, needs, kind, lo, hi, n, t0, last, 
 
 
 @_jit("boolean(int64[:, ::1], uint32[:, ::1], int64[::1], int64[::1], boolean[::1], int64)")
-def backward_order_is_eager(groups, terms, pusher, pusher_at, needs, root):  # type: ignore[no-untyped-def]
+def backward_order_is_eager(
+    groups: NDArray[np.int64],
+    terms: NDArray[np.uint32],
+    pusher: NDArray[np.int64],
+    pusher_at: NDArray[np.int64],
+    needs: NDArray[np.bool_],
+    root: int,
+) -> bool:
     """Replay the pushes of :func:`~._kernels.backward` and check them against the eager loop's order.
 
     ``pusher[pusher_at[k] + s]`` is the traced node that pushes term ``k`` of sample ``s``

@@ -222,7 +222,7 @@ def run_pipeline(state: State, passes: tuple[Pass, ...] = PIPELINE) -> str | Non
     for step in passes:
         switched_off = step.name in state.off and step.off is not None
         state.ran.append(step.name + " off" if switched_off else step.name)
-        declined = (step.off if switched_off else step.run)(state)  # type: ignore[misc]
+        declined = (step.off if switched_off and step.off else step.run)(state)
         if debug:
             print(
                 f"gradspec numba replay, after {state.ran[-1]}: {declined or _left(state)}", file=sys.stderr

@@ -25,6 +25,7 @@ to push.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 from backends.numba._replay._program import (
@@ -53,7 +54,7 @@ ALIKE = 4
 
 
 @_jit("boolean(uint32[:, ::1], int64, int64, int64)")
-def _four_units_read_alike(terms, t, n, j):  # type: ignore[no-untyped-def]
+def _four_units_read_alike(terms: NDArray[np.uint32], t: int, n: int, j: int) -> bool:
     """Whether at term position ``j`` the four units from row ``t`` (``n`` terms each) each
     multiply the same per-sample place by a shared slot: a layer's neurons reading the
     previous layer's outputs."""
@@ -68,7 +69,7 @@ def _four_units_read_alike(terms, t, n, j):  # type: ignore[no-untyped-def]
 
 
 @_jit("boolean(uint32[:, ::1], int64, int64, int64, int64)")
-def _four_units_read_others(terms, t, n, out, width):  # type: ignore[no-untyped-def]
+def _four_units_read_others(terms: NDArray[np.uint32], t: int, n: int, out: int, width: int) -> bool:
     """Whether no term of the four units from row ``t`` reads one of their own slots (from
     ``out``): units in creation order (no grouping by height) may read an earlier unit of
     their group, which must then be complete first."""
@@ -81,7 +82,7 @@ def _four_units_read_others(terms, t, n, out, width):  # type: ignore[no-untyped
 
 
 @_jit("UniTuple(int64, 2)(uint32[:, ::1], int64, int64, int64, int64)")
-def _four_units_run(terms, t, n, out, width):  # type: ignore[no-untyped-def]
+def _four_units_run(terms: NDArray[np.uint32], t: int, n: int, out: int, width: int) -> tuple[int, int]:
     """The first run of term positions, ``(start, end)``, at which the four units from row ``t``
     read alike (:func:`_four_units_read_alike`), when they read none of their own slots
     (:func:`_four_units_read_others`); ``start == end`` when there is none."""
@@ -97,7 +98,7 @@ def _four_units_run(terms, t, n, out, width):  # type: ignore[no-untyped-def]
 
 
 @_jit("boolean(uint32[:, ::1], int64, int64, int64)")
-def _units_aligned(terms, t, n, count):  # type: ignore[no-untyped-def]
+def _units_aligned(terms: NDArray[np.uint32], t: int, n: int, count: int) -> bool:
     """Whether the ``count`` units of ``n`` terms from ``t``, ``t - n``, ``t - 2n``, ... push into
     per-sample places alike: at each term position, the same one place, times a shared factor;
     and no place twice (the places ascend). Then each place's pushes come from one position,
@@ -119,12 +120,14 @@ def _units_aligned(terms, t, n, count):  # type: ignore[no-untyped-def]
         if place & LANE:
             if place <= last:
                 return False
-            last = place
+            last = place  # type: ignore[assignment]
     return True
 
 
 @_jit("void(uint32[:, ::1], int64, int64, int64, int64, int64, int64[:, ::1])")
-def _plan_folds(terms, lo, hi, n, t, width, plan):  # type: ignore[no-untyped-def]
+def _plan_folds(
+    terms: NDArray[np.uint32], lo: int, hi: int, n: int, t: int, width: int, plan: NDArray[np.int64]
+) -> None:
     """The forward folds of a group of sums, units from ``lo`` up, as ``lanes_forward`` walks them."""
     out = lo
     while out < hi:
@@ -138,7 +141,9 @@ def _plan_folds(terms, lo, hi, n, t, width, plan):  # type: ignore[no-untyped-de
 
 
 @_jit("void(uint32[:, ::1], int64, int64, int64, int64, int64, int64[:, ::1])")
-def _plan_pushes(terms, lo, hi, n, t0, width, plan):  # type: ignore[no-untyped-def]
+def _plan_pushes(
+    terms: NDArray[np.uint32], lo: int, hi: int, n: int, t0: int, width: int, plan: NDArray[np.int64]
+) -> None:
     """The per-sample pushes of a group of sums, units from the top one down, as
     ``lanes_backward_per_sample`` walks them: all the units left if they push alike, else
     four, else one."""

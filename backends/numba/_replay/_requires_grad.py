@@ -9,6 +9,7 @@ It also counts each node's consumers (capped at 2), which fusion reads.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 from backends.numba._kernels import LEAF
@@ -17,7 +18,13 @@ __all__ = ["consumers_and_needs"]
 
 
 @_jit("Tuple((uint8[::1], boolean[::1]))(int8[::1], int64[::1], int64[::1], boolean[::1], int64)")
-def consumers_and_needs(op, a, b, is_parameter, root):  # type: ignore[no-untyped-def]
+def consumers_and_needs(
+    op: NDArray[np.int8],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    is_parameter: NDArray[np.bool_],
+    root: int,
+) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
     """Per node of a traced graph: how many consumers (2 meaning two or more), and whether it needs
     a grad: a parameter lies below it and the loss above it (a node the loss does not use gets none)."""
     m = op.shape[0]

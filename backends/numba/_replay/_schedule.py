@@ -14,6 +14,7 @@ so every schedule goes through the order check before it is used. Switched off
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 
@@ -21,7 +22,14 @@ __all__ = ["heights", "schedule"]
 
 
 @_jit("int64[::1](int64[::1], int64[::1], int64[::1], int32[::1], int32[::1], int64)")
-def heights(tops, n_terms, first, ta, tc, m):  # type: ignore[no-untyped-def]
+def heights(
+    tops: NDArray[np.int64],
+    n_terms: NDArray[np.int64],
+    first: NDArray[np.int64],
+    ta: NDArray[np.int32],
+    tc: NDArray[np.int32],
+    m: int,
+) -> NDArray[np.int64]:
     """Per fused node, the longest path to the loss (the last fused node) in fused nodes."""
     nf = tops.shape[0]
     fused_of = np.full(m, -1, np.int32)

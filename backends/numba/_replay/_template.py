@@ -26,6 +26,7 @@ Switch: ``template=False``.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 from backends.numba._kernels import LEAF
@@ -41,7 +42,9 @@ MULTI = -2
 
 
 @_jit("void(int8[::1], int64[::1], int64[::1], int32[::1])")
-def node_samples(op, a, b, sample):  # type: ignore[no-untyped-def]
+def node_samples(
+    op: NDArray[np.int8], a: NDArray[np.int64], b: NDArray[np.int64], sample: NDArray[np.int32]
+) -> None:
     """Per traced node: the one sample below it, SHARED or MULTI, in place of ``sample``, which
     holds the leaves' on entry (int32: one column the graph's length costs half of int64's)."""
     m = op.shape[0]
@@ -59,7 +62,15 @@ def node_samples(op, a, b, sample):  # type: ignore[no-untyped-def]
 
 
 @_jit("void(int64[::1], int64[::1], int64[::1], int32[::1], int32[::1], int32[::1], int64)")
-def claim_private_nodes(tops, n_terms, first, ta, tc, sample, m):  # type: ignore[no-untyped-def]
+def claim_private_nodes(
+    tops: NDArray[np.int64],
+    n_terms: NDArray[np.int64],
+    first: NDArray[np.int64],
+    ta: NDArray[np.int32],
+    tc: NDArray[np.int32],
+    sample: NDArray[np.int32],
+    m: int,
+) -> None:
     """Give a SHARED fused node that only one sample's fused nodes read to that sample, in place.
 
     A model that computes ``-gamma`` inside its call makes one such node per sample: the
@@ -91,7 +102,21 @@ def claim_private_nodes(tops, n_terms, first, ta, tc, sample, m):  # type: ignor
     "Tuple((int64[::1], int64))(int64[::1], int64[::1], int64[::1], int64[::1], int32[::1], int32[::1], "
     "float64[::1], int32[::1], int32[::1], boolean[::1], boolean[::1], int64[::1], int64)"
 )
-def match_samples(tops, kind, n_terms, first, ta, tc, fconst, sample, column, needs, is_constant, bits, n):  # type: ignore[no-untyped-def]
+def match_samples(
+    tops: NDArray[np.int64],
+    kind: NDArray[np.int64],
+    n_terms: NDArray[np.int64],
+    first: NDArray[np.int64],
+    ta: NDArray[np.int32],
+    tc: NDArray[np.int32],
+    fconst: NDArray[np.float64],
+    sample: NDArray[np.int32],
+    column: NDArray[np.int32],
+    needs: NDArray[np.bool_],
+    is_constant: NDArray[np.bool_],
+    bits: NDArray[np.int64],
+    n: int,
+) -> tuple[NDArray[np.int64], int]:
     """Each fused node's rank among its sample's fused nodes (-1 for SHARED and MULTI ones), and
     the number of ranks; ``(…, 0)`` when some sample's nodes do not match sample 0's.
 

@@ -29,16 +29,29 @@ them, and the arithmetic is the same IEEE operations lane by lane.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.core.base import BaseContext
+from numba.core.typing.context import Context
+from numba.core.typing.templates import Signature
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 from backends.numba._jit import jit_inline as _jit_inline
-from backends.numba._replay._vector_ir import DOUBLE, LANE_INDEX, array_data, entry, index, vector_at
+from backends.numba._replay._vector_ir import (
+    DOUBLE,
+    LANE_INDEX,
+    Codegen,
+    array_data,
+    entry,
+    index,
+    intrinsic,
+    vector_at,
+)
 
 __all__ = ["ROWS", "multiply_accumulate"]
 
@@ -49,21 +62,21 @@ _VECTORS, _LANES = 4, 8
 
 @intrinsic(prefer_literal=True)
 def _tile(
-    typingctx: Any,
-    c,
-    c_rows,
-    first_row,
-    a,
-    a_rows,
-    b,
-    b_rows,
-    b_step,
-    first_lane,
-    steps,
-    rows,
-    vectors,
-    width,
-):  # type: ignore[no-untyped-def]
+    typingctx: Context,
+    c: types.Type,
+    c_rows: types.Type,
+    first_row: types.Type,
+    a: types.Type,
+    a_rows: types.Type,
+    b: types.Type,
+    b_rows: types.Type,
+    b_step: types.Type,
+    first_lane: types.Type,
+    steps: types.Type,
+    rows: types.IntegerLiteral,
+    vectors: types.IntegerLiteral,
+    width: types.IntegerLiteral,
+) -> tuple[Signature, Codegen]:
     """:func:`multiply_accumulate` of rows ``first_row..first_row + rows - 1`` and lanes
     ``first_lane..first_lane + vectors * width - 1``: ``rows * vectors`` sums of ``width``
     lanes each, in registers across the steps. ``rows``, ``vectors``, ``width``: literals."""
@@ -72,14 +85,16 @@ def _tile(
         c, c_rows, first_row, a, a_rows, b, b_rows, b_step, first_lane, steps, rows, vectors, width
     )
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(
+        context: BaseContext, builder: ir.IRBuilder, signature: Signature, args: Sequence[ir.Value]
+    ) -> ir.Value:
         c_data, c_row_data, a_data, a_row_data, b_data, b_row_data = (
             array_data(context, builder, signature, args, i) for i in (0, 1, 3, 4, 5, 6)
         )
         row0, b_stride, lane0, step_count = args[2], args[7], args[8], args[9]
         vector = ir.VectorType(DOUBLE, lane_count)
 
-        def broadcast(value: Any) -> Any:
+        def broadcast(value: ir.Value) -> ir.Value:
             one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(LANE_INDEX, 0))
             zeros = ir.Constant(ir.VectorType(LANE_INDEX, lane_count), [0] * lane_count)
             return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), zeros)
@@ -116,7 +131,19 @@ def _tile(
 
 
 @_jit_inline
-def _rows_of_lanes(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lanes, steps, rows):  # type: ignore[no-untyped-def]
+def _rows_of_lanes(
+    c: NDArray[np.float64],
+    c_rows: NDArray[np.int64],
+    first_row: int,
+    a: NDArray[np.float64],
+    a_rows: NDArray[np.int64],
+    b: NDArray[np.float64],
+    b_rows: NDArray[np.int64],
+    b_step: int,
+    lanes: int,
+    steps: int,
+    rows: int,
+) -> None:
     """:func:`multiply_accumulate` of ``rows`` rows from ``first_row`` (``rows``: a literal, so
     each call compiles its own tiles): 32 lanes a tile, then 8, then 1."""
     lane = 0
@@ -134,7 +161,17 @@ def _rows_of_lanes(c, c_rows, first_row, a, a_rows, b, b_rows, b_step, lanes, st
 @_jit(
     "void(float64[::1], int64[::1], float64[::1], int64[::1], float64[::1], int64[::1], int64, int64, int64)"
 )
-def multiply_accumulate(c, c_rows, a, a_rows, b, b_rows, b_step, lanes, steps):  # type: ignore[no-untyped-def]
+def multiply_accumulate(
+    c: NDArray[np.float64],
+    c_rows: NDArray[np.int64],
+    a: NDArray[np.float64],
+    a_rows: NDArray[np.int64],
+    b: NDArray[np.float64],
+    b_rows: NDArray[np.int64],
+    b_step: int,
+    lanes: int,
+    steps: int,
+) -> None:
     """``c[c_rows[r] + lane] += a[a_rows[k] + lane] * b[b_rows[r] + k * b_step]`` for every row
     ``r``, every ``lane < lanes``, the steps ``k = 0, 1, ..., steps - 1`` in that order, one
     rounding after each product and each addition: the plain loop of this module's docstring,

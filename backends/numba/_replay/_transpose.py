@@ -10,14 +10,27 @@ eight vectors, about 2.5 times faster here than the element-by-element copy it r
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
+import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.core.base import BaseContext
+from numba.core.typing.context import Context
+from numba.core.typing.templates import Signature
+from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
-from backends.numba._replay._vector_ir import DOUBLE, LANE_INDEX, array_data, entry, index, vector_at
+from backends.numba._replay._vector_ir import (
+    DOUBLE,
+    LANE_INDEX,
+    Codegen,
+    array_data,
+    entry,
+    index,
+    intrinsic,
+    vector_at,
+)
 
 __all__ = ["transpose"]
 
@@ -40,12 +53,22 @@ def _pairing_masks(size: int) -> tuple[list[int], list[int]]:
 
 
 @intrinsic
-def _block(typingctx: Any, source, starts, first_row, sample, rows, count):  # type: ignore[no-untyped-def]
+def _block(
+    typingctx: Context,
+    source: types.Type,
+    starts: types.Type,
+    first_row: types.Type,
+    sample: types.Type,
+    rows: types.Type,
+    count: types.Type,
+) -> tuple[Signature, Codegen]:
     """``rows[(sample + j) * count + first_row + i] = source[starts[first_row + i] + sample + j]``
     for ``i, j < SIDE``: one block, in registers."""
     signature = types.void(source, starts, first_row, sample, rows, count)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(
+        context: BaseContext, builder: ir.IRBuilder, signature: Signature, args: Sequence[ir.Value]
+    ) -> ir.Value:
         source_data, start_data, row_data = (
             array_data(context, builder, signature, args, i) for i in (0, 1, 4)
         )
@@ -73,7 +96,9 @@ def _block(typingctx: Any, source, starts, first_row, sample, rows, count):  # t
 
 
 @_jit("void(float64[::1], int64[::1], int64, float64[::1])")
-def transpose(source, starts, width, rows):  # type: ignore[no-untyped-def]
+def transpose(
+    source: NDArray[np.float64], starts: NDArray[np.int64], width: int, rows: NDArray[np.float64]
+) -> None:
     """``rows[s * count + i] = source[starts[i] + s]`` for the ``count = len(starts)`` rows of
     ``width`` values from ``starts``: sample by sample instead of row by row. ``rows`` must
     not overlap what is read."""

@@ -23,6 +23,7 @@ and where.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from backends.numba._replay._program import (
     FOLD_END,
@@ -59,7 +60,7 @@ def _require_each(holds: np.ndarray, what: str, rule: str) -> None:
         raise MalformedProgram(f"{what} {int(np.flatnonzero(~holds)[0])}: {rule}")
 
 
-def term_rows(groups: np.ndarray) -> np.ndarray:
+def term_rows(groups: NDArray[np.int64]) -> NDArray[np.int64]:
     """How many rows of terms each group has: ``n`` per unit."""
     return (groups[:, HI] - groups[:, LO]) // groups[:, WIDTH] * groups[:, N]
 
