@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import cast
+from typing import Any
 
 from backends.numba import _kernels
 from backends.numba._lowering import LOWERINGS
@@ -193,7 +193,7 @@ class Value(ValueBase):
         check_domain(OpCode.POW, (x, y))
         return _push_leaf_first(t, _checked(OpCode.POW, _pow, x, y, 0.0), _POW, x, self)
 
-    def _apply(self, code: OpCode, other: object = None, constant: float = 0.0) -> Value:
+    def _apply(self, code: OpCode, other: Any = None, constant: float = 0.0) -> Value:
         """The node of op ``code`` (spec.value.ValueBase._apply), its value from the op's lowering."""
         t = self._t
         x = t.data[self._i]
@@ -202,7 +202,7 @@ class Value(ValueBase):
             check_domain(code, (x,), constant)
             return _push(t, _checked(code, forward, x, 0.0, constant), kernel_code, self, None, constant)
         if other.__class__ is not Value:  # a number (a float, spec.value checked it)
-            y = cast(float, other)
+            y = other
             check_domain(code, (x, y), constant)
             return _push_with_leaf(t, _checked(code, forward, x, y, constant), kernel_code, self, y)
         if other._t is not t:

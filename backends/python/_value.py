@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from itertools import count
 from operator import attrgetter
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from spec.operands import as_finite_float
 from spec.ops import OpCode, check_domain, ieee_pow, overflow_error
@@ -71,14 +71,14 @@ class Value(StoredValue):
             raise overflow_error(OpCode.MUL, (self._data, other._data))
         return _node(data, self, other, OpCode.MUL)
 
-    def _apply(self, code: OpCode, other: object = None, constant: float = 0.0) -> Value:
+    def _apply(self, code: OpCode, other: Any = None, constant: float = 0.0) -> Value:
         """The node of op ``code`` (spec.value.ValueBase._apply), its value from the op's lowering."""
         x = self._data
         operand = other if other.__class__ is Value else None  # else None or a number (a float)
         if other is None:
             inputs: tuple[float, ...] = (x,)
         else:
-            inputs = (x, operand._data if operand is not None else cast(float, other))
+            inputs = (x, operand._data if operand is not None else other)
         check_domain(code, inputs, constant)
         try:
             data = LOWERINGS[code].forward(x, inputs[-1], constant)
