@@ -11,9 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from backends.numba._replay._program import (
+    BOTH_FACTORS,
     DISTINCT,
     DOT,
     DOT_PLAIN,
+    FACTORS_BY_NEEDS,
+    FIRST_FACTOR,
     FOLD_END,
     FOLD_START,
     HI,
@@ -37,7 +40,7 @@ from spec.ops import OpCode
 __all__ = ["describe", "slot_name"]
 
 _FUSED_KINDS = {SUM: "SUM", DOT: "DOT", DOT_PLAIN: "DOT_PLAIN"}
-_MODES = {0: "first factor", 1: "both factors", 2: "factors by needs"}
+_MODES = {FIRST_FACTOR: "first factor", BOTH_FACTORS: "both factors", FACTORS_BY_NEEDS: "factors by needs"}
 
 
 def slot_name(program: Program, slot: int) -> str:

@@ -21,7 +21,15 @@ from numpy.typing import NDArray
 from backends.numba._jit import jit as _jit
 from backends.numba._kernels import LEAF
 from backends.numba._lowering import ADD, MUL
-from backends.numba._replay._program import DOT, DOT_PLAIN, NO_NODE, SUM
+from backends.numba._replay._program import (
+    BOTH_FACTORS,
+    DOT,
+    DOT_PLAIN,
+    FACTORS_BY_NEEDS,
+    FIRST_FACTOR,
+    NO_NODE,
+    SUM,
+)
 
 __all__ = ["absorbed_nodes", "fuse", "product_modes"]
 
@@ -154,9 +162,9 @@ def product_modes(
     tc: NDArray[np.int32],
     needs: NDArray[np.bool_],
 ) -> NDArray[np.int64]:
-    """Per fused node, which factors of its products need a grad: 0 the first only, 1 both, 2 mixed."""
+    """Per fused node, which factors of its products need a grad (the MODEs of ``_program``)."""
     nf = kind.shape[0]
-    mode = np.full(nf, 2, np.int64)
+    mode = np.full(nf, FACTORS_BY_NEEDS, np.int64)
     for f in range(nf):
         if kind[f] != DOT and kind[f] != DOT_PLAIN:
             continue
@@ -170,7 +178,7 @@ def product_modes(
             c_all = c_all and c_needs
             c_none = c_none and not c_needs
         if a_all and c_none:
-            mode[f] = 0
+            mode[f] = FIRST_FACTOR
         elif a_all and c_all:
-            mode[f] = 1
+            mode[f] = BOTH_FACTORS
     return mode

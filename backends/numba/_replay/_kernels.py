@@ -22,9 +22,12 @@ from backends.numba._lowering import forward as op_forward
 from backends.numba._lowering import partials as op_partials
 from backends.numba._replay._lanes import lanes_backward_per_sample, lanes_backward_shared, lanes_forward
 from backends.numba._replay._program import (
+    BOTH_FACTORS,
     DISTINCT,
     DOT,
     DOT_PLAIN,
+    FIRST_FACTOR,
+    FORWARD_FAILED,
     HI,
     KIND,
     LINE,
@@ -32,15 +35,20 @@ from backends.numba._replay._program import (
     MODE,
     NEEDS,
     SHARED,
+    STEPPED,
     SUM,
     TERM,
+    UPDATE_FAILED,
     WIDTH,
     N,
 )
+from spec.compile import UpdateRule
 
 __all__ = ["backward", "forward", "run", "run_threaded", "step_kernel", "update"]
 
 _INF = math.inf
+#: the update kinds of spec.compile.UpdateRule, as constants Numba freezes into :func:`update`
+_SGD, _MOMENTUM, _ADAM = UpdateRule.SGD, UpdateRule.MOMENTUM, UpdateRule.ADAM
 
 _RUN_SIGNATURE = (
     "Tuple((int64, int64, float64))(float64[::1], float64[::1], int64[:, ::1], uint32[:, ::1], "
@@ -282,10 +290,10 @@ def _nodes_backward(
         for v in range(hi - 1, lo - 1, -1):
             t -= n
             gv = grad[v]
-            if mode == 0:
+            if mode == FIRST_FACTOR:
                 for k in range(t + n - 1, t + skip - 1, -1):
                     grad[terms[k, 0]] += val[terms[k, 1]] * gv
-            elif mode == 1:
+            elif mode == BOTH_FACTORS:
                 for k in range(t + n - 1, t + skip - 1, -1):
                     i, j = terms[k, 0], terms[k, 1]
                     grad[i] += val[j] * gv
@@ -500,9 +508,9 @@ def update(
     eps, m_scale, v_scale = constants[5], constants[6], constants[7]
     for i in range(P):
         g = grad[i]
-        if kind == 0:
+        if kind == _SGD:
             new = val[i] - lr * g
-        elif kind == 1:
+        elif kind == _MOMENTUM:
             velocity = momentum * state[0, i] + g
             scratch[1, i] = velocity
             new = val[i] - lr * velocity
@@ -518,9 +526,9 @@ def update(
         scratch[0, i] = new
     for i in range(P):
         val[i] = scratch[0, i]
-        if kind >= 1:
+        if kind != _SGD:
             state[0, i] = scratch[1, i]
-        if kind == 2:
+        if kind == _ADAM:
             state[1, i] = scratch[2, i]
     return -1
 
@@ -571,16 +579,16 @@ def run(
     _write_columns(val, first_target, targets, n)
     failed = forward(val, groups, terms, const, plan, threads)
     if failed >= 0:
-        return 1, failed, 0.0
+        return FORWARD_FAILED, failed, 0.0
     loss = val[root]
     backward(val, grad, groups, terms, const, needs, plan, root, threads, factors)
     bad = update(val, grad, P, constants, state, scratch)
     if bad >= 0:  # update() changed nothing but its scratch
-        return 2, bad, scratch[0, 0]
+        return UPDATE_FAILED, bad, scratch[0, 0]
     for i in range(P):
         tape_data[parameter_nodes[i]] = val[i]
         tape_grad[parameter_nodes[i]] = grad[i]
-    return 0, root, loss
+    return STEPPED, root, loss
 
 
 def step_kernel(threads: int) -> Kernel[..., tuple[int, int, float]]:

@@ -8,7 +8,7 @@ emits no negative-index wraparound in the hot loops: a DOT term's factors, a
 SUM term's slot, a unary op's input, POW's base and exponent; ``ONE`` fills unused places);
 ``groups`` (int64, one row per group) holds ``kind, lo, hi, n, first term, mode, needs,
 width, distinct``: its nodes are slots ``lo..hi-1``. ``mode`` says which factors of a DOT's
-products need a grad: 0 the first only, 1 both, 2 look up ``needs``. ``distinct`` (lane
+products need a grad: the first only (:data:`FIRST_FACTOR`), both, or look up ``needs``. ``distinct`` (lane
 groups) is 1 when every shared slot the group pushes into is pushed by one place of one
 unit, as a layer's weights are: each such slot's sum over samples is then on its own, and
 the kernels may run several side by side.
@@ -34,11 +34,15 @@ import numpy as np
 from spec.ops import FIRST_INTERNAL_CODE
 
 __all__ = [
+    "BOTH_FACTORS",
     "DISTINCT",
     "DOT",
     "DOT_PLAIN",
+    "FACTORS_BY_NEEDS",
+    "FIRST_FACTOR",
     "FOLD_END",
     "FOLD_START",
+    "FORWARD_FAILED",
     "GROUP_COLUMNS",
     "LANE",
     "LINE",
@@ -47,7 +51,9 @@ __all__ = [
     "PUSHING",
     "SHARED",
     "SLOT",
+    "STEPPED",
     "SUM",
+    "UPDATE_FAILED",
     "Program",
     "cache_aligned_zeros",
 ]
@@ -65,6 +71,10 @@ if min(SUM, DOT_PLAIN, DOT) < FIRST_INTERNAL_CODE:
 NO_NODE = -2
 #: group columns
 KIND, LO, HI, N, TERM, MODE, NEEDS, WIDTH, DISTINCT = range(9)
+#: a DOT group's MODE: which factors of its products need a grad
+FIRST_FACTOR, BOTH_FACTORS, FACTORS_BY_NEEDS = range(3)
+#: what :func:`~._kernels.run` returns first: the step ran; forward failed; the update would fail
+STEPPED, FORWARD_FAILED, UPDATE_FAILED = range(3)
 GROUP_COLUMNS = 9
 #: plan columns (the plan pass, :mod:`._plan`)
 FOLD_START, FOLD_END, PUSHING, SHARED = range(4)

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from backends.numba._replay._kernels import step_kernel
-from backends.numba._replay._program import Program
+from backends.numba._replay._program import FORWARD_FAILED, UPDATE_FAILED, Program
 from backends.numba._tape import current_tape, wrong_thread_error
 from spec.compile import ReplayStep
 from spec.errors import CaptureError
@@ -97,8 +97,8 @@ class NumbaStep(ReplayStep):
                 numba.set_num_threads(outer_threads)
             del tape_data, tape_grad  # let the tape grow again
         P = len(self.parameters)
-        if status == 1:
+        if status == FORWARD_FAILED:
             self._raise_forward_failure(inputs, targets)
-        if status == 2:
+        if status == UPDATE_FAILED:
             self._raise_update_failure(where, value)
         return value, program.grad[:P]
