@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from backends.numba._jit import Kernel, variant
 from backends.numba._jit import jit as _jit
+from backends.numba._jit import jit_inline as _jit_inline
 from backends.numba._jit import jit_threaded as _jit_threaded
 from backends.numba._lowering import fails as op_fails
 from backends.numba._lowering import forward as op_forward
@@ -65,6 +66,12 @@ THREADED = False
 #: the most samples a block of a lane segment holds: on this machine the per-sample passes of
 #: a layer of 64 ran about a third faster in blocks of 500 than in one of 1,000
 SAMPLE_BLOCK = 512
+
+
+@_jit_inline
+def group_row(groups: NDArray[np.int64], h: int) -> tuple[int, int, int, int, int]:
+    """Group ``h``'s kind, first and end slot, terms a unit and first term row."""
+    return groups[h, KIND], groups[h, LO], groups[h, HI], groups[h, N], groups[h, TERM]
 
 
 @_jit("int64(int64, int64)")
@@ -185,7 +192,7 @@ def _segment_forward(
     """Forward of the lane groups ``first..end-1`` in samples ``s0..s1-1``; a failing slot, or -1."""
     width = groups[first, WIDTH]
     for h in range(first, end):
-        kind, lo, hi, n, t = groups[h, KIND], groups[h, LO], groups[h, HI], groups[h, N], groups[h, TERM]
+        kind, lo, hi, n, t = group_row(groups, h)
         failed = lanes_forward(val, terms, const, plan, kind, lo, hi, n, t, width, s0, s1)
         if failed >= 0:
             return failed
@@ -239,13 +246,7 @@ def forward(
         width, end = groups[g, WIDTH], segment_end(groups, g)
         if width == 1:
             for h in range(g, end):
-                kind, lo, hi, n, t = (
-                    groups[h, KIND],
-                    groups[h, LO],
-                    groups[h, HI],
-                    groups[h, N],
-                    groups[h, TERM],
-                )
+                kind, lo, hi, n, t = group_row(groups, h)
                 failed = _nodes_forward(val, terms, const, kind, lo, hi, n, t)
                 if failed >= 0:
                     return failed
@@ -344,7 +345,7 @@ def _segment_per_sample(
     width = groups[last, WIDTH]
     for h in range(last, first - 1, -1):
         if groups[h, NEEDS]:
-            kind, lo, hi, n, t = groups[h, KIND], groups[h, LO], groups[h, HI], groups[h, N], groups[h, TERM]
+            kind, lo, hi, n, t = group_row(groups, h)
             lanes_backward_per_sample(val, grad, terms, const, needs, plan, kind, lo, hi, n, t, width, s0, s1)
 
 
@@ -449,13 +450,7 @@ def backward(
         if width == 1:
             for h in range(g, start - 1, -1):
                 if groups[h, NEEDS]:
-                    kind, lo, hi, n, t = (
-                        groups[h, KIND],
-                        groups[h, LO],
-                        groups[h, HI],
-                        groups[h, N],
-                        groups[h, TERM],
-                    )
+                    kind, lo, hi, n, t = group_row(groups, h)
                     _nodes_backward(val, grad, terms, needs, const, kind, lo, hi, n, t, groups[h, MODE])
         else:
             blocks = sample_blocks(width, threads)
@@ -468,13 +463,7 @@ def backward(
             for h in range(g, start - 1, -1):
                 if groups[h, NEEDS] == 0 or plan[groups[h, TERM], SHARED] == 0:
                     continue
-                kind, lo, hi, n, t = (
-                    groups[h, KIND],
-                    groups[h, LO],
-                    groups[h, HI],
-                    groups[h, N],
-                    groups[h, TERM],
-                )
+                kind, lo, hi, n, t = group_row(groups, h)
                 units = (hi - lo) // width
                 if THREADED and groups[h, DISTINCT]:
                     _units_shared_threaded(

@@ -14,12 +14,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
-from backends.numba._replay._kernels import segment_start
+from backends.numba._replay._kernels import group_row, segment_start
 from backends.numba._replay._program import (
     DOT,
     DOT_PLAIN,
     HI,
-    KIND,
     LANE,
     LO,
     NEEDS,
@@ -166,13 +165,7 @@ def backward_order_is_eager(
         width, start = groups[g, WIDTH], segment_start(groups, g)
         for second_pass in range(2 if width > 1 else 1):  # a lane segment's two passes
             for h in range(g, start - 1, -1):
-                kind, lo, hi, n, t0 = (
-                    groups[h, KIND],
-                    groups[h, LO],
-                    groups[h, HI],
-                    groups[h, N],
-                    groups[h, TERM],
-                )
+                kind, lo, hi, n, t0 = group_row(groups, h)
                 if groups[h, NEEDS] == 0:
                     continue
                 if width > 1:
