@@ -45,13 +45,16 @@ _MODES = {FIRST_FACTOR: "first factor", BOTH_FACTORS: "both factors", FACTORS_BY
 
 def slot_name(program: Program, slot: int) -> str:
     """What ``slot`` holds, by name (see the module docstring)."""
-    P, first_input, first_target, _, n, first_constant = program.meta.tolist()
+    slots = program.slots
     first_node = int(program.groups[0, LO]) if len(program.groups) else len(program.val)
-    if slot < P:
+    if slot < slots.parameters:
         return f"p{slot}"
-    for name, first, end in (("x", first_input, first_target), ("y", first_target, first_constant)):
+    for name, first, end in (
+        ("x", slots.first_input, slots.first_target),
+        ("y", slots.first_target, slots.first_constant),
+    ):
         if first <= slot < end:
-            column, sample = divmod(slot - first, n)
+            column, sample = divmod(slot - first, slots.samples)
             return f"{name}[{sample}, {column}]"
     return f"c{slot}" if slot < first_node else f"v{slot}"
 
@@ -85,11 +88,11 @@ def _plan_of(program: Program, t: int, rows: int) -> str:
 
 def describe(program: Program, terms: int = 2) -> str:
     """``program`` as text: its slots, then each group (its first ``terms`` term rows too)."""
-    P, first_input, first_target, root, n, _ = program.meta.tolist()
+    slots = program.slots
     lines = [
         f"program: {len(program.val)} slots, {len(program.groups)} groups, {len(program.terms)} term rows; "
-        f"{P} parameters, {n} samples (inputs from slot {first_input}, targets from {first_target}), "
-        f"loss {slot_name(program, root)}"
+        f"{slots.parameters} parameters, {slots.samples} samples (inputs from slot {slots.first_input}, "
+        f"targets from {slots.first_target}), loss {slot_name(program, slots.root)}"
     ]
     for g, (row, rows) in enumerate(
         zip(program.groups.tolist(), term_rows(program.groups).tolist(), strict=True)

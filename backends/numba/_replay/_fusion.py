@@ -15,6 +15,8 @@ node that pushes it in the eager loop) for the order check. Switch: ``fusion=Fal
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -31,7 +33,7 @@ from backends.numba._replay._program import (
     SUM,
 )
 
-__all__ = ["absorbed_nodes", "fuse", "product_modes"]
+__all__ = ["FusedGraph", "absorbed_nodes", "fuse", "fused_graph", "product_modes"]
 
 
 @_jit("boolean[::1](int8[::1], int64[::1], int64[::1], uint8[::1], int64)")
@@ -51,6 +53,33 @@ def absorbed_nodes(
         if op[y] == MUL and count[y] == 1 and y != root:
             absorbed[y] = True
     return absorbed
+
+
+class FusedGraph(NamedTuple):
+    """What the fusion pass hands on (:func:`fused_graph`): per fused node its top node, kind,
+    number of terms and first term; per term its two places (node numbers of the traced
+    graph; NO_NODE for the 1.0 of a plain term) and the node that pushes through it; per
+    fused node its constant (POW_CONST's exponent)."""
+
+    tops: NDArray[np.int64]
+    kind: NDArray[np.int64]
+    n_terms: NDArray[np.int64]
+    first: NDArray[np.int64]
+    ta: NDArray[np.int32]
+    tc: NDArray[np.int32]
+    pusher: NDArray[np.int32]
+    const: NDArray[np.float64]
+
+
+def fused_graph(
+    op: NDArray[np.int8],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    const: NDArray[np.float64],
+    absorbed: NDArray[np.bool_],
+) -> FusedGraph:
+    """:func:`fuse`'s result, its fields by name."""
+    return FusedGraph(*fuse(op, a, b, const, absorbed))
 
 
 @_jit(

@@ -8,7 +8,7 @@ values live, never what is computed.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +34,9 @@ from backends.numba._replay._program import (
 )
 from spec.capture import CapturedGraph
 from spec.errors import CaptureError
+
+if TYPE_CHECKING:
+    from backends.numba._replay._fusion import FusedGraph
 
 __all__ = ["Units", "distinct_shared_pushes", "lay_out", "leaf_slots", "unit_terms"]
 
@@ -155,10 +158,11 @@ def distinct_shared_pushes(
 
 def lay_out(
     captured: CapturedGraph,
+    *,
     slot_of: np.ndarray,
     one: int,
     needs: np.ndarray,
-    fused: tuple[np.ndarray, ...],
+    fused: FusedGraph,
     mode: np.ndarray,
     units: Units,
     order: np.ndarray,
@@ -166,9 +170,10 @@ def lay_out(
 ) -> tuple[Program, np.ndarray, np.ndarray]:
     """The program, and each term's pushers with where they start (for the order check).
 
-    ``fused``: :func:`~._fusion.fuse`'s result; ``order`` and ``starts``: the units' schedule.
+    ``fused``: the fusion pass's graph; ``order`` and ``starts``: the units' schedule.
     """
-    tops, kind, n_terms, first, ta, tc, pusher, fconst = fused
+    tops, kind, n_terms, first = fused.tops, fused.kind, fused.n_terms, fused.first
+    ta, tc, pusher, fconst = fused.ta, fused.tc, fused.pusher, fused.const
     g = captured.graph
     P = len(captured.parameters)
     n, nin = captured.shape

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from backends.numba._replay._describe import describe
-from backends.numba._replay._fusion import absorbed_nodes, fuse, product_modes
+from backends.numba._replay._fusion import FusedGraph, absorbed_nodes, fused_graph, product_modes
 from backends.numba._replay._layout import Units, lay_out, leaf_slots
 from backends.numba._replay._order_check import backward_order_is_eager
 from backends.numba._replay._plan import one_by_one, plan_lanes
@@ -45,7 +45,7 @@ class State:
     off: frozenset[str] = frozenset()
     count: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint8))
     needs: np.ndarray = field(default_factory=lambda: np.empty(0, np.bool_))
-    fused: tuple[np.ndarray, ...] = ()
+    fused: FusedGraph | None = None
     mode: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     units: Units | None = None
     order: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -86,9 +86,8 @@ def _requires_grad(state: State) -> None:
 
 def _fused(state: State, absorbed: np.ndarray) -> None:
     g = state.captured.graph
-    state.fused = fuse(g.op, g.a, g.b, g.const, absorbed)
-    _, kind, n_terms, first, ta, tc, _, _ = state.fused
-    state.mode = product_modes(kind, n_terms, first, ta, tc, state.needs)
+    fused = state.fused = fused_graph(g.op, g.a, g.b, g.const, absorbed)
+    state.mode = product_modes(fused.kind, fused.n_terms, fused.first, fused.ta, fused.tc, state.needs)
 
 
 def _fusion(state: State) -> None:
@@ -104,7 +103,8 @@ def _no_fusion(state: State) -> None:
 
 def _template(state: State) -> str | None:
     """Fills ``units`` with the samples' copies of one node as lane units."""
-    n_fused = len(state.fused[0])
+    assert state.fused is not None
+    n_fused = len(state.fused.tops)
     units = lane_units(state.captured, state.fused, state.needs)
     if units is None:
         return "the samples' graphs are not copies of one template"
@@ -116,18 +116,18 @@ def _template(state: State) -> str | None:
 
 def _no_template(state: State) -> None:
     """Every fused node a unit of its own."""
-    state.units = Units.single(len(state.fused[0]))
+    assert state.fused is not None
+    state.units = Units.single(len(state.fused.tops))
 
 
 def _scheduled(state: State, height: np.ndarray | None) -> None:
-    assert state.units is not None
-    _, kind, n_terms, _, _, _, _, _ = state.fused
-    representative = state.units.representative
+    assert state.units is not None and state.fused is not None
+    fused, representative = state.fused, state.units.representative
     state.order, state.starts = schedule(
-        kind[representative],
-        n_terms[representative],
+        fused.kind[representative],
+        fused.n_terms[representative],
         state.mode[representative],
-        state.needs[state.fused[0][representative]].astype(np.int64),
+        state.needs[fused.tops[representative]].astype(np.int64),
         height,
         state.units.width,
     )
@@ -135,9 +135,9 @@ def _scheduled(state: State, height: np.ndarray | None) -> None:
 
 def _schedule(state: State) -> None:
     """Fills ``order`` and ``starts``: groups by height and kind, deepest first."""
-    assert state.units is not None
-    tops, _, n_terms, first, ta, tc, _, _ = state.fused
-    fused_height = heights(tops, n_terms, first, ta, tc, state.m)
+    assert state.units is not None and state.fused is not None
+    fused = state.fused
+    fused_height = heights(fused.tops, fused.n_terms, fused.first, fused.ta, fused.tc, state.m)
     units = state.units
     _scheduled(state, np.maximum.reduceat(fused_height[units.lane_nodes], units.lane_first))
 
@@ -149,19 +149,19 @@ def _no_schedule(state: State) -> None:
 
 def _layout(state: State) -> None:
     """Fills ``program`` (without its plan), ``leaves``, ``term_pusher`` and ``pusher_at``."""
-    assert state.units is not None
+    assert state.units is not None and state.fused is not None
     slot_of, one = leaf_slots(state.captured)
     state.leaves = one + 1
     state.program, state.term_pusher, state.pusher_at = lay_out(
         state.captured,
-        slot_of,
-        one,
-        state.needs,
-        state.fused,
-        state.mode,
-        state.units,
-        state.order,
-        state.starts,
+        slot_of=slot_of,
+        one=one,
+        needs=state.needs,
+        fused=state.fused,
+        mode=state.mode,
+        units=state.units,
+        order=state.order,
+        starts=state.starts,
     )
 
 
@@ -170,7 +170,7 @@ def _order_check(state: State) -> str | None:
     program = state.program
     assert program is not None
     if backward_order_is_eager(
-        program.groups, program.terms, state.term_pusher, state.pusher_at, program.needs, int(program.meta[3])
+        program.groups, program.terms, state.term_pusher, state.pusher_at, program.needs, program.slots.root
     ):
         return None
     return "backward would add in another order than the eager loop's"
@@ -242,18 +242,18 @@ def _left(state: State) -> str:
         return f"{len(state.units.width)} units in {len(state.starts)} groups"
     if state.units is not None:
         return f"{len(state.units.width)} units, {int((state.units.width > 1).sum())} of them lane units"
-    if state.fused:
-        return f"{len(state.fused[0])} fused nodes"
+    if state.fused is not None:
+        return f"{len(state.fused.tops)} fused nodes"
     return f"{state.m} nodes, {int(state.needs.sum())} of them visited by backward"
 
 
 def info_of(state: State) -> dict[str, Any]:
     """What a compiled step reports of its program (``step.info``)."""
-    program, units = state.program, state.units
-    assert program is not None and units is not None
+    program, units, fused = state.program, state.units, state.fused
+    assert program is not None and units is not None and fused is not None
     return {
         "traced_nodes": state.m,
-        "fused_nodes": len(state.fused[0]),
+        "fused_nodes": len(fused.tops),
         "leaves": state.leaves,
         "terms": len(program.terms),
         "groups": len(program.groups),

@@ -55,6 +55,7 @@ __all__ = [
     "SUM",
     "UPDATE_FAILED",
     "Program",
+    "Slots",
     "cache_aligned_zeros",
 ]
 
@@ -95,6 +96,19 @@ def cache_aligned_zeros(size: int) -> np.ndarray:
     return spare[skip : skip + size]
 
 
+class Slots(NamedTuple):
+    """``Program.meta`` by name: where each kind of slot starts."""
+
+    #: how many parameters: slots ``0..parameters-1``
+    parameters: int
+    first_input: int
+    first_target: int
+    #: the loss's slot
+    root: int
+    samples: int
+    first_constant: int
+
+
 class Program(NamedTuple):
     """A captured step, laid out for the kernels (see the module docstring)."""
 
@@ -110,6 +124,11 @@ class Program(NamedTuple):
     scratch: np.ndarray
     #: int64 (terms, PLAN_COLUMNS): how the lane kernels run each unit (the plan pass, ``_plan``)
     plan: np.ndarray = np.zeros((0, PLAN_COLUMNS), np.int64)
+
+    @property
+    def slots(self) -> Slots:
+        """``meta`` by name."""
+        return Slots(*self.meta.tolist())
 
     def factors_scratch(self, threads: int) -> np.ndarray:
         """Room for each of ``threads`` threads to transpose a lane unit's per-sample factors, or

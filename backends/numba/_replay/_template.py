@@ -25,6 +25,8 @@ Switch: ``template=False``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -32,6 +34,9 @@ from backends.numba._jit import jit as _jit
 from backends.numba._kernels import LEAF
 from backends.numba._replay._layout import Units
 from spec.capture import CapturedGraph
+
+if TYPE_CHECKING:
+    from backends.numba._replay._fusion import FusedGraph
 
 __all__ = ["MULTI", "SHARED", "claim_private_nodes", "lane_units", "match_samples", "node_samples"]
 
@@ -173,10 +178,11 @@ def match_samples(
     return rank, T
 
 
-def lane_units(captured: CapturedGraph, fused: tuple[np.ndarray, ...], needs: np.ndarray) -> Units | None:
+def lane_units(captured: CapturedGraph, fused: FusedGraph, needs: np.ndarray) -> Units | None:
     """The units of a fused graph with its per-sample nodes as lane units, in creation order
     (a lane unit where its first sample's node is); None where the samples do not match."""
-    tops, kind, n_terms, first, ta, tc, _, fconst = fused
+    tops, kind, n_terms, first = fused.tops, fused.kind, fused.n_terms, fused.first
+    ta, tc, fconst = fused.ta, fused.tc, fused.const
     graph = captured.graph
     n, nin = captured.shape
     sample = np.full(len(graph.op), SHARED, np.int32)

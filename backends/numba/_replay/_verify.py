@@ -81,12 +81,13 @@ def check_program(program: Program) -> None:
     ):
         _require(column.dtype == dtype and column.shape == (n_slots,), f"{name}: one {dtype.__name__} a slot")
     _require(meta.shape == (6,), "meta: P, first input, first target, root, n, first constant")
-    P, first_input, first_target, root, n, first_constant = meta.tolist()
+    slots = program.slots
     _require(
-        0 <= P <= first_input <= first_target <= first_constant <= n_slots and n >= 1,
+        0 <= slots.parameters <= slots.first_input <= slots.first_target <= slots.first_constant <= n_slots
+        and slots.samples >= 1,
         f"meta {meta.tolist()}: slots out of order",
     )
-    _require(0 <= root < n_slots, f"meta: the root slot {root} is no slot")
+    _require(0 <= slots.root < n_slots, f"meta: the root slot {slots.root} is no slot")
     if not len(groups):
         return
     lo, hi, width, t = groups[:, LO], groups[:, HI], groups[:, WIDTH], groups[:, TERM]

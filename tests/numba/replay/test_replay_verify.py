@@ -103,7 +103,7 @@ def test_each_rule_refuses_the_program_broken_its_way(program: Program) -> None:
 
 
 def test_slots_are_named_by_what_they_hold(program: Program) -> None:
-    P, first_input, first_target, root, n, first_constant = program.meta.tolist()
+    P, first_input, first_target, root, n, first_constant = program.slots
     assert slot_name(program, 0) == "p0" and slot_name(program, P - 1) == f"p{P - 1}"
     assert slot_name(program, first_input + 1) == "x[1, 0]"  # column by column: sample 1's input 0
     assert slot_name(program, first_input + n) == "x[0, 1]"
