@@ -8,7 +8,7 @@ values live, never what is computed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +30,7 @@ from backends.numba._replay._program import (
     WIDTH,
     N,
     Program,
+    Units,
     cache_aligned_zeros,
 )
 from spec.capture import CapturedGraph
@@ -38,7 +39,7 @@ from spec.errors import CaptureError
 if TYPE_CHECKING:
     from backends.numba._replay._fusion import FusedGraph
 
-__all__ = ["Units", "distinct_shared_pushes", "lay_out", "leaf_slots", "unit_terms"]
+__all__ = ["distinct_shared_pushes", "lay_out", "leaf_slots", "unit_terms"]
 
 
 def leaf_slots(captured: CapturedGraph) -> tuple[np.ndarray, int]:
@@ -59,25 +60,6 @@ def leaf_slots(captured: CapturedGraph) -> tuple[np.ndarray, int]:
     first_constant = first_target + len(labels)
     slot_of[constants] = first_constant + np.arange(len(constants))
     return slot_of, first_constant + len(constants)
-
-
-class Units(NamedTuple):
-    """What the schedule orders: units of one fused node, or lane units of one per sample.
-
-    Unit ``u`` is fused node ``representative[u]`` (sample 0's for a lane unit), ``width[u]``
-    of them: fused nodes ``lane_nodes[lane_first[u]:lane_first[u] + width[u]]``, sample by sample.
-    """
-
-    representative: np.ndarray
-    width: np.ndarray
-    lane_first: np.ndarray
-    lane_nodes: np.ndarray
-
-    @classmethod
-    def single(cls, n_fused: int) -> Units:
-        """Every fused node a unit of its own."""
-        each = np.arange(n_fused, dtype=np.int64)
-        return cls(each, np.ones(n_fused, np.int64), each, each)
 
 
 @_jit(

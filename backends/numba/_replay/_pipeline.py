@@ -24,10 +24,10 @@ import numpy as np
 
 from backends.numba._replay._describe import describe
 from backends.numba._replay._fusion import FusedGraph, absorbed_nodes, fused_graph, product_modes
-from backends.numba._replay._layout import Units, lay_out, leaf_slots
+from backends.numba._replay._layout import lay_out, leaf_slots
 from backends.numba._replay._order_check import backward_order_is_eager
 from backends.numba._replay._plan import one_by_one, plan_lanes
-from backends.numba._replay._program import Program
+from backends.numba._replay._program import Program, Units
 from backends.numba._replay._requires_grad import consumers_and_needs
 from backends.numba._replay._schedule import heights, schedule
 from backends.numba._replay._template import lane_units

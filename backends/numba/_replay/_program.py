@@ -96,6 +96,25 @@ def cache_aligned_zeros(size: int) -> np.ndarray:
     return spare[skip : skip + size]
 
 
+class Units(NamedTuple):
+    """What the schedule orders: units of one fused node, or lane units of one per sample.
+
+    Unit ``u`` is fused node ``representative[u]`` (sample 0's for a lane unit), ``width[u]``
+    of them: fused nodes ``lane_nodes[lane_first[u]:lane_first[u] + width[u]]``, sample by sample.
+    """
+
+    representative: np.ndarray
+    width: np.ndarray
+    lane_first: np.ndarray
+    lane_nodes: np.ndarray
+
+    @classmethod
+    def single(cls, n_fused: int) -> Units:
+        """Every fused node a unit of its own."""
+        each = np.arange(n_fused, dtype=np.int64)
+        return cls(each, np.ones(n_fused, np.int64), each, each)
+
+
 class Slots(NamedTuple):
     """``Program.meta`` by name: where each kind of slot starts."""
 

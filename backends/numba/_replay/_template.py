@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from backends.numba._jit import jit as _jit
 from backends.numba._kernels import LEAF
-from backends.numba._replay._layout import Units
+from backends.numba._replay._program import Units
 from spec.capture import CapturedGraph
 
 if TYPE_CHECKING:

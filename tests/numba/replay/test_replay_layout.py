@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from replay_graphs import Graph
 
-from backends.numba._replay._layout import LANE, Units, leaf_slots, unit_terms
-from backends.numba._replay._program import NO_NODE
+from backends.numba._replay._layout import LANE, leaf_slots, unit_terms
+from backends.numba._replay._program import NO_NODE, Units
 from spec.capture import CapturedGraph, TracedGraph
 
 
