@@ -956,8 +956,8 @@ CACHE = [
     ),
     _jit(
         "stamp_reads_the_package_for_its_submodule",
-        "            names = [name if _module_file(root, name) else node.module for name in names]\n",
-        "            names = [node.module for name in names]\n",
+        '                f"{module}.{name}" if _module_file(root, f"{module}.{name}") else module for name in imported\n',
+        "                module for name in imported\n",
     ),
     _jit("first_use_compiles_other_signatures", "                self.disable_compile()\n", ""),
     _threaded("one_thread_step_runs_the_threaded_branches", "THREADED = False\n", "THREADED = True\n"),

@@ -50,19 +50,32 @@ def _module_file(root: Path, module: str) -> Path | None:
     return None
 
 
+@functools.cache
+def _import_statements(source: bytes) -> tuple[tuple[str | None, tuple[str, ...]], ...]:
+    """Each import statement of a module's ``source``: the ``from`` module (None for a plain
+    ``import``) and the names it imports; parsed once per text, as every stamp reads the
+    modules it shares with the others."""
+    statements: list[tuple[str | None, tuple[str, ...]]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            statements.append((None, tuple(alias.name for alias in node.names)))
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            statements.append((node.module, tuple(alias.name for alias in node.names)))
+    return tuple(statements)
+
+
 def _imported_modules(root: Path, path: Path, packages: tuple[str, ...]) -> set[Path]:
     """The files of the modules of ``packages`` that ``path`` imports by name. A package's
     ``__init__`` counts only when imported as such (``from backends.numba import _kernels``
     names the module ``_kernels``): no kernel reads what a package's ``__init__`` imports."""
     found: set[Path] = set()
-    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names = [f"{node.module}.{alias.name}" for alias in node.names]
-            names = [name if _module_file(root, name) else node.module for name in names]
+    for module, imported in _import_statements(path.read_bytes()):
+        if module is None:
+            names = list(imported)
         else:
-            continue
+            names = [
+                f"{module}.{name}" if _module_file(root, f"{module}.{name}") else module for name in imported
+            ]
         for name in names:
             if any(name == package or name.startswith(package + ".") for package in packages):
                 module_file = _module_file(root, name)
